@@ -1,0 +1,139 @@
+"""`mst`: the command line. Each subcommand parses its options here and calls one library function.
+
+Bad input raises UserError anywhere below; it is printed as one line and the exit status is 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse would print the usage too)
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _ratio_list(text: str) -> list[float]:
+    from .models.rsm import check_ratio
+    try:
+        return [check_ratio(v) for v in text.split(",") if v.strip()]
+    except UserError:
+        raise
+    except ValueError:
+        raise UserError(f"expected comma-separated ratios, got {text!r}") from None
+
+
+def _add_mask_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--mask", metavar="P", help="RSM ratio p in [0, 1) for every masked site")
+    g.add_argument("--mask-per-block", metavar="P1,P2,..", help="one ratio per block (MST) or layer")
+
+
+def _mask_overrides(args) -> dict:
+    from .models.rsm import check_ratio
+    if args.mask is not None:
+        return {"mask": check_ratio(args.mask)}
+    if args.mask_per_block is not None:
+        return {"mask": _ratio_list(args.mask_per_block)}
+    return {}
+
+
+def cmd_train(args) -> int:
+    from .models.train import TrainArgs, train
+    overrides = _mask_overrides(args)
+    if args.attention:
+        overrides["attention"] = args.attention
+    if args.mask_sites:
+        overrides["mask_sites"] = [s for s in args.mask_sites.split(",") if s]
+    a = TrainArgs(model=args.model, dataset=args.dataset, data=args.data, out=args.out,
+                  overrides=overrides, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                  weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
+                  label_smoothing=args.label_smoothing, clip_grad=args.clip_grad, seed=args.seed,
+                  device=args.device, progress=not args.no_progress)
+    r = train(a)
+    if r.get("rank", 0) == 0:
+        print(f"ANN top-1 accuracy on {a.dataset} test: {100 * r['ann_accuracy']:.2f}%  -> {a.out}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .models import checkpoint, datasets
+    from .models.evaluate import accuracy
+    model, ck = checkpoint.load(args.checkpoint, **_mask_overrides(args))
+    name = args.dataset or ck["meta"].get("dataset", "digits")
+    data = datasets.load(name, "test", model.config.img_size, args.data)
+    acc = accuracy(model, data, batch_size=args.batch_size, seed=args.seed)
+    print(f"ANN top-1 accuracy on {name} test ({len(data)} images): {100 * acc:.2f}%")
+    if args.json:
+        from .atomic import write_text
+        write_text(args.json, json.dumps({"dataset": name, "images": len(data), "ann_accuracy": acc},
+                                         indent=2))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    run_demo(args.out, epochs=args.epochs, retrain=args.retrain)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="mst", description="Masked Spiking Transformers: train, export to NIR, "
+                                        "simulate, run in Lava, report energy.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a QCFS model (ANN) with Random Spike Masking")
+    t.add_argument("--model", default="mst-tiny", help="preset: mst-tiny, mst-t, resnet18, vgg16, vgg-tiny")
+    t.add_argument("--dataset", default="digits", help="digits (built in), cifar10, cifar100, imagenet")
+    t.add_argument("--data", metavar="PATH", help="local data directory (not needed for digits)")
+    _add_mask_options(t)
+    t.add_argument("--mask-sites", metavar="S1,S2", help="MST sites among q,k,attn,mlp (default q,k,attn)")
+    t.add_argument("--attention", choices=["softmax", "spiking"], help="MST attention mode")
+    t.add_argument("--epochs", type=int, default=60)
+    t.add_argument("--batch-size", type=int, default=64, help="global batch (split across ranks)")
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--weight-decay", type=float, default=0.05)
+    t.add_argument("--warmup-epochs", type=float, default=3.0)
+    t.add_argument("--label-smoothing", type=float, default=0.1)
+    t.add_argument("--clip-grad", type=float, default=5.0)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--out", default="ckpt.pt", help="checkpoint path (written atomically)")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="ANN top-1 accuracy of a checkpoint")
+    e.add_argument("checkpoint")
+    e.add_argument("--dataset", help="default: the data set it was trained on")
+    e.add_argument("--data", metavar="PATH")
+    _add_mask_options(e)
+    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--seed", type=int, default=0, help="seed of the RSM masks")
+    e.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+    e.set_defaults(func=cmd_eval)
+
+    d = sub.add_parser("demo", help="the end-to-end demo on the built-in digits data")
+    d.add_argument("--out", default="runs/demo", help="output directory")
+    d.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo's)")
+    d.add_argument("--retrain", action="store_true", help="train even if a checkpoint exists")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

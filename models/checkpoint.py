@@ -1,0 +1,59 @@
+"""Checkpoints: one file with the weights and the full model config, loadable without training code.
+
+Format (torch.save of a dict of plain types, read back with weights_only=True):
+    {"format": "mstdeploy-checkpoint", "version": 1, "config": {...}, "state_dict": {...},
+     "meta": {...}}   # meta: dataset, accuracy, training arguments (informational only)
+"""
+from __future__ import annotations
+
+import pathlib
+import pickle
+import zipfile
+
+import torch
+from torch import nn
+
+from ..atomic import atomic_path
+from ..errors import UserError
+from .config import config_from_dict
+from .registry import build_model
+
+FORMAT, VERSION = "mstdeploy-checkpoint", 1
+
+
+def save(path, model: nn.Module, meta: dict | None = None) -> None:
+    model = getattr(model, "module", model)  # unwrap DDP
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"format": FORMAT, "version": VERSION, "config": model.config.to_dict(),
+               "state_dict": state, "meta": dict(meta or {})}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def read(path) -> dict:
+    """The raw checkpoint dict, or a UserError saying why it cannot be one."""
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise UserError(f"checkpoint not found: {p}")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError):
+        raise UserError(f"{p} is not a readable checkpoint (corrupt or truncated file)") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise UserError(f"{p} is not an mstdeploy checkpoint")
+    if payload.get("version") != VERSION:
+        raise UserError(f"{p}: checkpoint version {payload.get('version')} is not supported")
+    return payload
+
+
+def load(path, **overrides) -> tuple[nn.Module, dict]:
+    """(model in eval mode, checkpoint dict). `overrides` change config fields, e.g. mask=0.5."""
+    payload = read(path)
+    cfg = config_from_dict({**payload["config"], **overrides})
+    model = build_model(cfg)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise UserError(f"{path}: weights do not match the stored config ({first})") from None
+    return model.eval(), payload

@@ -1,0 +1,162 @@
+"""Model configurations: plain dataclasses that round-trip through a dict (stored in checkpoints).
+
+A checkpoint holds `config.to_dict()`; `from_dict` rebuilds it without any training code. Each
+architecture has one config class; `arch` names it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Union
+
+from ..errors import UserError
+from .rsm import check_ratio
+
+MaskRatio = Union[float, list]
+MST_MASK_SITES = ("q", "k", "attn", "mlp")
+
+
+def resolve_ratios(mask: MaskRatio, count: int, what: str) -> list[float]:
+    """One ratio for every site, or a per-block/per-layer list of exactly `count` ratios."""
+    if isinstance(mask, (list, tuple)):
+        if len(mask) != count:
+            raise UserError(f"per-{what} masking list has {len(mask)} ratios, the model has {count} {what}s")
+        return [check_ratio(p) for p in mask]
+    return [check_ratio(mask)] * count
+
+
+@dataclass
+class _Config:
+    arch: str = ""
+    img_size: int = 32
+    in_chans: int = 3
+    num_classes: int = 10
+    levels: int = 16          # QCFS L
+    lam_init: float = 2.0     # QCFS threshold initial value
+    mask: MaskRatio = 0.0     # RSM ratio p: one number or one per block/layer
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> "_Config":
+        out = dataclasses.replace(self, **changes)
+        out.validate()
+        return out
+
+    def validate(self) -> None:
+        if self.levels < 1:
+            raise UserError(f"QCFS levels must be >= 1, got {self.levels}")
+        if self.img_size < 1 or self.in_chans < 1 or self.num_classes < 2:
+            raise UserError("img_size, in_chans must be >= 1 and num_classes >= 2")
+
+
+@dataclass
+class MSTConfig(_Config):
+    """Masked Spiking Transformer on a Swin layout (BatchNorm everywhere but optionally the head)."""
+    arch: str = "mst"
+    img_size: int = 224
+    patch_size: int = 4
+    embed_dim: int = 96
+    depths: list = field(default_factory=lambda: [2, 2, 6, 2])
+    num_heads: list = field(default_factory=lambda: [3, 6, 12, 24])
+    window_size: int = 7
+    mlp_ratio: float = 4.0
+    attention: str = "softmax"     # "softmax" (official MST) or "spiking" (softmax-free, exact)
+    mask_sites: list = field(default_factory=lambda: ["q", "k", "attn"])
+    mlp_bn: bool = False           # BN after fc1/fc2 (the official code: ImageNet only)
+    head_norm: str = "batch"       # "batch" (foldable, convertible) or "layer" (official code)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.attention not in ("softmax", "spiking"):
+            raise UserError(f"attention must be 'softmax' or 'spiking', got {self.attention!r}")
+        if self.head_norm not in ("batch", "layer"):
+            raise UserError(f"head_norm must be 'batch' or 'layer', got {self.head_norm!r}")
+        bad = [s for s in self.mask_sites if s not in MST_MASK_SITES]
+        if bad:
+            raise UserError(f"unknown masking site(s) {bad}; choose from {list(MST_MASK_SITES)}")
+        if len(self.depths) != len(self.num_heads):
+            raise UserError("depths and num_heads must have the same length")
+        if self.img_size % self.patch_size:
+            raise UserError(f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}")
+        res = self.img_size // self.patch_size
+        for i, heads in enumerate(self.num_heads):
+            dim = self.embed_dim * 2 ** i
+            if dim % heads:
+                raise UserError(f"stage {i}: dim {dim} is not divisible by {heads} heads")
+            if i < len(self.depths) - 1 and res % 2:
+                raise UserError(f"stage {i}: resolution {res} cannot be merged 2x2")
+            res //= 2
+        self.block_ratios()
+
+    def block_ratios(self) -> list[float]:
+        return resolve_ratios(self.mask, sum(self.depths), "block")
+
+
+@dataclass
+class ResNetConfig(_Config):
+    """CIFAR-style QCFS ResNet (3x3 stem, no max-pool); RSM on every conv/linear spike input."""
+    arch: str = "resnet"
+    blocks: list = field(default_factory=lambda: [2, 2, 2, 2])
+    width: int = 64
+
+    def masked_layers(self) -> int:
+        convs = sum(2 * n for n in self.blocks)
+        shortcuts = len(self.blocks) - 1  # the first block of every later stage projects
+        return convs + shortcuts + 1  # + the classifier
+
+    def validate(self) -> None:
+        super().validate()
+        resolve_ratios(self.mask, self.masked_layers(), "layer")
+
+
+@dataclass
+class VGGConfig(_Config):
+    """CIFAR-style QCFS VGG: conv3x3-BN-QCFS stacks, average pooling ('M'), a 3-layer classifier."""
+    arch: str = "vgg"
+    layers: list = field(default_factory=lambda: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
+                                                  512, 512, 512, "M", 512, 512, 512, "M"])
+    hidden: int = 512
+
+    def masked_layers(self) -> int:
+        return sum(1 for c in self.layers if c != "M") - 1 + 3
+
+    def validate(self) -> None:
+        super().validate()
+        resolve_ratios(self.mask, self.masked_layers(), "layer")
+
+
+CONFIGS = {"mst": MSTConfig, "resnet": ResNetConfig, "vgg": VGGConfig}
+
+PRESETS = {
+    # The paper's Swin-T (224x224).
+    "mst-t": MSTConfig(),
+    # Trains on the 8x8 digits set (upsampled to 16x16) on 2 CPU cores in a few minutes.
+    "mst-tiny": MSTConfig(img_size=16, patch_size=2, embed_dim=32, depths=[2, 2], num_heads=[2, 4],
+                          window_size=4, mlp_ratio=2.0),
+    "resnet18": ResNetConfig(),
+    "vgg16": VGGConfig(),
+    # Small VGG for digits-sized inputs and tests.
+    "vgg-tiny": VGGConfig(img_size=16, layers=[16, 16, "M", 32, 32, "M"], hidden=64),
+}
+
+
+def config_from_dict(d: dict) -> _Config:
+    d = dict(d)
+    arch = d.get("arch")
+    if arch not in CONFIGS:
+        raise UserError(f"unknown model architecture {arch!r}; known: {sorted(CONFIGS)}")
+    cls = CONFIGS[arch]
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise UserError(f"unknown {arch} config field(s): {unknown}")
+    cfg = cls(**d)
+    cfg.validate()
+    return cfg
+
+
+def preset(name: str, **overrides) -> _Config:
+    if name not in PRESETS:
+        raise UserError(f"unknown model {name!r}; choose from {sorted(PRESETS)}")
+    return config_from_dict({**PRESETS[name].to_dict(), **overrides})

@@ -1,0 +1,181 @@
+"""Data sets: digits (embedded default), CIFAR-10/100 (python-pickle) and ImageNet (ImageFolder).
+
+All return a torch Dataset of (float image tensor (C, S, S), int label) at the model's image size
+S, normalised per channel. Images are resized with bilinear interpolation (antialiased when
+shrinking). Augmentation is done on batches in training (see `augment`), not here.
+
+digits: scikit-learn's 1797 8x8 grey images (0..16), a fixed stratified 80/20 split with seed 0
+(1437 train / 360 test); upsampled from 8x8 to the model's size (mst-tiny: 16x16).
+"""
+from __future__ import annotations
+
+import pathlib
+import pickle
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, TensorDataset
+
+from ..errors import UserError
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagenet")
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    in_chans: int
+    num_classes: int
+    mean: tuple
+    std: tuple
+    natural: bool          # natural images: horizontal flips are a valid augmentation
+
+
+INFO = {
+    "digits": DataInfo(1, 10, (0.305,), (0.319,), False),  # measured on the 16x16 train split
+    "cifar10": DataInfo(3, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), True),
+    "cifar100": DataInfo(3, 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), True),
+    "imagenet": DataInfo(3, 1000, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), True),
+}
+
+
+def info(name: str) -> DataInfo:
+    if name not in INFO:
+        raise UserError(f"unknown dataset {name!r}; choose from {list(DATASETS)}")
+    return INFO[name]
+
+
+def resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of a (N, C, H, W) float batch to (N, C, size, size)."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    shrink = size < max(x.shape[-2:])
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def _normalise(x: torch.Tensor, inf: DataInfo) -> torch.Tensor:
+    mean = torch.tensor(inf.mean).view(1, -1, 1, 1)
+    std = torch.tensor(inf.std).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def load(name: str, split: str, image_size: int, path: str | None = None) -> Dataset:
+    """The `split` ('train' or 'test') of data set `name` at `image_size`."""
+    inf = info(name)
+    if split not in ("train", "test"):
+        raise ValueError(split)
+    if name == "digits":
+        return _digits(split, image_size, inf)
+    if path is None:
+        raise UserError(f"dataset {name!r} needs --data PATH (no download: it is read from disk)")
+    root = pathlib.Path(path)
+    if not root.exists():
+        raise UserError(f"data path does not exist: {root}")
+    if name in ("cifar10", "cifar100"):
+        return _cifar(name, root, split, image_size, inf)
+    return ImageFolder(root, split, image_size, inf)
+
+
+def _digits(split: str, size: int, inf: DataInfo) -> Dataset:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    d = load_digits()
+    x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(d.target, dtype=torch.long)
+    idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=0.2, random_state=0,
+                                           stratify=d.target)
+    idx = torch.as_tensor(idx_train if split == "train" else idx_test)
+    return TensorDataset(_normalise(resize(x[idx], size), inf), y[idx])
+
+
+_CIFAR_FILES = {"cifar10": ({"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
+                            b"labels", "cifar-10-batches-py"),
+                "cifar100": ({"train": ["train"], "test": ["test"]}, b"fine_labels", "cifar-100-python")}
+
+
+class _ResizedImages(Dataset):
+    """uint8 (N, C, H, W) images resized and normalised lazily, one at a time."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, size: int, inf: DataInfo):
+        self.images, self.labels, self.size, self.inf = images, labels, size, inf
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        x = self.images[i:i + 1].float() / 255.0
+        return _normalise(resize(x, self.size), self.inf)[0], int(self.labels[i])
+
+
+def _cifar(name: str, root: pathlib.Path, split: str, size: int, inf: DataInfo) -> Dataset:
+    files, label_key, subdir = _CIFAR_FILES[name]
+    if (root / subdir).is_dir():
+        root = root / subdir
+    images, labels = [], []
+    for fname in files[split]:
+        f = root / fname
+        if not f.is_file():
+            raise UserError(f"{name}: expected file {f} (python-pickle CIFAR format)")
+        try:
+            with open(f, "rb") as fh:
+                batch = pickle.load(fh, encoding="bytes")
+            data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            lab = np.asarray(batch[label_key], dtype=np.int64)
+        except Exception as e:  # noqa: BLE001 - any decoding failure is a format error
+            raise UserError(f"{name}: {f} is not a CIFAR python-pickle batch ({type(e).__name__})") from None
+        if len(lab) != len(data) or (len(lab) and (lab.min() < 0 or lab.max() >= inf.num_classes)):
+            raise UserError(f"{name}: {f} has inconsistent labels")
+        images.append(torch.from_numpy(data))
+        labels.append(torch.from_numpy(lab))
+    return _ResizedImages(torch.cat(images), torch.cat(labels), size, inf)
+
+
+class ImageFolder(Dataset):
+    """root/{train,val}/<class>/<image>: classes sorted by name, decoded with PIL, resized square."""
+
+    EXTENSIONS = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
+
+    def __init__(self, root: pathlib.Path, split: str, size: int, inf: DataInfo):
+        d = root / ("train" if split == "train" else "val")
+        if not d.is_dir():
+            raise UserError(f"imagenet: expected folder {d} with one sub-folder per class")
+        self.classes = sorted(p.name for p in d.iterdir() if p.is_dir())
+        self.samples = [(f, i) for i, c in enumerate(self.classes) for f in sorted((d / c).iterdir())
+                        if f.suffix.lower() in self.EXTENSIONS]
+        if not self.samples:
+            raise UserError(f"imagenet: no images found under {d}")
+        if len(self.classes) > inf.num_classes:
+            raise UserError(f"imagenet: {len(self.classes)} classes, at most {inf.num_classes}")
+        self.size, self.inf = size, inf
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        from PIL import Image, UnidentifiedImageError
+        f, label = self.samples[i]
+        try:
+            with Image.open(f) as im:
+                arr = np.asarray(im.convert("RGB").resize((self.size, self.size), Image.BILINEAR))
+        except (OSError, UnidentifiedImageError):
+            raise UserError(f"imagenet: cannot decode image {f}") from None
+        x = torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+        return _normalise(x, self.inf)[0], label
+
+
+def augment(x: torch.Tensor, natural: bool, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random translation by up to `pad` pixels (zero padding) and, for natural images, h-flips."""
+    B, C, H, W = x.shape
+    if pad:
+        xp = F.pad(x, (pad, pad, pad, pad))
+        dy = torch.randint(0, 2 * pad + 1, (B,), generator=generator)
+        dx = torch.randint(0, 2 * pad + 1, (B,), generator=generator)
+        rows = (dy[:, None] + torch.arange(H))[:, None, :, None].expand(B, C, H, W + 2 * pad)
+        xp = xp.gather(2, rows)
+        cols = (dx[:, None] + torch.arange(W))[:, None, None, :].expand(B, C, H, W)
+        x = xp.gather(3, cols)
+    if natural:
+        flip = torch.rand(B, generator=generator) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return x
