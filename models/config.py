@@ -119,7 +119,7 @@ class VGGConfig(_Config):
     hidden: int = 512
 
     def masked_layers(self) -> int:
-        return sum(1 for c in self.layers if c != "M") - 1 + 3
+        return sum(1 for c in self.layers if c != "M") + 2   # every conv output, 2 hidden linears
 
     def validate(self) -> None:
         super().validate()

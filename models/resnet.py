@@ -47,8 +47,9 @@ class ResNet(nn.Module):
                 layers.append(BasicBlock(cin, cout, 2 if (i > 0 and j == 0) else 1, cfg, ratios))
                 cin = cout
         self.layers = nn.Sequential(*layers)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.fc = nn.Sequential(RandomSpikeMask(next(ratios)), nn.Linear(cin, cfg.num_classes))
+        # the classifier's mask drops spikes before the (linear) pooling
+        self.pool = nn.Sequential(RandomSpikeMask(next(ratios)), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(cin, cfg.num_classes)
 
     def forward(self, x):
         return self.fc(self.pool(self.layers(self.stem(x))))

@@ -104,7 +104,7 @@ def train(a: TrainArgs) -> dict:
     d.sync_buffers(model)
     acc = accuracy(model, test_set, seed=a.seed, dist=d)
     result = {"model": a.model, "dataset": a.dataset, "ann_accuracy": acc, "epochs": a.epochs,
-              "processes": d.world, "config": cfg.to_dict()}
+              "processes": d.world, "rank": d.rank, "config": cfg.to_dict()}
     if d.main:
         checkpoint.save(a.out, model, {"dataset": a.dataset, "ann_accuracy": acc, "seed": a.seed,
                                        "epochs": a.epochs, "processes": d.world})

@@ -2,7 +2,9 @@
 
 Average pooling (not max) because it is linear and converts exactly. A pooling step is skipped
 once the feature map is 1x1, so the same layer list works for small inputs. RSM masks the spike
-input of every conv/linear after the first conv (whose input is the analog image).
+input of every conv/linear after the first conv (whose input is the analog image); it sits right
+after the QCFS, before any pooling, so that it drops spikes (pool-then-conv is one linear map of
+the spikes).
 """
 from __future__ import annotations
 
@@ -26,16 +28,13 @@ class VGG(nn.Module):
                     layers.append(nn.AvgPool2d(2))
                     res //= 2
                 continue
-            if cin != cfg.in_chans or layers:
-                layers.append(RandomSpikeMask(next(ratios)))
             layers += [nn.Conv2d(cin, int(c), 3, 1, 1, bias=False), nn.BatchNorm2d(int(c)),
-                       QCFS(cfg.levels, cfg.lam_init)]
+                       QCFS(cfg.levels, cfg.lam_init), RandomSpikeMask(next(ratios))]
             cin = int(c)
         self.features = nn.Sequential(*layers)
         flat, h = cin * res * res, cfg.hidden
         self.classifier = nn.Sequential(
-            nn.Flatten(),
-            RandomSpikeMask(next(ratios)), nn.Linear(flat, h), QCFS(cfg.levels, cfg.lam_init),
+            nn.Flatten(), nn.Linear(flat, h), QCFS(cfg.levels, cfg.lam_init),
             RandomSpikeMask(next(ratios)), nn.Linear(h, h), QCFS(cfg.levels, cfg.lam_init),
             RandomSpikeMask(next(ratios)), nn.Linear(h, cfg.num_classes))
 

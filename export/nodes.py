@@ -1,0 +1,174 @@
+"""NIR extension nodes: what NIR 1.0 lacks, with the semantics in the fields (docs/nir-extensions.md).
+
+Every node is a dataclass registered with `nir` so that `nir.read` loads it. Time is discrete,
+t = 1..T, and every node maps its input at step t to its output at step t (edges have no delay;
+use nir.Delay for delays). Arrays broadcast to the node's `shape` by numpy rules.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict
+
+import nir
+import nir.ir
+import numpy as np
+from nir.ir.node import NIRNode
+
+
+def _shape(x) -> tuple:
+    return tuple(int(v) for v in np.asarray(x).reshape(-1))
+
+
+def _arr(x, dtype=np.float32) -> np.ndarray:
+    return np.atleast_1d(np.asarray(x, dtype=dtype))  # HDF5 cannot compress 0-d datasets
+
+
+class _Extension(NIRNode):
+    """Shared (de)serialisation: HDF5 returns numpy scalars and arrays; fields are re-typed here."""
+
+    _ints: tuple = ()
+    _strs: tuple = ()
+
+    @classmethod
+    def from_dict(cls, kwargs: Dict[str, Any]) -> "NIRNode":
+        kwargs = dict(kwargs)
+        kwargs.pop("type", None)
+        for k in cls._ints:
+            kwargs[k] = int(kwargs[k])
+        for k in cls._strs:
+            v = kwargs[k]
+            kwargs[k] = v.decode() if isinstance(v, bytes) else str(v)
+        return cls(**kwargs)
+
+    def _io(self, shape_in, shape_out=None) -> None:
+        self.input_type = {"input": np.array(shape_in)}
+        self.output_type = {"output": np.array(shape_in if shape_out is None else shape_out)}
+
+
+@dataclass(eq=False)
+class ResetSubIF(_Extension):
+    """Integrate-and-fire with reset by subtraction, initial potential and a constant bias current.
+
+    v_0 = v_init;  v_t = v_{t-1} + I_t + bias;  s_t = 1 if v_t >= threshold else 0;
+    v_t -= threshold * s_t.  Output: binary spikes s_t (amplitude folded into the consumers).
+    A converted QCFS(lam) is threshold = lam, v_init = lam / 2 (REFERENCE.md section 1).
+    """
+    shape: np.ndarray
+    threshold: np.ndarray
+    v_init: np.ndarray
+    bias: np.ndarray
+
+    def __post_init__(self):
+        self.shape = np.asarray(_shape(self.shape), dtype=np.int64)
+        self.threshold, self.v_init, self.bias = map(_arr, (self.threshold, self.v_init, self.bias))
+        for name in ("threshold", "v_init", "bias"):
+            np.broadcast_to(getattr(self, name), tuple(self.shape))  # raises on a bad shape
+        self._io(self.shape)
+
+
+@dataclass(eq=False)
+class SpikeProduct(_Extension):
+    """Product of two spike streams: out = scale * (a @ b), batched over leading axes.
+
+    The input is one packed vector [a.ravel(), b.ravel()] (operands arrive through Route nodes
+    that place them; NIR sums fan-in), a of shape a_shape (..., M, K), b of b_shape (..., K, N).
+    mode "cumulative" (exact for rate coding): with A_t, B_t the running sums of a, b,
+        out_t = scale * (A_t B_t / t - A_{t-1} B_{t-1} / (t - 1))   (second term 0 at t = 1),
+    so sum_{s<=t} out_s = scale * t * mean(a) mean(b) exactly (ECMT's expectation compensation of
+    REFERENCE.md section 2; event form: a_t B_t + A_{t-1} b_t updates the integer A_t B_t).
+    mode "per_step" (the official MST code): out_t = scale * a_t b_t.
+    """
+    a_shape: np.ndarray
+    b_shape: np.ndarray
+    mode: str
+    scale: float
+    _strs = ("mode",)
+
+    def __post_init__(self):
+        self.a_shape = np.asarray(_shape(self.a_shape), dtype=np.int64)
+        self.b_shape = np.asarray(_shape(self.b_shape), dtype=np.int64)
+        self.scale = float(self.scale)
+        if self.mode not in ("cumulative", "per_step"):
+            raise ValueError(f"SpikeProduct mode must be cumulative or per_step, got {self.mode!r}")
+        a, b = tuple(self.a_shape), tuple(self.b_shape)
+        if len(a) < 2 or a[:-2] != b[:-2] or a[-1] != b[-2]:
+            raise ValueError(f"SpikeProduct operand shapes do not multiply: {a} @ {b}")
+        packed = int(np.prod(a)) + int(np.prod(b))
+        self._io((packed,), a[:-1] + (b[-1],))
+
+    @property
+    def out_shape(self) -> tuple:
+        return tuple(self.a_shape[:-1]) + (int(self.b_shape[-1]),)
+
+
+@dataclass(eq=False)
+class SynapseGate(_Extension):
+    """Stochastic synapse gating (Random Spike Masking on an edge).
+
+    out_t[i] = in_t[i] * keep(seed, stream, sample, t, i), keep = 1 with probability 1 - p, drawn
+    from the counter-based stream of docs/time-and-randomness.md (no RNG state; any backend
+    reproduces it bit for bit). `sample` is the image's index in the evaluated set.
+    """
+    shape: np.ndarray
+    p: float
+    seed: int
+    stream: int
+    _ints = ("seed", "stream")
+
+    def __post_init__(self):
+        self.shape = np.asarray(_shape(self.shape), dtype=np.int64)
+        self.p = float(self.p)
+        if not 0.0 <= self.p < 1.0:
+            raise ValueError(f"SynapseGate p must be in [0, 1), got {self.p}")
+        self._io(self.shape)
+
+
+@dataclass(eq=False)
+class HostSoftmax(_Extension):
+    """Softmax as a host (non-neuromorphic) op, per step: out_t = softmax(scale * in_t + bias, axis)."""
+    shape: np.ndarray
+    scale: float
+    bias: np.ndarray
+    axis: int
+    _ints = ("axis",)
+
+    def __post_init__(self):
+        self.shape = np.asarray(_shape(self.shape), dtype=np.int64)
+        self.scale = float(self.scale)
+        self.bias = _arr(self.bias)
+        np.broadcast_to(self.bias, tuple(self.shape))
+        self._io(self.shape)
+
+
+@dataclass(eq=False)
+class Route(_Extension):
+    """Pure routing by an index map: out.flat[j] = in.flat[index.flat[j]], or 0 where index < 0.
+
+    Covers reshape, permutation, window partition/reverse with cyclic shift, channel concat, and
+    placing an operand into a packed SpikeProduct input. No synapses, no events.
+    """
+    in_shape: np.ndarray
+    index: np.ndarray
+
+    def __post_init__(self):
+        self.in_shape = np.asarray(_shape(self.in_shape), dtype=np.int64)
+        self.index = np.asarray(self.index, dtype=np.int64)
+        if self.index.size and self.index.max() >= int(np.prod(self.in_shape)):
+            raise ValueError("Route index points outside its input")
+        self._io(self.in_shape, self.index.shape)
+
+
+EXTENSIONS = (ResetSubIF, SpikeProduct, SynapseGate, HostSoftmax, Route)
+HOST_OPS = (HostSoftmax,)
+
+
+def register() -> None:
+    """Make `nir.read` know our node types (its registry is a static list in nir.ir)."""
+    names = getattr(nir.ir, "__all_ir")
+    for cls in EXTENSIONS:
+        setattr(nir.ir, cls.__name__, cls)
+        if cls.__name__ not in names:
+            names.append(cls.__name__)
+
+
+register()
