@@ -1,0 +1,247 @@
+"""Lowering of an MST (models/mst.py) to a NIR graph.
+
+Token tensors are (C, N), channel-first, tokens row-major: the layout in which NIR type-checks
+token-wise linear layers (Conv1d, kernel 1). Between IF neurons the network is linear, so every
+tensor is tracked as a `Lin`: a sum of per-channel-scaled, routed spike streams plus a constant.
+A QCFS site then becomes one IF neuron fed by one synapse node per stream, with the constant as
+its bias. This is how BatchNorm folds even where it has no single neighbouring weight (the MLP
+shortcut y = BN2(x) feeds both the MLP and the residual sum): its scale lands on every stream's
+synapse and its shift in the bias of the neuron that integrates it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import nir
+import numpy as np
+
+from ..models.attention import WindowAttention
+from ..models.mst import MST, MSTBlock, PatchMerging
+from .builder import GraphBuilder, bn_affine, fold_bn, np32, qcfs_lam
+from .nodes import HostSoftmax, Route, SpikeProduct
+
+
+@dataclass
+class Term:
+    src: str                     # node whose output (spikes) this stream carries
+    src_shape: tuple             # (C_src, N_src)
+    w: np.ndarray                # per-channel weight in the current layout, shape (C,)
+    route: np.ndarray | None = None   # index map into the source, shape (C, N); None: identity
+
+
+@dataclass
+class Lin:
+    """A (C, N) tensor = sum over terms of w * route(spikes) + const."""
+    shape: tuple
+    terms: list = field(default_factory=list)
+    const: np.ndarray | None = None   # broadcastable to shape
+
+    @staticmethod
+    def of(src: str, shape: tuple, w) -> "Lin":
+        return Lin(shape, [Term(src, shape, np.full(shape[0], float(w)))], np.zeros((shape[0], 1)))
+
+    def affine(self, a: np.ndarray, c: np.ndarray) -> "Lin":
+        terms = [Term(t.src, t.src_shape, t.w * a, t.route) for t in self.terms]
+        return Lin(self.shape, terms, a[:, None] * self.const + c[:, None])
+
+    def plus(self, other: "Lin") -> "Lin":
+        return Lin(self.shape, self.terms + other.terms, self.const + other.const)
+
+    def routed(self, index: np.ndarray) -> "Lin":
+        """Apply a token/channel routing; each output channel must come from one input channel."""
+        C, N = self.shape
+        chan = index // N
+        if not (chan == chan[:, :1]).all():
+            raise ValueError("routing mixes channels within an output channel")
+        chan = chan[:, 0]
+        terms = []
+        for t in self.terms:
+            base = np.arange(int(np.prod(t.src_shape))).reshape(t.src_shape) if t.route is None else t.route
+            terms.append(Term(t.src, t.src_shape, t.w[chan], base.reshape(-1)[index]))
+        const = np.broadcast_to(self.const, self.shape).reshape(-1)[index]
+        if (const == const[:, :1]).all():
+            const = const[:, :1]
+        return Lin(index.shape, terms, const)
+
+
+def _route_node(b: GraphBuilder, name: str, t: Term) -> str:
+    if t.route is None:
+        return t.src
+    return b.add(name, Route(in_shape=t.src_shape, index=t.route), t.src)
+
+
+def neuron_from(b: GraphBuilder, name: str, lin: Lin, act, weight=None, bias=None) -> str:
+    """IF neuron integrating `weight @ lin + bias` (token-wise; weight None: identity)."""
+    C, N = lin.shape
+    out_c = C if weight is None else weight.shape[0]
+    inputs = []
+    for k, t in enumerate(lin.terms):
+        src = _route_node(b, f"{name}.in{k}.route", t)
+        if weight is None:
+            syn = nir.Scale(scale=np.repeat(t.w[:, None], N, 1).astype(np.float32))
+        else:
+            syn = nir.Conv1d(input_shape=N, weight=np.float32(weight * t.w[None, :])[:, :, None],
+                             stride=1, padding=0, dilation=1, groups=1, bias=np.zeros(out_c, np.float32))
+        inputs.append(b.add(f"{name}.in{k}", syn, src))
+    const = lin.const if weight is None else weight @ lin.const
+    if bias is not None:
+        const = const + bias[:, None]
+    nid = b.neuron(name, act, (out_c, N), np.broadcast_to(const, (out_c, const.shape[1])))
+    b.edges += [(i, nid) for i in inputs]
+    return nid
+
+
+def token_index(H: int, W: int, win: int, shift: int) -> np.ndarray:
+    """(nW, Nw) -> token id n of the unshifted (H, W) grid for window nw, position p."""
+    ih, iw = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+    rolled = ((ih + shift) % H) * W + (iw + shift) % W           # token at rolled (i, j)
+    r = rolled.reshape(H // win, win, W // win, win).transpose(0, 2, 1, 3)
+    return r.reshape(-1, win * win)
+
+
+def _attention(b: GraphBuilder, pre: str, blk: MSTBlock, s1: str, lam1: float, C: int, res: int) -> Lin:
+    """Window attention on spikes `s1` (C, N); returns the projected output as a Lin."""
+    att: WindowAttention = blk.attn
+    H = W = res
+    N, heads, win = H * W, att.heads, blk.window
+    d, Nw = C // heads, win * win
+    tok = token_index(H, W, win, blk.shift)                        # (nW, Nw)
+    nW = tok.shape[0]
+    x1 = Lin.of(s1, (C, N), lam1)
+    wqkv, bqkv = fold_bn(att.qkv.weight, att.qkv.bias, None)
+    acts = (att.q_act, att.k_act, att.v_act)
+    spikes = []
+    for i, nm in enumerate("qkv"):
+        sl = slice(i * C, (i + 1) * C)
+        s = neuron_from(b, f"{pre}.{nm}", x1, acts[i], wqkv[sl], bqkv[sl])
+        p = {"q": att.mask_q.p, "k": att.mask_k.p, "v": 0.0}[nm]
+        spikes.append(b.gate(f"{pre}.{nm}.gate", s, p, (C, N)))
+    sq, sk, sv = spikes
+    # index maps from (C, N) into the window layouts; channel c = head * d + e
+    c_idx = (np.arange(heads)[:, None] * d + np.arange(d)[None, :])            # (heads, d)
+    q_map = c_idx[None, :, None, :] * N + tok[:, None, :, None]                 # (nW, heads, Nw, d)
+    kt_map = q_map.transpose(0, 1, 3, 2)                                        # (nW, heads, d, Nw)
+
+    spiking = att.mode == "spiking"
+    mode = "cumulative" if spiking else "per_step"
+    # Q K^T
+    na, nb = q_map.size, kt_map.size
+    idx_q = np.concatenate([q_map.reshape(-1), -np.ones(nb, np.int64)])
+    idx_k = np.concatenate([-np.ones(na, np.int64), kt_map.reshape(-1)])
+    rq = b.add(f"{pre}.qk.a", Route(in_shape=(C, N), index=idx_q), sq)
+    rk = b.add(f"{pre}.qk.b", Route(in_shape=(C, N), index=idx_k), sk)
+    lq, lk = qcfs_lam(att.q_act), qcfs_lam(att.k_act)
+    qk = b.add(f"{pre}.qk", SpikeProduct(a_shape=q_map.shape, b_shape=kt_map.shape, mode=mode,
+                                         scale=att.scale * lq * lk), rq, rk)
+    a_shape = (nW, heads, Nw, Nw)
+    bias = np32(att.position_bias())[None]                                      # (1, heads, Nw, Nw)
+    if blk.shift_mask is not None:
+        bias = bias + np32(blk.shift_mask)[:, None]
+    bias = np.broadcast_to(bias, a_shape)
+    lam_a, lam_v = qcfs_lam(att.attn_act), qcfs_lam(att.v_act)
+    if spiking:
+        a = b.neuron(f"{pre}.attn", att.attn_act, a_shape, bias)
+        b.edges.append((qk, a))
+        a = b.gate(f"{pre}.attn.gate", a, att.mask_attn.p, a_shape)
+        av_scale = lam_a * lam_v
+    else:
+        a = b.neuron(f"{pre}.attn", att.attn_act, a_shape)
+        b.edges.append((qk, a))
+        a = b.gate(f"{pre}.attn.gate", a, att.mask_attn.p, a_shape)
+        a = b.add(f"{pre}.softmax", HostSoftmax(shape=a_shape, scale=lam_a, bias=bias, axis=-1), a)
+        av_scale = lam_v
+    # A @ V
+    na = int(np.prod(a_shape))
+    v_map = q_map                                                               # (nW, heads, Nw, d)
+    idx_a = np.concatenate([np.arange(na), -np.ones(v_map.size, np.int64)])
+    idx_v = np.concatenate([-np.ones(na, np.int64), v_map.reshape(-1)])
+    ra = b.add(f"{pre}.av.a", Route(in_shape=a_shape, index=idx_a), a)
+    rv = b.add(f"{pre}.av.b", Route(in_shape=(C, N), index=idx_v), sv)
+    av = b.add(f"{pre}.av", SpikeProduct(a_shape=a_shape, b_shape=v_map.shape, mode=mode,
+                                         scale=av_scale), ra, rv)
+    # back to (C, N): inverse of q_map
+    inv = np.empty(C * N, np.int64)
+    inv[q_map.reshape(-1)] = np.arange(q_map.size)
+    back = b.add(f"{pre}.av.out", Route(in_shape=v_map.shape, index=inv.reshape(C, N)), av)
+    o = b.neuron(f"{pre}.out", att.out_act, (C, N))
+    b.edges.append((back, o))
+    wp, bp = fold_bn(att.proj.weight, att.proj.bias, None)
+    sp = neuron_from(b, f"{pre}.proj", Lin.of(o, (C, N), qcfs_lam(att.out_act)), att.proj_act, wp, bp)
+    return Lin.of(sp, (C, N), qcfs_lam(att.proj_act))
+
+
+def _block(b: GraphBuilder, pre: str, blk: MSTBlock, x: Lin) -> Lin:
+    C, N = x.shape
+    res = blk.resolution
+    s1 = neuron_from(b, f"{pre}.act1", x.affine(*bn_affine(blk.norm1)), blk.act1)
+    lam1 = qcfs_lam(blk.act1)
+    x_mid = Lin.of(s1, (C, N), lam1).plus(_attention(b, f"{pre}.attn", blk, s1, lam1, C, res))
+    y = x_mid.affine(*bn_affine(blk.norm2))
+    mlp = blk.mlp
+    s_in = neuron_from(b, f"{pre}.mlp_in", y, blk.mlp_in)
+    g1 = b.gate(f"{pre}.fc1.gate", s_in, mlp.mask_fc1.p, (C, N))
+    w1, b1 = fold_bn(mlp.fc1.weight, mlp.fc1.bias, mlp.bn1)
+    h1 = neuron_from(b, f"{pre}.fc1", Lin.of(g1, (C, N), qcfs_lam(blk.mlp_in)), mlp.act1, w1, b1)
+    g2 = b.gate(f"{pre}.fc2.gate", h1, mlp.mask_fc2.p, (w1.shape[0], N))
+    w2, b2 = fold_bn(mlp.fc2.weight, mlp.fc2.bias, mlp.bn2)
+    h2 = neuron_from(b, f"{pre}.fc2", Lin.of(g2, (w1.shape[0], N), qcfs_lam(mlp.act1)), mlp.act2, w2, b2)
+    return y.plus(Lin.of(h2, (C, N), qcfs_lam(mlp.act2)))
+
+
+def _merge(b: GraphBuilder, pre: str, m: PatchMerging, x: Lin, res: int) -> Lin:
+    C, N = x.shape
+    h2 = res // 2
+    oh, ow = np.meshgrid(np.arange(h2), np.arange(h2), indexing="ij")
+    parts = []
+    for dh, dw in ((0, 0), (1, 0), (0, 1), (1, 1)):                 # x0, x1, x2, x3 of Swin
+        tok = ((2 * oh + dh) * res + 2 * ow + dw).reshape(-1)
+        parts.append(np.arange(C)[:, None] * N + tok[None, :])
+    xc = x.routed(np.concatenate(parts, 0)).affine(*bn_affine(m.norm))
+    w, _ = fold_bn(m.reduction.weight, None, None)
+    s = neuron_from(b, f"{pre}", xc, m.act, w, np.zeros(w.shape[0]))
+    return Lin.of(s, (w.shape[0], h2 * h2), qcfs_lam(m.act))
+
+
+def _head(b: GraphBuilder, model: MST, x: Lin) -> str:
+    C, N = x.shape
+    xh = x.affine(*bn_affine(model.head_norm))
+    wh, bh = fold_bn(model.head.weight, model.head.bias, None)
+    K = wh.shape[0]
+    out = b.add("output", nir.Output(output_type={"output": np.array([K, 1])}))
+    for k, t in enumerate(xh.terms):
+        src = _route_node(b, f"head.in{k}.route", t)
+        w = np.repeat((wh * t.w[None, :])[:, :, None] / N, N, 2).astype(np.float32)
+        bias = (wh @ np.broadcast_to(xh.const, (C, N)).mean(1) + bh) if k == 0 else np.zeros(K)
+        syn = b.add(f"head.in{k}", nir.Conv1d(input_shape=N, weight=w, stride=1, padding=0, dilation=1,
+                                              groups=1, bias=np.float32(bias)), src)
+        b.edges.append((syn, out))
+    return out
+
+
+def lower_mst(model: MST, seed: int = 0) -> GraphBuilder:
+    cfg = model.config
+    b = GraphBuilder(seed)
+    S = cfg.img_size
+    inp = b.add("input", nir.Input(input_type={"input": np.array([cfg.in_chans, S, S])}))
+    w, bias = fold_bn(model.patch_embed.weight, model.patch_embed.bias, model.patch_norm)
+    P = cfg.patch_size
+    res = S // P
+    conv = b.add("patch_embed", nir.Conv2d(input_shape=(S, S), weight=np.float32(w), stride=P, padding=0,
+                                           dilation=1, groups=1, bias=np.float32(bias)), inp)
+    flat = b.add("patch_embed.flatten", nir.Flatten(input_type={"input": np.array([cfg.embed_dim, res, res])},
+                                                    start_dim=1, end_dim=2), conv)
+    C, N = cfg.embed_dim, res * res
+    s = b.neuron("patch_embed.if", model.patch_act, (C, N))
+    b.edges.append((flat, s))
+    x = Lin.of(s, (C, N), qcfs_lam(model.patch_act))
+    nb = 0
+    for i, stage in enumerate(model.stages):
+        for mod in stage:
+            if isinstance(mod, MSTBlock):
+                x = _block(b, f"block{nb}", mod, x)
+                nb += 1
+            else:
+                x = _merge(b, f"merge{i}", mod, x, res)
+                res //= 2
+    _head(b, model, x)
+    return b

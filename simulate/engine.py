@@ -1,0 +1,380 @@
+"""Reference simulator: runs a NIR graph (stock + our extension nodes) for T steps on a batch.
+
+Multi-step, layer by layer: every node processes all T steps at once, tensors are (T, B, *shape);
+linear ops are one batched matmul/conv over T*B, and only neuron state is scanned over time.
+Semantics follow docs/nir-extensions.md and docs/time-and-randomness.md (zero-delay edges, fan-in
+summed). Synaptic events are counted exactly at every synaptic node (see `events`).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import nir
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+from ..export import nodes as X
+from ..export import stream
+
+# Nodes that move values without synapses: their inputs' activity flows through unchanged.
+ROUTING = (X.Route, nir.Flatten, X.SynapseGate, nir.Delay)
+SYNAPTIC = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d, nir.Scale, nir.AvgPool2d, nir.SumPool2d,
+            X.SpikeProduct)
+NEURONS = (X.ResetSubIF, nir.IF)
+SUPPORTED = ROUTING + SYNAPTIC + NEURONS + (nir.Input, nir.Output, X.HostSoftmax)
+
+
+def _shape(node, key="output") -> tuple:
+    t = node.output_type if key == "output" else node.input_type
+    return tuple(int(v) for v in np.asarray(list(t.values())[0]).reshape(-1))
+
+
+def topological_order(graph: nir.NIRGraph) -> list[str]:
+    preds = defaultdict(list)
+    for a, b in graph.edges:
+        preds[b].append(a)
+    order, state = [], {}
+
+    def visit(n):
+        if state.get(n) == 1:
+            raise UserError(f"the graph has a cycle through node {n!r} (not supported)")
+        if state.get(n) == 2:
+            return
+        state[n] = 1
+        for p in preds[n]:
+            visit(p)
+        state[n] = 2
+        order.append(n)
+
+    for n in graph.nodes:
+        visit(n)
+    return order
+
+
+def check_supported(graph: nir.NIRGraph) -> None:
+    bad = sorted({f"{k} ({type(n).__name__})" for k, n in graph.nodes.items() if not isinstance(n, SUPPORTED)})
+    if bad:
+        raise UserError(f"unsupported node(s) for the reference simulator: {', '.join(bad)}")
+
+
+@dataclass
+class Result:
+    logits: torch.Tensor                    # (T, B, K) per-step output
+    spikes: dict = field(default_factory=dict)        # node -> (T, B, *shape) bool, if recorded
+    spike_counts: dict = field(default_factory=dict)  # node -> total spikes (all steps, images)
+    events: dict = field(default_factory=dict)        # synaptic node -> delivered synaptic events
+    gated_events: dict = field(default_factory=dict)  # synaptic node -> events removed by gating
+    host_macs: dict = field(default_factory=dict)     # node -> MACs done on the host / analog input
+    neuron_updates: dict = field(default_factory=dict)
+
+    def predictions_by_step(self) -> torch.Tensor:
+        """(T, B) argmax of the logits summed over steps 1..t, for every t."""
+        return self.logits.cumsum(0).argmax(-1)
+
+
+class Simulator:
+    def __init__(self, graph: nir.NIRGraph, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32):
+        check_supported(graph)
+        self.graph, self.device, self.dtype = graph, torch.device(device), dtype
+        self.order = topological_order(graph)
+        self.preds = defaultdict(list)
+        for a, b in graph.edges:
+            self.preds[b].append(a)
+        self.consumers = defaultdict(list)
+        for a, b in graph.edges:
+            self.consumers[a].append(b)
+        inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
+        outputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Output)]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise UserError(f"the graph needs exactly one Input and one Output node "
+                            f"(has {len(inputs)} and {len(outputs)})")
+        self.input, self.output = inputs[0], outputs[0]
+        self.input_shape = _shape(graph.nodes[self.input], "input")
+        self._params: dict[str, dict] = {}
+        self._fanout: dict[str, torch.Tensor] = {}
+        self._analog = self._analog_sources()
+
+    # -- static analysis ---------------------------------------------------------------------
+    def _analog_sources(self) -> set[str]:
+        """Nodes whose output is analog (host values): the Input, host ops and what they reach
+        through routing. Synapses fed by them count MACs, not events."""
+        analog = set()
+        for n in self.order:
+            node = self.graph.nodes[n]
+            if isinstance(node, (nir.Input, X.HostSoftmax)):
+                analog.add(n)
+            elif isinstance(node, ROUTING) and any(p in analog for p in self.preds[n]):
+                analog.add(n)
+        return analog
+
+    def _t(self, a) -> torch.Tensor:
+        return torch.as_tensor(np.array(a), dtype=self.dtype, device=self.device)
+
+    def param(self, name: str, key: str, value) -> torch.Tensor:
+        cache = self._params.setdefault(name, {})
+        if key not in cache:
+            cache[key] = self._t(value)
+        return cache[key]
+
+    def fanout(self, name: str) -> torch.Tensor:
+        """Per input element, the number of non-zero synapses leaving it (float64, input shape)."""
+        if name in self._fanout:
+            return self._fanout[name]
+        node = self.graph.nodes[name]
+        shape = _shape(node, "input")
+        f64 = dict(dtype=torch.float64, device=self.device)
+        if isinstance(node, (nir.Affine, nir.Linear)):
+            w = torch.as_tensor(np.asarray(node.weight) != 0, **f64)
+            f = w.sum(-2).reshape(shape)
+        elif isinstance(node, nir.Scale):
+            f = torch.as_tensor(np.asarray(node.scale) != 0, **f64).reshape(shape)
+        elif isinstance(node, nir.Conv1d):
+            w = torch.as_tensor(np.asarray(node.weight) != 0, **f64)
+            out = torch.ones(1, *_shape(node), **f64)
+            f = F.conv_transpose1d(out, w, stride=int(node.stride), padding=_pad(node.padding),
+                                   dilation=int(node.dilation), groups=int(node.groups))[0]
+            f = _fit(f, shape)
+        elif isinstance(node, nir.Conv2d):
+            w = torch.as_tensor(np.asarray(node.weight) != 0, **f64)
+            out = torch.ones(1, *_shape(node), **f64)
+            f = F.conv_transpose2d(out, w, stride=_pair(node.stride), padding=_pair(_pad(node.padding)),
+                                   dilation=_pair(node.dilation), groups=int(node.groups))[0]
+            f = _fit(f, shape)
+        elif isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
+            c, h, w_ = _shape(node)
+            k = _pair(node.kernel_size)
+            out = torch.ones(1, c, h, w_, **f64)
+            f = F.conv_transpose2d(out, torch.ones(c, 1, *k, **f64), stride=_pair(node.stride),
+                                   padding=_pair(node.padding), groups=c)[0]
+            f = _fit(f, shape)
+        elif isinstance(node, X.SpikeProduct):
+            M, N = int(node.a_shape[-2]), int(node.b_shape[-1])
+            na = int(np.prod(node.a_shape))
+            f = torch.cat([torch.full((na,), float(N), **f64),
+                           torch.full((int(np.prod(node.b_shape)),), float(M), **f64)])
+        else:
+            raise AssertionError(type(node))
+        self._fanout[name] = f
+        return f
+
+    # -- execution ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def run(self, x: torch.Tensor, T: int, sample_offset: int = 0, record: set | None = None,
+            count: bool = True) -> Result:
+        """Run T steps on images x (B, *input_shape); image i is sample `sample_offset + i`."""
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise UserError(f"input shape {tuple(x.shape[1:])} does not match the graph's Input "
+                            f"{self.input_shape}")
+        if T < 1:
+            raise UserError("T must be >= 1")
+        B = x.shape[0]
+        x = x.to(self.device, self.dtype)
+        res = Result(logits=torch.empty(0))
+        record = record or set()
+        samples = torch.arange(sample_offset, sample_offset + B, device=self.device, dtype=torch.int64)
+        steps = torch.arange(1, T + 1, device=self.device, dtype=torch.int64)
+        outs: dict[str, torch.Tensor] = {}
+        dropped: dict[str, torch.Tensor] = {}      # per node: spikes removed by gates upstream
+        remaining = {n: len(self.consumers[n]) for n in self.order}
+        for name in self.order:
+            node = self.graph.nodes[name]
+            preds = self.preds[name]
+            if isinstance(node, nir.Input):
+                y = x.unsqueeze(0).expand(T, *x.shape)
+            else:
+                if not preds:
+                    raise UserError(f"node {name!r} has no input edge")
+                inp = outs[preds[0]]
+                for p in preds[1:]:
+                    inp = inp + outs[p]
+                drop_in = _sum_opt(dropped.get(p) for p in preds) if count else None
+                if count and isinstance(node, SYNAPTIC):
+                    self._count(name, node, inp, drop_in, res, T, B)
+                y, drop_out = self._step(name, node, inp, drop_in, T, B, samples, steps, count)
+                if drop_out is not None:
+                    dropped[name] = drop_out
+                if isinstance(node, NEURONS):
+                    res.spike_counts[name] = int(y.sum().item()) if count else 0
+                    res.neuron_updates[name] = T * B * int(np.prod(_shape(node)))
+                    if name in record:
+                        res.spikes[name] = y.bool().cpu()
+                for p in preds:
+                    remaining[p] -= 1
+                    if remaining[p] == 0 and p != self.output:
+                        outs.pop(p, None)
+                        dropped.pop(p, None)
+            outs[name] = y
+        res.logits = outs[self.output].reshape(T, B, -1).to(torch.float64).cpu()
+        return res
+
+    def _count(self, name, node, inp, drop_in, res: Result, T: int, B: int) -> None:
+        fan = self.fanout(name)
+        analog = any(p in self._analog for p in self.preds[name])
+        if analog:
+            if isinstance(node, X.SpikeProduct):
+                a, b = node.a_shape, node.b_shape
+                res.host_macs[name] = T * B * int(np.prod(a[:-1])) * int(a[-1]) * int(b[-1])
+            else:
+                res.host_macs[name] = int(T * B * fan.sum().item())
+            return
+        active = (inp != 0).sum((0, 1), dtype=torch.float64) if inp.dim() > 2 else (inp != 0).sum(0)
+        res.events[name] = int(round((active.reshape(fan.shape) * fan).sum().item()))
+        if drop_in is not None:
+            res.gated_events[name] = int(round((drop_in.reshape(fan.shape) * fan).sum().item()))
+
+    def _step(self, name, node, x, drop, T, B, samples, steps, count):
+        """Output (T, B, *shape) of one node, and the routed count of gated-out spikes."""
+        TB = T * B
+        if isinstance(node, nir.Output):
+            return x, None
+        if isinstance(node, X.Route):
+            idx = self.param(name, "index", np.where(node.index < 0, -1, node.index)).long()
+            return _route(x, idx, TB, T, B), (None if drop is None else _route1(drop, idx))
+        if isinstance(node, nir.Flatten):
+            out = _shape(node)
+            return x.reshape(T, B, *out), (None if drop is None else drop.reshape(out))
+        if isinstance(node, nir.Delay):
+            d = np.unique(np.asarray(node.delay))
+            if d.size != 1 or d[0] < 0 or d[0] != int(d[0]):
+                raise UserError(f"{name}: only one non-negative integer delay per Delay node is supported")
+            d = int(d[0])
+            y = torch.zeros_like(x)
+            if d < T:
+                y[d:] = x[:T - d]
+            return y, drop
+        if isinstance(node, X.SynapseGate):
+            keep = self._keep(name, node, samples, steps, x.shape)
+            y = x * keep
+            if not count:
+                return y, None
+            gone = ((x != 0) & ~keep).sum((0, 1), dtype=torch.float64)
+            return y, gone if drop is None else drop + gone
+        if isinstance(node, (nir.Affine, nir.Linear)):
+            w = self.param(name, "w", node.weight)
+            bias = self.param(name, "b", node.bias) if isinstance(node, nir.Affine) else None
+            return F.linear(x, w, bias), None
+        if isinstance(node, nir.Scale):
+            return x * self.param(name, "s", node.scale), None
+        if isinstance(node, nir.Conv1d):
+            w, b = self.param(name, "w", node.weight), self.param(name, "b", node.bias)
+            y = F.conv1d(x.reshape(TB, *x.shape[2:]), w, b, int(node.stride), _pad(node.padding),
+                         int(node.dilation), int(node.groups))
+            return y.reshape(T, B, *y.shape[1:]), None
+        if isinstance(node, nir.Conv2d):
+            w, b = self.param(name, "w", node.weight), self.param(name, "b", node.bias)
+            y = F.conv2d(x.reshape(TB, *x.shape[2:]), w, b, _pair(node.stride), _pair(_pad(node.padding)),
+                         _pair(node.dilation), int(node.groups))
+            return y.reshape(T, B, *y.shape[1:]), None
+        if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
+            k = _pair(node.kernel_size)
+            y = F.avg_pool2d(x.reshape(TB, *x.shape[2:]), k, _pair(node.stride), _pair(node.padding),
+                             count_include_pad=True)
+            if isinstance(node, nir.SumPool2d):
+                y = y * (k[0] * k[1])
+            return y.reshape(T, B, *y.shape[1:]), None
+        if isinstance(node, X.SpikeProduct):
+            return self._product(node, x, T, B), None
+        if isinstance(node, X.HostSoftmax):
+            bias = self.param(name, "b", node.bias)
+            return torch.softmax(node.scale * x + bias, dim=int(node.axis)), None
+        if isinstance(node, X.ResetSubIF):
+            return self._if(x, self.param(name, "th", node.threshold), self.param(name, "v0", node.v_init),
+                            self.param(name, "b", node.bias), subtract=True), None
+        if isinstance(node, nir.IF):
+            # stock NIR IF: v += r I; spike when v > threshold; v = v_reset
+            r = self.param(name, "r", node.r)
+            return self._if(x * r, self.param(name, "th", node.v_threshold), torch.zeros((), dtype=self.dtype,
+                            device=self.device), torch.zeros((), dtype=self.dtype, device=self.device),
+                            subtract=False, v_reset=self.param(name, "vr", node.v_reset)), None
+        raise AssertionError(type(node))
+
+    def _keep(self, name, node, samples, steps, shape) -> torch.Tensor:
+        cache = self._params.setdefault(name, {})
+        if "imix" not in cache:
+            n = int(np.prod(node.shape))
+            cache["imix"] = stream.mix32(torch.arange(n, device=self.device, dtype=torch.int64))
+            cache["key"] = stream.node_key(int(node.seed), int(node.stream))
+        skey = stream.step_key(cache["key"], samples[None, :, None], steps[:, None, None])   # (T, B, 1)
+        keep = stream.keep_mask(skey, cache["imix"][None, None, :], float(node.p))
+        return keep.reshape(shape)
+
+    def _product(self, node: X.SpikeProduct, x: torch.Tensor, T: int, B: int) -> torch.Tensor:
+        na = int(np.prod(node.a_shape))
+        a = x[..., :na].reshape(T, B, *node.a_shape.tolist())
+        b = x[..., na:].reshape(T, B, *node.b_shape.tolist())
+        if node.mode == "per_step":
+            return node.scale * (a @ b)
+        # cumulative: P_t = A_t B_t / t; out_t = P_t - P_{t-1}. Counts are integers, exact in
+        # float32 below 2^24; float64 is used for the running products.
+        A = a.to(torch.float64).cumsum(0)
+        Bc = b.to(torch.float64).cumsum(0)
+        t = torch.arange(1, T + 1, dtype=torch.float64, device=x.device).reshape(T, *([1] * (A.dim() - 1)))
+        P = (A @ Bc) / t
+        out = torch.diff(P, dim=0, prepend=torch.zeros_like(P[:1]))
+        return (node.scale * out).to(self.dtype)
+
+    def _if(self, x, threshold, v_init, bias, subtract: bool, v_reset=None) -> torch.Tensor:
+        T = x.shape[0]
+        v = (torch.zeros_like(x[0]) + v_init).contiguous()
+        out = torch.empty_like(x)
+        for t in range(T):
+            v += x[t] + bias
+            if subtract:
+                s = (v >= threshold).to(x.dtype)
+                v -= s * threshold
+            else:
+                s = (v > threshold).to(x.dtype)
+                v = torch.where(s.bool(), v_reset.expand_as(v), v)
+            out[t] = s
+        return out
+
+
+def _sum_opt(items):
+    items = [i for i in items if i is not None]
+    if not items:
+        return None
+    out = items[0]
+    for i in items[1:]:
+        out = out + i
+    return out
+
+
+def _route(x, idx, TB, T, B):
+    flat = x.reshape(T, B, -1)
+    flat = torch.cat([flat, torch.zeros_like(flat[..., :1])], -1)      # slot for index -1
+    gather = torch.where(idx < 0, torch.full_like(idx, flat.shape[-1] - 1), idx)
+    return flat[..., gather.reshape(-1)].reshape(T, B, *idx.shape)
+
+
+def _route1(counts, idx):
+    flat = torch.cat([counts.reshape(-1), counts.new_zeros(1)])
+    gather = torch.where(idx < 0, torch.full_like(idx, flat.shape[0] - 1), idx)
+    return flat[gather.reshape(-1)].reshape(idx.shape)
+
+
+def _pair(v):
+    a = np.asarray(v).reshape(-1)
+    return (int(a[0]), int(a[-1]))
+
+
+def _pad(p):
+    if isinstance(p, str):
+        if p == "valid":
+            return 0
+        raise UserError(f"padding {p!r} is not supported (use explicit integers)")
+    a = np.asarray(p).reshape(-1)
+    return int(a[0]) if a.size == 1 else tuple(int(v) for v in a)
+
+
+def _fit(f: torch.Tensor, shape: tuple) -> torch.Tensor:
+    """conv_transpose may come out short of the input by the stride remainder; pad with zeros."""
+    if tuple(f.shape) == tuple(shape):
+        return f
+    out = f.new_zeros(shape)
+    sl = tuple(slice(0, min(a, b)) for a, b in zip(f.shape, shape))
+    out[sl] = f[sl]
+    return out
