@@ -74,6 +74,32 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export.io import write_graph
+    from .export.lower import to_nir
+    from .models import checkpoint
+    model, _ = checkpoint.load(args.checkpoint, **_mask_overrides(args))
+    graph = to_nir(model, seed=args.seed, standard=args.standard)
+    write_graph(graph, args.output)
+    gates = sum(1 for n in graph.nodes.values() if type(n).__name__ == "SynapseGate")
+    print(f"wrote {args.output}: {len(graph.nodes)} nodes, {len(graph.edges)} edges, "
+          f"{gates} gated synapse groups (seed {args.seed})")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from .export.inspect import describe
+    from .export.io import read_graph
+    print(describe(read_graph(args.graph)))
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from .simulate.run import simulate_command
+    simulate_command(args)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     run_demo(args.out, epochs=args.epochs, retrain=args.retrain)
@@ -114,6 +140,34 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, help="seed of the RSM masks")
     e.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     e.set_defaults(func=cmd_eval)
+
+    x = sub.add_parser("export", help="convert a checkpoint to a spiking NIR graph (HDF5)")
+    x.add_argument("checkpoint")
+    x.add_argument("-o", "--output", required=True, help="NIR file to write (atomically)")
+    _add_mask_options(x)
+    x.add_argument("--seed", type=int, default=0, help="seed of the gating random stream")
+    x.add_argument("--standard", action="store_true",
+                   help="stock NIR nodes only (ResNet/VGG without masking); fails otherwise")
+    x.set_defaults(func=cmd_export)
+
+    i = sub.add_parser("inspect", help="nodes, edges, shapes and parameters of a NIR file")
+    i.add_argument("graph")
+    i.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("simulate", help="reference simulator: accuracy vs T, events, spikes")
+    s.add_argument("graph")
+    s.add_argument("--dataset", default="digits")
+    s.add_argument("--data", metavar="PATH")
+    s.add_argument("-T", "--steps", type=int, default=64)
+    s.add_argument("-n", "--images", type=int, default=None, help="first N test images (default all)")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    s.add_argument("--json", metavar="FILE", help="result file (default runs/simulate/<graph>.json)")
+    s.add_argument("--record", metavar="NODES", help="record spikes of these nodes (comma list, or all)")
+    s.add_argument("--spikes-out", metavar="FILE", help="HDF5 file for recorded spikes")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_simulate)
 
     d = sub.add_parser("demo", help="the end-to-end demo on the built-in digits data")
     d.add_argument("--out", default="runs/demo", help="output directory")

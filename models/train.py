@@ -84,7 +84,8 @@ def train(a: TrainArgs) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, warm, a.min_lr / a.lr))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
     torch.manual_seed(a.seed + 1 + d.rank)        # masks and augmentation differ across ranks
-    bar = tqdm(total=steps, desc=f"train {a.model}", disable=not (a.progress and d.main), unit="step")
+    bar = tqdm(total=steps, desc=f"train {a.model}", disable=not (a.progress and d.main), unit="step",
+               mininterval=1.0)
     model.train()
     for epoch in range(a.epochs):
         if d.enabled:
@@ -99,7 +100,7 @@ def train(a: TrainArgs) -> dict:
             opt.step()
             sched.step()
             bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+        bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)
     bar.close()
     d.sync_buffers(model)
     acc = accuracy(model, test_set, seed=a.seed, dist=d)

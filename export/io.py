@@ -1,0 +1,53 @@
+"""Reading and writing NIR files with clear errors and atomic writes."""
+from __future__ import annotations
+
+import pathlib
+
+import h5py
+import nir
+
+from ..atomic import atomic_path
+from ..errors import UserError
+from . import nodes  # noqa: F401  (registers the extension node types with nir.read)
+
+
+def write_graph(graph: nir.NIRGraph, path) -> None:
+    with atomic_path(path) as tmp:
+        nir.write(tmp, graph)
+
+
+def _node_types(group, out: set) -> None:
+    for k in group:
+        g = group[k]
+        if isinstance(g, h5py.Group) and "type" in g:
+            t = g["type"][()]
+            out.add(t.decode() if isinstance(t, bytes) else str(t))
+            if "nodes" in g:
+                _node_types(g["nodes"], out)
+
+
+def read_graph(path) -> nir.NIRGraph:
+    """nir.read, with every failure turned into one clear UserError."""
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise UserError(f"NIR file not found: {p}")
+    try:
+        with h5py.File(p, "r") as f:
+            if "node" not in f:
+                raise UserError(f"{p} is not a NIR file (no 'node' group)")
+            types: set = set()
+            _node_types(f["node"]["nodes"], types)
+    except UserError:
+        raise
+    except Exception:  # noqa: BLE001 - h5py raises OSError and friends for broken files
+        raise UserError(f"{p} is not a readable NIR file (corrupt or truncated HDF5)") from None
+    known = set(getattr(nir.ir, "__all_ir"))
+    unknown = sorted(types - known)
+    if unknown:
+        raise UserError(f"{p}: unknown NIR node type(s): {', '.join(unknown)}")
+    try:
+        return nir.read(p)
+    except ValueError as e:
+        raise UserError(f"{p}: invalid graph: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"{p}: cannot load the graph ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None

@@ -1,0 +1,48 @@
+"""Model -> NIR graph: dispatch to the per-architecture lowering, with graph metadata."""
+from __future__ import annotations
+
+import json
+
+import nir
+import torch
+
+from ..errors import UserError
+from ..models.mst import MST
+from ..models.resnet import ResNet
+from ..models.vgg import VGG
+from .cnn import ExtensionNeeded, lower_resnet, lower_vgg
+from .mst import lower_mst
+from .nodes import EXTENSIONS
+
+FORMAT = "mstdeploy-nir/1"
+
+
+def to_nir(model: torch.nn.Module, seed: int = 0, standard: bool = False) -> nir.NIRGraph:
+    """The converted SNN of `model` (eval mode, its masks as stochastic synapse gating)."""
+    model = model.eval()
+    cfg = model.config
+    if isinstance(model, MST) and cfg.head_norm != "batch":
+        raise UserError("this MST uses a LayerNorm head, which has no spiking equivalent; "
+                        "train with head_norm='batch' to export it")
+    with torch.no_grad():
+        try:
+            if isinstance(model, MST):
+                b = lower_mst(model, seed)
+            elif isinstance(model, VGG):
+                b = lower_vgg(model, seed, standard)
+            elif isinstance(model, ResNet):
+                b = lower_resnet(model, seed, standard)
+            else:
+                raise UserError(f"cannot export a {type(model).__name__}")
+        except ExtensionNeeded as e:
+            raise UserError(f"--standard is impossible: these ops need NIR extensions: {e}") from None
+    if standard:
+        used = sorted({type(n).__name__ for n in b.nodes.values() if isinstance(n, EXTENSIONS)})
+        if used:
+            raise UserError(f"--standard is impossible for {cfg.arch}: it needs the extension ops "
+                            f"{', '.join(used)} (see docs/nir-extensions.md)")
+    meta = {"format": FORMAT, "arch": cfg.arch, "seed": int(seed), "standard": int(standard),
+            "config": json.dumps(cfg.to_dict())}
+    if hasattr(cfg, "attention"):
+        meta["attention"] = cfg.attention
+    return b.build(meta)

@@ -1,0 +1,83 @@
+"""Accuracy-vs-T of a NIR graph on a data set, with the reference simulator, in batches."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import nir
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from ..models import datasets
+from .engine import Simulator, _shape
+
+
+@dataclass
+class Evaluation:
+    steps: int
+    images: int
+    correct_by_step: np.ndarray                     # (T,) images right with logits summed to t
+    spike_counts: dict = field(default_factory=dict)
+    events: dict = field(default_factory=dict)
+    gated_events: dict = field(default_factory=dict)
+    host_macs: dict = field(default_factory=dict)
+    neuron_updates: dict = field(default_factory=dict)
+    spikes: dict = field(default_factory=dict)      # node -> (images, T, *shape) uint8, if recorded
+
+    def accuracy(self, t: int) -> float:
+        return float(self.correct_by_step[t - 1]) / max(self.images, 1)
+
+    def curve(self) -> dict[int, float]:
+        return {t: self.accuracy(t) for t in range(1, self.steps + 1)}
+
+
+def graph_image_shape(graph: nir.NIRGraph) -> tuple:
+    inp = next(n for n in graph.nodes.values() if isinstance(n, nir.Input))
+    return _shape(inp, "input")
+
+
+def load_images(dataset: str, graph: nir.NIRGraph, data: str | None, limit: int | None):
+    """The test split of `dataset` at the graph's input size (first `limit` images)."""
+    c, h, w = graph_image_shape(graph)
+    ds = datasets.load(dataset, "test", h, data)
+    x0, _ = ds[0]
+    if tuple(x0.shape) != (c, h, w):
+        from ..errors import UserError
+        raise UserError(f"{dataset} images are {tuple(x0.shape)}, the graph expects {(c, h, w)}")
+    if limit is not None:
+        ds = Subset(ds, range(min(limit, len(ds))))
+    return ds
+
+
+def evaluate(sim: Simulator, data, T: int, batch_size: int = 64, progress: bool = True,
+             record: set | None = None) -> Evaluation:
+    """Run every image of `data` for T steps; image i of the set is gating sample i."""
+    ev = Evaluation(T, 0, np.zeros(T, np.int64))
+    offset = 0
+    recorded: dict[str, list] = {}
+    loader = DataLoader(data, batch_size=batch_size)
+    for x, y in tqdm(loader, desc=f"simulate T={T}", disable=not progress, unit="batch"):
+        r = sim.run(x, T, sample_offset=offset, record=record)
+        for k, v in r.spikes.items():
+            recorded.setdefault(k, []).append(v.transpose(0, 1).to(torch.uint8).numpy())
+        offset += len(y)
+        pred = r.predictions_by_step()
+        ev.correct_by_step += (pred == y[None, :]).sum(1).numpy()
+        ev.images += len(y)
+        for agg, part in ((ev.spike_counts, r.spike_counts), (ev.events, r.events),
+                          (ev.gated_events, r.gated_events), (ev.host_macs, r.host_macs),
+                          (ev.neuron_updates, r.neuron_updates)):
+            for k, v in part.items():
+                agg[k] = agg.get(k, 0) + v
+    ev.spikes = {k: np.concatenate(v) for k, v in recorded.items()}
+    return ev
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        from ..errors import UserError
+        raise UserError("--device cuda: no CUDA device is available")
+    return torch.device(device)

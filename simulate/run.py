@@ -1,0 +1,76 @@
+"""`mst simulate`: accuracy-vs-T table, JSON report and optional spike recordings."""
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+
+import h5py
+import torch
+
+from ..atomic import atomic_path, write_text
+from ..errors import UserError
+from ..export.io import read_graph
+from .engine import Simulator
+from .evaluate import evaluate, load_images, pick_device
+
+TABLE_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+def report_steps(T: int) -> list[int]:
+    return [t for t in TABLE_STEPS if t < T] + [T]
+
+
+def write_spikes(path, spikes: dict, T: int) -> None:
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["layout"] = "images x steps x neuron shape, 1 = spike"
+            f.attrs["steps"] = T
+            for k, v in spikes.items():
+                f.create_dataset(k, data=v, compression="gzip")
+
+
+def simulate_command(args) -> dict:
+    if args.steps < 1:
+        raise UserError("-T must be >= 1")
+    graph = read_graph(args.graph)
+    data = load_images(args.dataset, graph, args.data, args.images)
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    sim = Simulator(graph, pick_device(args.device), dtype)
+    record = None
+    if args.record:
+        record = set(sim.order) if args.record == "all" else set(args.record.split(","))
+        bad = sorted(record - set(graph.nodes))
+        if bad:
+            raise UserError(f"--record: no such node(s): {', '.join(bad)}")
+        if not args.spikes_out:
+            raise UserError("--record needs --spikes-out FILE")
+    t0 = time.time()
+    ev = evaluate(sim, data, args.steps, args.batch_size, progress=not args.no_progress, record=record)
+    seconds = time.time() - t0
+    print(f"{pathlib.Path(args.graph).name} on {args.dataset}: {ev.images} images, {args.steps} steps, "
+          f"{seconds:.1f} s ({sim.device}, {args.dtype})")
+    print("    T  accuracy")
+    for t in report_steps(args.steps):
+        print(f"{t:5d}  {100 * ev.accuracy(t):7.2f}%")
+    per_image = max(ev.images, 1)
+    out = {
+        "graph": str(args.graph), "dataset": args.dataset, "images": ev.images, "steps": args.steps,
+        "device": str(sim.device), "dtype": args.dtype, "seconds": seconds,
+        "accuracy": {str(t): a for t, a in ev.curve().items()},
+        "per_inference": {"spikes": sum(ev.spike_counts.values()) / per_image,
+                          "synaptic_events": sum(ev.events.values()) / per_image,
+                          "gated_events": sum(ev.gated_events.values()) / per_image,
+                          "host_macs": sum(ev.host_macs.values()) / per_image,
+                          "neuron_updates": sum(ev.neuron_updates.values()) / per_image},
+        "per_node": {k: {"spikes": ev.spike_counts.get(k, 0), "events": ev.events.get(k, 0),
+                         "gated_events": ev.gated_events.get(k, 0), "host_macs": ev.host_macs.get(k, 0)}
+                     for k in sim.order if k in ev.spike_counts or k in ev.events or k in ev.host_macs},
+    }
+    json_path = args.json or f"runs/simulate/{pathlib.Path(args.graph).stem}.json"
+    write_text(json_path, json.dumps(out, indent=2))
+    print(f"synaptic events per image: {out['per_inference']['synaptic_events']:,.0f}  -> {json_path}")
+    if record:
+        write_spikes(args.spikes_out, ev.spikes, args.steps)
+        print(f"spikes of {len(ev.spikes)} node(s) -> {args.spikes_out}")
+    return out
