@@ -2,26 +2,22 @@
 
 keep(seed, stream, sample, t, i) is a pure function: a chain of 32-bit `lowbias32` mixes over the
 key, compared with floor(p * 2^32). No RNG state, so a reference simulator on a GPU and a Lava
-process model in a forked worker draw the same bits. Written with int64 operations only (xor,
-shift, and, multiply of values < 2^48), so numpy and torch compute it identically.
+process model in a forked worker draw the same bits. The arithmetic is uint32; it runs on int64
+arrays (numpy or torch), whose multiplication wraps modulo 2^64, so masking to 32 bits gives the
+exact uint32 product (tests check this against a numpy uint64 reference).
 """
 from __future__ import annotations
 
 M32 = 0xFFFFFFFF
 
 
-def _mul32(x, c: int):
-    """(x * c) mod 2^32 for 0 <= x < 2^32 without overflowing int64."""
-    return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & M32
-
-
 def mix32(x):
     """lowbias32 (C. Wellons): a bijective 32-bit integer hash. `x` is an int or int64 array/tensor."""
     x = x & M32
     x = x ^ (x >> 16)
-    x = _mul32(x, 0x7FEB352D)
+    x = (x * 0x7FEB352D) & M32
     x = x ^ (x >> 15)
-    x = _mul32(x, 0x846CA68B)
+    x = (x * 0x846CA68B) & M32
     return x ^ (x >> 16)
 
 

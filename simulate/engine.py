@@ -97,6 +97,7 @@ class Simulator:
         self._params: dict[str, dict] = {}
         self._fanout: dict[str, torch.Tensor] = {}
         self._analog = self._analog_sources()
+        self._needs_activity = self._activity_needed()
 
     # -- static analysis ---------------------------------------------------------------------
     def _analog_sources(self) -> set[str]:
@@ -110,6 +111,17 @@ class Simulator:
             elif isinstance(node, ROUTING) and any(p in analog for p in self.preds[n]):
                 analog.add(n)
         return analog
+
+    def _activity_needed(self) -> set[str]:
+        """Nodes whose per-element event counts feed an event count: the spiking inputs of
+        synaptic nodes and, through routing, the nodes behind them."""
+        need = set()
+        for n in reversed(self.order):
+            node = self.graph.nodes[n]
+            if (isinstance(node, SYNAPTIC) and n not in self._analog) or \
+                    (isinstance(node, ROUTING) and n in need):
+                need.update(self.preds[n])
+        return need
 
     def _t(self, a) -> torch.Tensor:
         return torch.as_tensor(np.array(a), dtype=self.dtype, device=self.device)
@@ -179,6 +191,7 @@ class Simulator:
         steps = torch.arange(1, T + 1, device=self.device, dtype=torch.int64)
         outs: dict[str, torch.Tensor] = {}
         dropped: dict[str, torch.Tensor] = {}      # per node: spikes removed by gates upstream
+        acts: dict[str, torch.Tensor] = {}         # per node: events per element (all steps, images)
         remaining = {n: len(self.consumers[n]) for n in self.order}
         for name in self.order:
             node = self.graph.nodes[name]
@@ -192,26 +205,44 @@ class Simulator:
                 for p in preds[1:]:
                     inp = inp + outs[p]
                 drop_in = _sum_opt(dropped.get(p) for p in preds) if count else None
+                act_in = _sum_opt(acts.get(p) for p in preds) if count else None
                 if count and isinstance(node, SYNAPTIC):
-                    self._count(name, node, inp, drop_in, res, T, B)
+                    self._count(name, node, act_in, drop_in, res, T, B)
                 y, drop_out = self._step(name, node, inp, drop_in, T, B, samples, steps, count)
                 if drop_out is not None:
                     dropped[name] = drop_out
                 if isinstance(node, NEURONS):
-                    res.spike_counts[name] = int(y.sum().item()) if count else 0
                     res.neuron_updates[name] = T * B * int(np.prod(_shape(node)))
+                    if count:
+                        acts[name] = y.reshape(T * B, -1).sum(0, dtype=torch.float64).reshape(y.shape[2:])
+                        res.spike_counts[name] = int(acts[name].sum().item())
                     if name in record:
                         res.spikes[name] = y.bool().cpu()
+                if count and name in self._needs_activity and name not in acts:
+                    acts[name] = self._activity(name, node, y, act_in, drop_out, drop_in, T, B)
                 for p in preds:
                     remaining[p] -= 1
                     if remaining[p] == 0 and p != self.output:
                         outs.pop(p, None)
                         dropped.pop(p, None)
+                        acts.pop(p, None)
             outs[name] = y
         res.logits = outs[self.output].reshape(T, B, -1).to(torch.float64).cpu()
         return res
 
-    def _count(self, name, node, inp, drop_in, res: Result, T: int, B: int) -> None:
+    def _activity(self, name, node, y, act_in, drop_out, drop_in, T, B) -> torch.Tensor:
+        """Events per element of a node's output, from its inputs' where the node only moves them."""
+        if act_in is not None:
+            if isinstance(node, X.Route):
+                return _route1(act_in, self._params[name]["index"].long())
+            if isinstance(node, nir.Flatten):
+                return act_in.reshape(_shape(node))
+            if isinstance(node, X.SynapseGate):
+                gone = drop_out if drop_in is None else drop_out - drop_in
+                return act_in - gone
+        return torch.count_nonzero(y.reshape(T * B, -1), dim=0).to(torch.float64).reshape(y.shape[2:])
+
+    def _count(self, name, node, act_in, drop_in, res: Result, T: int, B: int) -> None:
         fan = self.fanout(name)
         analog = any(p in self._analog for p in self.preds[name])
         if analog:
@@ -221,8 +252,7 @@ class Simulator:
             else:
                 res.host_macs[name] = int(T * B * fan.sum().item())
             return
-        active = (inp != 0).sum((0, 1), dtype=torch.float64) if inp.dim() > 2 else (inp != 0).sum(0)
-        res.events[name] = int(round((active.reshape(fan.shape) * fan).sum().item()))
+        res.events[name] = int(round((act_in.reshape(fan.shape) * fan).sum().item()))
         if drop_in is not None:
             res.gated_events[name] = int(round((drop_in.reshape(fan.shape) * fan).sum().item()))
 
@@ -232,8 +262,10 @@ class Simulator:
         if isinstance(node, nir.Output):
             return x, None
         if isinstance(node, X.Route):
-            idx = self.param(name, "index", np.where(node.index < 0, -1, node.index)).long()
-            return _route(x, idx, TB, T, B), (None if drop is None else _route1(drop, idx))
+            idx = self._params.setdefault(name, {}).setdefault(
+                "index", torch.as_tensor(node.index, dtype=torch.int64, device=self.device))
+            y = _route(x, self._route_plan(name, node), T, B)
+            return y, (None if drop is None else _route1(drop, idx))
         if isinstance(node, nir.Flatten):
             out = _shape(node)
             return x.reshape(T, B, *out), (None if drop is None else drop.reshape(out))
@@ -247,11 +279,9 @@ class Simulator:
                 y[d:] = x[:T - d]
             return y, drop
         if isinstance(node, X.SynapseGate):
-            keep = self._keep(name, node, samples, steps, x.shape)
-            y = x * keep
+            y, gone = self._gate(name, node, x, samples, steps)
             if not count:
                 return y, None
-            gone = ((x != 0) & ~keep).sum((0, 1), dtype=torch.float64)
             return y, gone if drop is None else drop + gone
         if isinstance(node, (nir.Affine, nir.Linear)):
             w = self.param(name, "w", node.weight)
@@ -292,15 +322,42 @@ class Simulator:
                             subtract=False, v_reset=self.param(name, "vr", node.v_reset)), None
         raise AssertionError(type(node))
 
-    def _keep(self, name, node, samples, steps, shape) -> torch.Tensor:
+    def _route_plan(self, name, node: X.Route):
+        """(positions written, source indices, output shape); positions None when all are written,
+        a slice when they are one contiguous run (operand packing)."""
+        cache = self._params.setdefault(name, {})
+        if "plan" not in cache:
+            idx = np.asarray(node.index).reshape(-1)
+            pos = np.flatnonzero(idx >= 0)
+            dev = self.device
+            src = torch.as_tensor(idx[pos], device=dev)
+            if pos.size == idx.size:
+                where = None
+            elif pos.size and pos[-1] - pos[0] + 1 == pos.size:
+                where = slice(int(pos[0]), int(pos[-1]) + 1)
+            else:
+                where = torch.as_tensor(pos, device=dev)
+            cache["plan"] = (where, src, tuple(node.index.shape))
+        return cache["plan"]
+
+    def _gate(self, name, node, x, samples, steps) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gated x and the boolean 'spike dropped' tensor. The stream is drawn only where x != 0
+        (elsewhere the gate has nothing to drop), which is exact and cheap for sparse spikes."""
         cache = self._params.setdefault(name, {})
         if "imix" not in cache:
             n = int(np.prod(node.shape))
             cache["imix"] = stream.mix32(torch.arange(n, device=self.device, dtype=torch.int64))
             cache["key"] = stream.node_key(int(node.seed), int(node.stream))
-        skey = stream.step_key(cache["key"], samples[None, :, None], steps[:, None, None])   # (T, B, 1)
-        keep = stream.keep_mask(skey, cache["imix"][None, None, :], float(node.p))
-        return keep.reshape(shape)
+        T, B = x.shape[:2]
+        flat = x.reshape(T, B, -1)
+        skey = stream.step_key(cache["key"], samples[None, :], steps[:, None])          # (T, B)
+        t, b, i = flat.nonzero(as_tuple=True)
+        drop = ~stream.keep_mask(skey[t, b], cache["imix"][i], float(node.p))
+        y = flat.clone()
+        y[t[drop], b[drop], i[drop]] = 0
+        dropped = torch.zeros(flat.shape[-1], dtype=torch.float64, device=self.device)
+        dropped.index_add_(0, i[drop], torch.ones_like(i[drop], dtype=torch.float64))
+        return y.reshape(x.shape), dropped.reshape(x.shape[2:])
 
     def _product(self, node: X.SpikeProduct, x: torch.Tensor, T: int, B: int) -> torch.Tensor:
         na = int(np.prod(node.a_shape))
@@ -308,28 +365,33 @@ class Simulator:
         b = x[..., na:].reshape(T, B, *node.b_shape.tolist())
         if node.mode == "per_step":
             return node.scale * (a @ b)
-        # cumulative: P_t = A_t B_t / t; out_t = P_t - P_{t-1}. Counts are integers, exact in
-        # float32 below 2^24; float64 is used for the running products.
-        A = a.to(torch.float64).cumsum(0)
-        Bc = b.to(torch.float64).cumsum(0)
-        t = torch.arange(1, T + 1, dtype=torch.float64, device=x.device).reshape(T, *([1] * (A.dim() - 1)))
+        # cumulative: P_t = A_t B_t / t; out_t = P_t - P_{t-1}. A_t B_t are integer counts, exact
+        # in float32 while below 2^24, so float64 is used only past that.
+        K = int(node.a_shape[-1])
+        dt = self.dtype if T * T * K < 2 ** 24 else torch.float64
+        A, Bc = a.to(dt).cumsum(0), b.to(dt).cumsum(0)
+        t = torch.arange(1, T + 1, dtype=dt, device=x.device).reshape(T, *([1] * (A.dim() - 1)))
         P = (A @ Bc) / t
-        out = torch.diff(P, dim=0, prepend=torch.zeros_like(P[:1]))
-        return (node.scale * out).to(self.dtype)
+        P[1:] -= P[:-1].clone()
+        return (node.scale * P).to(self.dtype)
 
     def _if(self, x, threshold, v_init, bias, subtract: bool, v_reset=None) -> torch.Tensor:
+        """Scan the membrane over time; everything else was done for all steps at once."""
         T = x.shape[0]
+        drive = x + bias                                     # one op for all steps
         v = (torch.zeros_like(x[0]) + v_init).contiguous()
         out = torch.empty_like(x)
+        th = threshold.expand_as(v) if subtract else threshold
         for t in range(T):
-            v += x[t] + bias
+            v.add_(drive[t])
             if subtract:
-                s = (v >= threshold).to(x.dtype)
-                v -= s * threshold
+                s = torch.ge(v, th, out=None)
+                out[t] = s
+                v.sub_(out[t] * th)
             else:
-                s = (v > threshold).to(x.dtype)
-                v = torch.where(s.bool(), v_reset.expand_as(v), v)
-            out[t] = s
+                s = v > th
+                out[t] = s
+                v = torch.where(s, v_reset.expand_as(v), v)
         return out
 
 
@@ -343,11 +405,18 @@ def _sum_opt(items):
     return out
 
 
-def _route(x, idx, TB, T, B):
+def _route(x, plan, T, B):
+    """Gather by a route plan (see Simulator._route_plan): zeros where the index is -1."""
     flat = x.reshape(T, B, -1)
-    flat = torch.cat([flat, torch.zeros_like(flat[..., :1])], -1)      # slot for index -1
-    gather = torch.where(idx < 0, torch.full_like(idx, flat.shape[-1] - 1), idx)
-    return flat[..., gather.reshape(-1)].reshape(T, B, *idx.shape)
+    pos, src, span = plan
+    if pos is None:
+        return flat[..., src].reshape(T, B, *span)
+    out = flat.new_zeros(T, B, int(np.prod(span)))
+    if isinstance(pos, slice):
+        out[..., pos] = flat[..., src]
+    else:
+        out[..., pos] = flat[..., src]
+    return out.reshape(T, B, *span)
 
 
 def _route1(counts, idx):
