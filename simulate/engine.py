@@ -393,8 +393,7 @@ class Simulator:
         for t in range(T):
             v.add_(drive[t])
             if subtract:
-                s = torch.ge(v, th, out=None)
-                out[t] = s
+                out[t] = v >= th
                 v.sub_(out[t] * th)
             else:
                 s = v > th
@@ -420,10 +419,7 @@ def _route(x, plan, T, B):
     if pos is None:
         return flat[..., src].reshape(T, B, *span)
     out = flat.new_zeros(T, B, int(np.prod(span)))
-    if isinstance(pos, slice):
-        out[..., pos] = flat[..., src]
-    else:
-        out[..., pos] = flat[..., src]
+    out[..., pos] = flat[..., src]                     # pos: a slice or an index tensor
     return out.reshape(T, B, *span)
 
 
