@@ -18,12 +18,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _ratio_list(text: str) -> list[float]:
     from .models.rsm import check_ratio
-    try:
-        return [check_ratio(v) for v in text.split(",") if v.strip()]
-    except UserError:
-        raise
-    except ValueError:
-        raise UserError(f"expected comma-separated ratios, got {text!r}") from None
+    return [check_ratio(v) for v in text.split(",") if v.strip()]
 
 
 def _add_mask_options(p: argparse.ArgumentParser) -> None:

@@ -27,7 +27,7 @@ class _Emitter:
     def __init__(self, b: GraphBuilder, standard: bool, shape: tuple):
         self.b, self.standard = b, standard
         self.src = b.add("input", nir.Input(input_type={"input": np.array(shape)}))
-        self.shape, self.amp = tuple(shape), 1.0
+        self.shape = tuple(shape)
 
     def conv(self, name, src, shape, amp, conv: nn.Conv2d, bn) -> tuple[str, tuple]:
         w, bias = fold_bn(conv.weight, conv.bias, bn)

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from ..errors import UserError
 from ..models import datasets
 from .engine import Simulator, _shape
 
@@ -43,7 +44,6 @@ def load_images(dataset: str, graph: nir.NIRGraph, data: str | None, limit: int 
     ds = datasets.load(dataset, "test", h, data)
     x0, _ = ds[0]
     if tuple(x0.shape) != (c, h, w):
-        from ..errors import UserError
         raise UserError(f"{dataset} images are {tuple(x0.shape)}, the graph expects {(c, h, w)}")
     if limit is not None:
         ds = Subset(ds, range(min(limit, len(ds))))
@@ -78,6 +78,5 @@ def pick_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        from ..errors import UserError
         raise UserError("--device cuda: no CUDA device is available")
     return torch.device(device)
