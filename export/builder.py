@@ -52,13 +52,13 @@ class GraphBuilder:
         self.edges += [(i, name) for i in inputs]
         return name
 
-    def neuron(self, name: str, act: QCFS, shape, bias=0.0) -> str:
+    def neuron(self, name: str, act: QCFS, shape, *inputs: str, bias=0.0) -> str:
         """The IF neuron that replaces a QCFS: threshold lam, initial potential lam / 2."""
         lam = qcfs_lam(act)
         bias = np.asarray(bias, dtype=np.float32)
         if bias.ndim and not np.any(bias):
             bias = np.zeros(1, np.float32)
-        return self.add(name, ResetSubIF(shape=shape, threshold=lam, v_init=lam / 2, bias=bias))
+        return self.add(name, ResetSubIF(shape=shape, threshold=lam, v_init=lam / 2, bias=bias), *inputs)
 
     def gate(self, name: str, src: str, p: float, shape) -> str:
         """Stochastic synapse gating after `src` (nothing when p == 0)."""

@@ -45,8 +45,7 @@ class _Emitter:
                           v_reset=np.zeros(shape, np.float32), metadata=meta)
             self.b.add(name, node, *inputs)
         else:
-            self.b.neuron(name, act, shape)
-            self.b.edges += [(i, name) for i in inputs]
+            self.b.neuron(name, act, shape, *inputs)
         return name
 
     def gate(self, name, src, mask: RandomSpikeMask, shape) -> str:

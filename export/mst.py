@@ -86,9 +86,20 @@ def neuron_from(b: GraphBuilder, name: str, lin: Lin, act, weight=None, bias=Non
     const = lin.const if weight is None else weight @ lin.const
     if bias is not None:
         const = const + bias[:, None]
-    nid = b.neuron(name, act, (out_c, N), np.broadcast_to(const, (out_c, const.shape[1])))
-    b.edges += [(i, nid) for i in inputs]
-    return nid
+    return b.neuron(name, act, (out_c, N), *inputs, bias=np.broadcast_to(const, (out_c, const.shape[1])))
+
+
+def _product(b: GraphBuilder, name: str, a: tuple, bb: tuple, mode: str, scale: float) -> str:
+    """SpikeProduct of operands (src, src_shape, index map into src): each reaches its slice of
+    the packed input through its own Route (NIR sums the two)."""
+    (sa, shape_a, map_a), (sb, shape_b, map_b) = a, bb
+    na, nb = map_a.size, map_b.size
+    ra = b.add(f"{name}.a", Route(in_shape=shape_a, index=np.concatenate(
+        [map_a.reshape(-1), -np.ones(nb, np.int64)])), sa)
+    rb = b.add(f"{name}.b", Route(in_shape=shape_b, index=np.concatenate(
+        [-np.ones(na, np.int64), map_b.reshape(-1)])), sb)
+    return b.add(name, SpikeProduct(a_shape=map_a.shape, b_shape=map_b.shape, mode=mode, scale=scale),
+                 ra, rb)
 
 
 def token_index(H: int, W: int, win: int, shift: int) -> np.ndarray:
@@ -124,47 +135,29 @@ def _attention(b: GraphBuilder, pre: str, blk: MSTBlock, s1: str, lam1: float, C
 
     spiking = att.mode == "spiking"
     mode = "cumulative" if spiking else "per_step"
-    # Q K^T
-    na, nb = q_map.size, kt_map.size
-    idx_q = np.concatenate([q_map.reshape(-1), -np.ones(nb, np.int64)])
-    idx_k = np.concatenate([-np.ones(na, np.int64), kt_map.reshape(-1)])
-    rq = b.add(f"{pre}.qk.a", Route(in_shape=(C, N), index=idx_q), sq)
-    rk = b.add(f"{pre}.qk.b", Route(in_shape=(C, N), index=idx_k), sk)
     lq, lk = qcfs_lam(att.q_act), qcfs_lam(att.k_act)
-    qk = b.add(f"{pre}.qk", SpikeProduct(a_shape=q_map.shape, b_shape=kt_map.shape, mode=mode,
-                                         scale=att.scale * lq * lk), rq, rk)
+    qk = _product(b, f"{pre}.qk", (sq, (C, N), q_map), (sk, (C, N), kt_map), mode, att.scale * lq * lk)
     a_shape = (nW, heads, Nw, Nw)
     bias = np32(att.position_bias())[None]                                      # (1, heads, Nw, Nw)
     if blk.shift_mask is not None:
         bias = bias + np32(blk.shift_mask)[:, None]
     bias = np.broadcast_to(bias, a_shape)
     lam_a, lam_v = qcfs_lam(att.attn_act), qcfs_lam(att.v_act)
-    if spiking:
-        a = b.neuron(f"{pre}.attn", att.attn_act, a_shape, bias)
-        b.edges.append((qk, a))
-        a = b.gate(f"{pre}.attn.gate", a, att.mask_attn.p, a_shape)
-        av_scale = lam_a * lam_v
-    else:
-        a = b.neuron(f"{pre}.attn", att.attn_act, a_shape)
-        b.edges.append((qk, a))
-        a = b.gate(f"{pre}.attn.gate", a, att.mask_attn.p, a_shape)
+    # spiking: the bias (and shift mask) drive the attention neuron; softmax: the host op
+    a = b.neuron(f"{pre}.attn", att.attn_act, a_shape, qk, bias=bias if spiking else 0.0)
+    a = b.gate(f"{pre}.attn.gate", a, att.mask_attn.p, a_shape)
+    av_scale = lam_a * lam_v
+    if not spiking:
         a = b.add(f"{pre}.softmax", HostSoftmax(shape=a_shape, scale=lam_a, bias=bias, axis=-1), a)
         av_scale = lam_v
-    # A @ V
-    na = int(np.prod(a_shape))
-    v_map = q_map                                                               # (nW, heads, Nw, d)
-    idx_a = np.concatenate([np.arange(na), -np.ones(v_map.size, np.int64)])
-    idx_v = np.concatenate([-np.ones(na, np.int64), v_map.reshape(-1)])
-    ra = b.add(f"{pre}.av.a", Route(in_shape=a_shape, index=idx_a), a)
-    rv = b.add(f"{pre}.av.b", Route(in_shape=(C, N), index=idx_v), sv)
-    av = b.add(f"{pre}.av", SpikeProduct(a_shape=a_shape, b_shape=v_map.shape, mode=mode,
-                                         scale=av_scale), ra, rv)
+    # A @ V; V uses the Q layout (nW, heads, Nw, d)
+    a_map = np.arange(int(np.prod(a_shape))).reshape(a_shape)
+    av = _product(b, f"{pre}.av", (a, a_shape, a_map), (sv, (C, N), q_map), mode, av_scale)
     # back to (C, N): inverse of q_map
     inv = np.empty(C * N, np.int64)
     inv[q_map.reshape(-1)] = np.arange(q_map.size)
-    back = b.add(f"{pre}.av.out", Route(in_shape=v_map.shape, index=inv.reshape(C, N)), av)
-    o = b.neuron(f"{pre}.out", att.out_act, (C, N))
-    b.edges.append((back, o))
+    back = b.add(f"{pre}.av.out", Route(in_shape=q_map.shape, index=inv.reshape(C, N)), av)
+    o = b.neuron(f"{pre}.out", att.out_act, (C, N), back)
     wp, bp = fold_bn(att.proj.weight, att.proj.bias, None)
     sp = neuron_from(b, f"{pre}.proj", Lin.of(o, (C, N), qcfs_lam(att.out_act)), att.proj_act, wp, bp)
     return Lin.of(sp, (C, N), qcfs_lam(att.proj_act))
@@ -231,8 +224,7 @@ def lower_mst(model: MST, seed: int = 0) -> GraphBuilder:
     flat = b.add("patch_embed.flatten", nir.Flatten(input_type={"input": np.array([cfg.embed_dim, res, res])},
                                                     start_dim=1, end_dim=2), conv)
     C, N = cfg.embed_dim, res * res
-    s = b.neuron("patch_embed.if", model.patch_act, (C, N))
-    b.edges.append((flat, s))
+    s = b.neuron("patch_embed.if", model.patch_act, (C, N), flat)
     x = Lin.of(s, (C, N), qcfs_lam(model.patch_act))
     nb = 0
     for i, stage in enumerate(model.stages):

@@ -235,7 +235,7 @@ class Simulator:
         """Events per element of a node's output, from its inputs' where the node only moves them."""
         if act_in is not None:
             if isinstance(node, X.Route):
-                return _route1(act_in, self._params[name]["index"].long())
+                return _route1(act_in, self._params[name]["index"])
             if isinstance(node, nir.Flatten):
                 return act_in.reshape(_shape(node))
             if isinstance(node, X.SynapseGate):
@@ -263,10 +263,8 @@ class Simulator:
         if isinstance(node, nir.Output):
             return x, None
         if isinstance(node, X.Route):
-            idx = self._params.setdefault(name, {}).setdefault(
-                "index", torch.as_tensor(node.index, dtype=torch.int64, device=self.device))
             y = _route(x, self._route_plan(name, node), T, B)
-            return y, (None if drop is None else _route1(drop, idx))
+            return y, (None if drop is None else _route1(drop, self._params[name]["index"]))
         if isinstance(node, nir.Flatten):
             out = _shape(node)
             return x.reshape(T, B, *out), (None if drop is None else drop.reshape(out))
@@ -332,9 +330,11 @@ class Simulator:
 
     def _route_plan(self, name, node: X.Route):
         """(positions written, source indices, output shape); positions None when all are written,
-        a slice when they are one contiguous run (operand packing)."""
+        a slice when they are one contiguous run (operand packing). Also caches the full index
+        (with -1) for routing count vectors."""
         cache = self._params.setdefault(name, {})
         if "plan" not in cache:
+            cache["index"] = torch.as_tensor(node.index, dtype=torch.int64, device=self.device)
             idx = np.asarray(node.index).reshape(-1)
             pos = np.flatnonzero(idx >= 0)
             dev = self.device
