@@ -94,7 +94,22 @@ class MSTConfig(_Config):
 
 
 @dataclass
-class ResNetConfig(_Config):
+class _CNNConfig(_Config):
+    """CNN baselines: one RSM ratio per masked layer (`masked_layers`, in forward order)."""
+
+    def masked_layers(self) -> int:
+        raise NotImplementedError
+
+    def layer_ratios(self) -> list[float]:
+        return resolve_ratios(self.mask, self.masked_layers(), "layer")
+
+    def validate(self) -> None:
+        super().validate()
+        self.layer_ratios()
+
+
+@dataclass
+class ResNetConfig(_CNNConfig):
     """CIFAR-style QCFS ResNet (3x3 stem, no max-pool); RSM on every conv/linear spike input."""
     arch: str = "resnet"
     blocks: list = field(default_factory=lambda: [2, 2, 2, 2])
@@ -105,13 +120,9 @@ class ResNetConfig(_Config):
         shortcuts = len(self.blocks) - 1  # the first block of every later stage projects
         return convs + shortcuts + 1  # + the classifier
 
-    def validate(self) -> None:
-        super().validate()
-        resolve_ratios(self.mask, self.masked_layers(), "layer")
-
 
 @dataclass
-class VGGConfig(_Config):
+class VGGConfig(_CNNConfig):
     """CIFAR-style QCFS VGG: conv3x3-BN-QCFS stacks, average pooling ('M'), a 3-layer classifier."""
     arch: str = "vgg"
     layers: list = field(default_factory=lambda: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
@@ -120,10 +131,6 @@ class VGGConfig(_Config):
 
     def masked_layers(self) -> int:
         return sum(1 for c in self.layers if c != "M") + 2   # every conv output, 2 hidden linears
-
-    def validate(self) -> None:
-        super().validate()
-        resolve_ratios(self.mask, self.masked_layers(), "layer")
 
 
 CONFIGS = {"mst": MSTConfig, "resnet": ResNetConfig, "vgg": VGGConfig}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .config import ResNetConfig, resolve_ratios
+from .config import ResNetConfig
 from .qcfs import QCFS
 from .rsm import RandomSpikeMask
 
@@ -36,7 +36,7 @@ class ResNet(nn.Module):
         super().__init__()
         cfg.validate()
         self.config = cfg
-        ratios = iter(resolve_ratios(cfg.mask, cfg.masked_layers(), "layer"))
+        ratios = iter(cfg.layer_ratios())
         w = cfg.width
         self.stem = nn.Sequential(nn.Conv2d(cfg.in_chans, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w),
                                   QCFS(cfg.levels, cfg.lam_init))

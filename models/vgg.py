@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .config import VGGConfig, resolve_ratios
+from .config import VGGConfig
 from .qcfs import QCFS
 from .rsm import RandomSpikeMask
 
@@ -20,7 +20,7 @@ class VGG(nn.Module):
         super().__init__()
         cfg.validate()
         self.config = cfg
-        ratios = iter(resolve_ratios(cfg.mask, cfg.masked_layers(), "layer"))
+        ratios = iter(cfg.layer_ratios())
         layers, cin, res = [], cfg.in_chans, cfg.img_size
         for c in cfg.layers:
             if c == "M":
