@@ -7,7 +7,6 @@ summed). Synaptic events are counted exactly at every synaptic node (see `events
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import nir
@@ -15,49 +14,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..backends import fixed_point as fx
+from ..backends.fixed_point import FixedPlan
 from ..errors import UserError
 from ..export import nodes as X
 from ..export import stream
+from ..export.topology import NEURONS, POOLS, ROUTING, SUPPORTED, SYNAPTIC, Topology
+from ..export.topology import check_supported as _check_supported
+from ..export.topology import node_shape as _shape
 
-# Nodes that move values without synapses: their inputs' activity flows through unchanged.
-ROUTING = (X.Route, nir.Flatten, X.SynapseGate, nir.Delay)
-SYNAPTIC = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d, nir.Scale, nir.AvgPool2d, nir.SumPool2d,
-            X.SpikeProduct)
-NEURONS = (X.ResetSubIF, nir.IF)
-SUPPORTED = ROUTING + SYNAPTIC + NEURONS + (nir.Input, nir.Output, X.HostSoftmax)
-
-
-def _shape(node, key="output") -> tuple:
-    t = node.output_type if key == "output" else node.input_type
-    return tuple(int(v) for v in np.asarray(list(t.values())[0]).reshape(-1))
-
-
-def topological_order(graph: nir.NIRGraph) -> list[str]:
-    preds = defaultdict(list)
-    for a, b in graph.edges:
-        preds[b].append(a)
-    order, state = [], {}
-
-    def visit(n):
-        if state.get(n) == 1:
-            raise UserError(f"the graph has a cycle through node {n!r} (not supported)")
-        if state.get(n) == 2:
-            return
-        state[n] = 1
-        for p in preds[n]:
-            visit(p)
-        state[n] = 2
-        order.append(n)
-
-    for n in graph.nodes:
-        visit(n)
-    return order
+# Nodes whose arithmetic differs in fixed point (the others only move or gate values).
+FIXED_OWN = SYNAPTIC + NEURONS + (X.HostSoftmax, nir.Output)
 
 
 def check_supported(graph: nir.NIRGraph) -> None:
-    bad = sorted({f"{k} ({type(n).__name__})" for k, n in graph.nodes.items() if not isinstance(n, SUPPORTED)})
-    if bad:
-        raise UserError(f"unsupported node(s) for the reference simulator: {', '.join(bad)}")
+    _check_supported(graph, SUPPORTED, "the reference simulator")
 
 
 @dataclass
@@ -69,6 +40,7 @@ class Result:
     gated_events: dict = field(default_factory=dict)  # synaptic node -> events removed by gating
     host_macs: dict = field(default_factory=dict)     # node -> MACs done on the host / analog input
     neuron_updates: dict = field(default_factory=dict)
+    saturation: dict = field(default_factory=dict)    # fixed point: neuron -> counts of clipped v
 
     def predictions_by_step(self) -> torch.Tensor:
         """(T, B) argmax of the logits summed over steps 1..t, for every t."""
@@ -76,23 +48,20 @@ class Result:
 
 
 class Simulator:
+    """Runs a graph in floating point (NIR semantics), or with `fixed_point=True` in the integer
+    arithmetic of docs/fixed-point.md (the Lava backend's bit-accurate mode)."""
+
     def __init__(self, graph: nir.NIRGraph, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, fixed_point: bool = False):
         check_supported(graph)
+        topo = Topology(graph)
+        # fixed point: integers held exactly in float64 (CUDA has no integer matmul)
+        self.plan = FixedPlan(graph, topo) if fixed_point else None
+        if fixed_point:
+            dtype = torch.float64
         self.graph, self.device, self.dtype = graph, torch.device(device), dtype
-        self.order = topological_order(graph)
-        self.preds = defaultdict(list)
-        for a, b in graph.edges:
-            self.preds[b].append(a)
-        self.consumers = defaultdict(list)
-        for a, b in graph.edges:
-            self.consumers[a].append(b)
-        inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
-        outputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Output)]
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise UserError(f"the graph needs exactly one Input and one Output node "
-                            f"(has {len(inputs)} and {len(outputs)})")
-        self.input, self.output = inputs[0], outputs[0]
+        self.order, self.preds, self.consumers = topo.order, topo.preds, topo.consumers
+        self.input, self.output = topo.input, topo.output
         self.input_shape = _shape(graph.nodes[self.input], "input")
         self._params: dict[str, dict] = {}
         self._fanout: dict[str, torch.Tensor] = {}
@@ -184,6 +153,8 @@ class Simulator:
         if T < 1:
             raise UserError("T must be >= 1")
         B = x.shape[0]
+        if self.plan is not None:
+            x = torch.as_tensor(fx.quantize_input(x.cpu().numpy()), dtype=torch.float64)
         x = x.to(self.device, self.dtype)
         res = Result(logits=torch.empty(0))
         record = record or set()
@@ -208,7 +179,10 @@ class Simulator:
                 act_in = _sum_opt(acts.get(p) for p in preds) if count else None
                 if count and isinstance(node, SYNAPTIC):
                     self._count(name, node, act_in, drop_in, res, T, B)
-                y, drop_out = self._step(name, node, inp, drop_in, T, B, samples, steps, count)
+                if self.plan is not None and isinstance(node, FIXED_OWN):
+                    y, drop_out = self._step_fixed(name, node, inp, T, B, res), None
+                else:
+                    y, drop_out = self._step(name, node, inp, drop_in, T, B, samples, steps, count)
                 if drop_out is not None:
                     dropped[name] = drop_out
                 if isinstance(node, NEURONS):
@@ -328,6 +302,96 @@ class Simulator:
                             subtract=False, v_reset=self.param(name, "vr", node.v_reset)), None
         raise AssertionError(type(node))
 
+    # -- fixed point (docs/fixed-point.md) -------------------------------------------------------
+    def _step_fixed(self, name, node, x, T, B, res: Result) -> torch.Tensor:
+        """Integer semantics of synapses, neurons, host softmax and output (values exact in float64)."""
+        plan, TB = self.plan, T * B
+        if isinstance(node, nir.Output):
+            return x * plan.output_unit + self.param(name, "ob", plan.output_bias)
+        if isinstance(node, NEURONS):
+            return self._if_fixed(name, x, plan.neurons[name], res)
+        if isinstance(node, X.HostSoftmax):
+            in_scale = plan.scale[self.preds[name][0]]
+            flat = x.cpu().numpy()
+            y = np.empty(flat.shape, np.int64)
+            bias = np.broadcast_to(np.asarray(node.bias, np.float64), flat.shape[2:])
+            for t in range(T):                      # one step at a time, as Lava does (see softmax_fixed)
+                for b in range(B):
+                    y[t, b] = fx.softmax_fixed(flat[t, b], in_scale, node.scale, bias, int(node.axis))
+            return torch.as_tensor(y, dtype=self.dtype, device=self.device)
+        if isinstance(node, POOLS) and plan.placement[name].kind == "synapse":
+            return self._pool_sum(node, x, T, B)
+        q = plan.synapses[name]
+        w = self.param(name, "wq", q.weight)
+        if isinstance(node, X.SpikeProduct):
+            return self._product_fixed(node, x, T, B, float(q.weight), q.exp)
+        if isinstance(node, (nir.Affine, nir.Linear)):
+            y = F.linear(x, w)
+        elif isinstance(node, nir.Scale):
+            y = x * w
+        elif isinstance(node, POOLS):
+            y = self._pool_sum(node, x, T, B) * w
+        elif isinstance(node, nir.Conv1d):
+            y = F.conv1d(x.reshape(TB, *x.shape[2:]), w, None, int(node.stride), _pad(node.padding),
+                         int(node.dilation), int(node.groups))
+            y = y.reshape(T, B, *y.shape[1:])
+        else:
+            y = F.conv2d(x.reshape(TB, *x.shape[2:]), w, None, _pair(node.stride), _pair(_pad(node.padding)),
+                         _pair(node.dilation), int(node.groups))
+            y = y.reshape(T, B, *y.shape[1:])
+        return _shift(y, q.exp)
+
+    def _pool_sum(self, node, x, T, B) -> torch.Tensor:
+        k = _pair(node.kernel_size)
+        y = F.avg_pool2d(x.reshape(T * B, *x.shape[2:]), k, _pair(node.stride), _pair(node.padding),
+                         count_include_pad=True, divisor_override=1)
+        return y.reshape(T, B, *y.shape[1:])
+
+    def _product_fixed(self, node: X.SpikeProduct, x, T, B, m: float, e: int) -> torch.Tensor:
+        na = int(np.prod(node.a_shape))
+        a = x[..., :na].reshape(T, B, *node.a_shape.tolist())
+        b = x[..., na:].reshape(T, B, *node.b_shape.tolist())
+        if node.mode == "per_step":
+            return _shift(m * (a @ b), e)
+        # G_t = floor(m A_t B_t 2^e / t); out_t = G_t - G_{t-1}. Exact: m A_t B_t < 2^52 (checked).
+        X_ = m * (a.cumsum(0) @ b.cumsum(0))
+        if X_.numel() and float(X_.abs().max()) >= 2.0 ** 52:
+            raise UserError("fixed point: a cumulative product overflows 52 bits; use a smaller T")
+        t = torch.arange(1, T + 1, dtype=X_.dtype, device=X_.device).reshape(T, *([1] * (X_.dim() - 1)))
+        G = torch.floor(X_ * 2.0 ** e / t) if e >= 0 else torch.floor(X_ / (t * 2.0 ** -e))
+        G[1:] -= G[:-1].clone()
+        return G
+
+    def _if_fixed(self, name, x, q, res: Result) -> torch.Tensor:
+        """Lava's bit-accurate LIF datapath with du = 4095, dv = 0 (u = a_in << 6, wrapping at 24
+        bits; v saturating at 24 bits), with the node's own spike rule and reset."""
+        T = x.shape[0]
+        u = x * (1 << fx.ACT_SHIFT)
+        wrapped = int(((u > fx.U_WRAP) | (u <= -fx.U_WRAP)).sum())
+        u = torch.where(u > fx.U_WRAP, u - 2 * fx.U_WRAP, u)
+        u = torch.where(u <= -fx.U_WRAP, u + 2 * fx.U_WRAP, u)
+        drive = u + self.param(name, "qb", q.bias)
+        v = (torch.zeros_like(x[0]) + self.param(name, "qv0", q.v_init)).contiguous()
+        out = torch.empty_like(x)
+        th, lim = float(q.threshold), float(fx.V_LIMIT)
+        high = low = 0
+        for t in range(T):
+            v.add_(drive[t])
+            high += int((v > lim).sum())
+            low += int((v < -lim).sum())
+            v.clamp_(-lim, lim)
+            if q.subtract:
+                out[t] = v >= th
+                v.sub_(out[t] * th)
+            else:
+                out[t] = v > th
+                v.masked_fill_(out[t].bool(), 0.0)
+        sat = res.saturation.setdefault(name, {"high": 0, "low": 0, "wrapped": 0})
+        sat["high"] += high
+        sat["low"] += low
+        sat["wrapped"] += wrapped
+        return out
+
     def _route_plan(self, name, node: X.Route):
         """(positions written, source indices, output shape); positions None when all are written,
         a slice when they are one contiguous run (operand packing). Also caches the full index
@@ -400,6 +464,11 @@ class Simulator:
                 out[t] = s
                 v = torch.where(s, v_reset.expand_as(v), v)
         return out
+
+
+def _shift(y: torch.Tensor, e: int) -> torch.Tensor:
+    """Integer y * 2^e (floor when e < 0), on integers held exactly in float64."""
+    return y * 2.0 ** e if e >= 0 else torch.floor(y / 2.0 ** -e)
 
 
 def _sum_opt(items):

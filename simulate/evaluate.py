@@ -11,7 +11,8 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..models import datasets
-from .engine import Simulator, _shape
+from ..export.topology import node_shape as _shape
+from .engine import Simulator
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Lava backend: NIR graphs compiled to Lava processes and run in Loihi-style simulation."""

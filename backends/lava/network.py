@@ -1,0 +1,294 @@
+"""Compile a NIR graph into a Lava process network (docs/lava-backend.md has the node table).
+
+Stock Lava where it fits: RingBuffer source (the image, every step) and sink (the output), Dense
+(Affine, Linear, the head's full-kernel Conv1d), Sparse (Scale, as a diagonal), LIFReset (stock
+NIR IF), virtual reshape ports (Flatten). Our processes (procs/) for the rest. The images of a run
+are laid end to end in time, T steps each: a process at offset d works on image i during Lava steps
+i*T + d + 1 .. i*T + d + T, so layers work on successive images like a pipeline and a run takes
+images * T + D steps. Imports no torch: this runs in the worker process (worker.py).
+"""
+from __future__ import annotations
+
+import nir
+import numpy as np
+from scipy.sparse import csr_matrix
+
+from ...errors import UserError
+from ...export import nodes as X
+from ...export.topology import NEURONS, POOLS, ROUTING, SYNAPTIC, Topology, check_supported, node_shape
+from ..fixed_point import FixedPlan, quantize_input
+from ..placement import moved_biases, placements
+from .schedule import schedule
+
+SUPPORTED = ROUTING + SYNAPTIC + NEURONS + (nir.Input, nir.Output, X.HostSoftmax)
+GRADED_BITS = 24                    # message bits of graded (non-binary) spikes into Dense / Sparse
+
+
+def _pair(v) -> tuple:
+    a = np.asarray(v).reshape(-1)
+    return (int(a[0]), int(a[-1]))
+
+
+def _pad(node) -> tuple:
+    p = node.padding
+    if isinstance(p, str):
+        if p != "valid":
+            raise UserError(f"{node}: padding {p!r} is not supported (use explicit integers)")
+        return (0, 0)
+    return _pair(p)
+
+
+def _connect(port, in_port) -> None:
+    """Connect, reshaping (a virtual port, no process) where only the shapes differ."""
+    if tuple(port.shape) != tuple(in_port.shape):
+        port = port.reshape(tuple(in_port.shape))
+    port.connect(in_port)
+
+
+class Network:
+    """The process network of `graph` for `images` (N, *input shape), float or fixed point."""
+
+    def __init__(self, graph: nir.NIRGraph, images: np.ndarray, T: int, fixed: bool,
+                 sample0: int, out_dir: str):
+        check_supported(graph, SUPPORTED, "the Lava backend")
+        self.topo = topo = Topology(graph)
+        self.plan = FixedPlan(graph, topo) if fixed else None
+        self.fixed, self.T, self.images, self.sample0, self.out_dir = fixed, T, len(images), sample0, out_dir
+        self.where = self.plan.placement if fixed else placements(topo)
+        self.biases = moved_biases(topo, self.where)
+        self.sched = schedule(topo)
+        self.steps = self.images * T + self.sched.depth
+        self.spiking = topo.spiking()
+        self.ports: dict[str, object] = {}        # node -> OutPort carrying its output
+        self.procs: dict[str, object] = {}        # node -> its main process
+        self.models: dict[object, type] = {}      # our process instances -> model class
+        self.records: dict[int, str] = {}         # result file index -> node name
+        self._delays: dict[tuple, object] = {}
+        self._import_procs()
+        for name in topo.order:
+            self._build(name, images)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _import_procs(self) -> None:
+        from .procs import host, neuron, recorder, routing, synapse
+        self.P = {"IF": neuron.SubtractiveIF, "Recorder": recorder.SpikeRecorder,
+                  "TokenDense": synapse.TokenDense, "Conv": synapse.Conv, "Product": synapse.Product,
+                  "Route": routing.Route, "Gate": routing.Gate, "Delay": routing.Delay,
+                  "Softmax": host.Softmax}
+        suffix = "Fixed" if self.fixed else "Float"
+        mods = (host, neuron, recorder, routing, synapse)
+        self._model_of = {}
+        for cls in self.P.values():
+            mod = next(m for m in mods if getattr(m, cls.__name__, None) is cls)
+            self._model_of[cls] = getattr(mod, cls.__name__ + suffix)
+
+    def _clock(self, name: str, arrival: int) -> dict:
+        index = len(self.records)
+        self.records[index] = name
+        return {"node": name, "record": index, "arrival": arrival, "T": self.T, "images": self.images,
+                "sample0": self.sample0, "out_dir": self.out_dir}
+
+    def _ours(self, kind: str, name: str, **params):
+        proc = self.P[kind](self._clock(name, self.sched.arrival(self.topo, name)), **params)
+        self.models[proc] = self._model_of[self.P[kind]]
+        return proc
+
+    def _source_port(self, pred: str, name: str):
+        """The output port of `pred` as node `name` must see it (through a balancing delay)."""
+        k = self.sched.delays.get((pred, name), 0)
+        if not k:
+            return self.ports[pred]
+        if (pred, k) not in self._delays:
+            shape = tuple(self.ports[pred].shape)
+            clock = self._clock(f"{pred}.delay{k}", self.sched.offset[pred])
+            proc = self.P["Delay"](clock, in_shape=shape, out_shape=shape, steps=k, logical=False)
+            self.models[proc] = self._model_of[self.P["Delay"]]
+            self.ports[pred].connect(proc.s_in)
+            self._delays[(pred, k)] = proc
+        return self._delays[(pred, k)].s_out
+
+    def _wire(self, name: str, in_port) -> None:
+        for p in self.topo.preds[name]:
+            _connect(self._source_port(p, name), in_port)
+
+    def _message_bits(self, name: str) -> int:
+        return 0 if all(p in self.spiking for p in self.topo.preds[name]) else GRADED_BITS
+
+    def _weights(self, name: str, w: np.ndarray) -> tuple[np.ndarray, int]:
+        """Float weights, or the plan's integers and exponent."""
+        if self.fixed:
+            q = self.plan.synapses[name]
+            return q.weight, q.exp
+        return np.asarray(w, np.float64), 0
+
+    # -- nodes ----------------------------------------------------------------------------
+    def _build(self, name: str, images: np.ndarray) -> None:
+        from lava.proc.dense.process import Dense
+        from lava.proc.io.sink import RingBuffer as Sink
+        from lava.proc.io.source import RingBuffer as Source
+        from lava.proc.lif.process import LIFReset
+        from lava.proc.sparse.process import Sparse
+
+        node = self.topo.node(name)
+        shape = node_shape(node)
+        in_shape = node_shape(node, "input")
+        if isinstance(node, nir.Input):
+            x = quantize_input(images) if self.fixed else np.asarray(images, np.float64)
+            data = np.zeros(shape + (self.steps,), np.int32 if self.fixed else np.float64)
+            for i in range(self.images):
+                data[..., i * self.T:(i + 1) * self.T] = x[i][..., None]
+            proc = Source(data=data)
+            self.ports[name] = proc.s_out
+        elif isinstance(node, nir.Output):
+            proc = Sink(shape=(int(np.prod(shape)),), buffer=self.steps)
+            self._wire(name, proc.a_in)
+        elif isinstance(node, nir.Flatten):
+            preds = self.topo.preds[name]
+            if len(preds) != 1:
+                raise UserError(f"{name}: a Flatten with {len(preds)} inputs is not supported in Lava")
+            self.ports[name] = self.ports[preds[0]].reshape(shape)
+            return
+        elif isinstance(node, X.ResetSubIF):
+            if self.fixed:
+                q = self.plan.neurons[name]
+                th, v0, bias = q.threshold, q.v_init, q.bias
+            else:
+                th, v0 = np.asarray(node.threshold, np.float64), np.asarray(node.v_init, np.float64)
+                bias = np.broadcast_to(np.asarray(node.bias, np.float64), shape) + self.biases.get(name, 0.0)
+            proc = self._ours("IF", name, shape=shape, threshold=th, v_init=v0, bias=bias)
+            self._wire(name, proc.a_in)
+            self.ports[name] = proc.s_out
+        elif isinstance(node, nir.IF):
+            proc = self._stock_if(name, node, shape, LIFReset)
+        elif isinstance(node, (nir.Affine, nir.Linear)):
+            w, e = self._weights(name, node.weight)
+            proc = Dense(weights=w, weight_exp=e, num_message_bits=self._message_bits(name))
+            self._wire(name, proc.s_in)
+            self.ports[name] = proc.a_out
+        elif isinstance(node, nir.Scale):
+            w, e = self._weights(name, node.scale)
+            diag = np.broadcast_to(w, shape).reshape(-1)
+            proc = Sparse(weights=csr_matrix((diag, (np.arange(diag.size), np.arange(diag.size))),
+                                             shape=(diag.size, diag.size)),
+                          weight_exp=e, num_message_bits=self._message_bits(name))
+            self._wire(name, proc.s_in)
+            self.ports[name] = proc.a_out
+        elif isinstance(node, nir.Conv1d):
+            proc = self._conv1d(name, node, shape, in_shape, Dense)
+        elif isinstance(node, (nir.Conv2d,) + POOLS):
+            proc = self._conv2d(name, node, shape, in_shape)
+        elif isinstance(node, X.SpikeProduct):
+            common = dict(in_shape=in_shape, out_shape=shape, a_shape=tuple(node.a_shape),
+                          b_shape=tuple(node.b_shape), mode=node.mode)
+            if self.fixed:
+                q = self.plan.synapses[name]
+                proc = self._ours("Product", name, weight=int(q.weight), exp=q.exp, **common)
+            else:
+                proc = self._ours("Product", name, scale=float(node.scale), **common)
+            self._wire(name, proc.s_in)
+            self.ports[name] = proc.a_out
+        elif isinstance(node, (X.Route, X.SynapseGate, nir.Delay)):
+            proc = self._mover(name, node, in_shape, shape)
+        elif isinstance(node, X.HostSoftmax):
+            in_scale = self.plan.scale[self.topo.preds[name][0]] if self.fixed else 1.0
+            proc = self._ours("Softmax", name, shape=shape, scale=node.scale, bias=node.bias,
+                              axis=int(node.axis), in_scale=in_scale)
+            self._wire(name, proc.s_in)
+            self.ports[name] = proc.s_out
+        else:                                    # check_supported rules this out
+            raise UserError(f"{name}: {type(node).__name__} is not supported by the Lava backend")
+        self.procs[name] = proc
+
+    def _stock_if(self, name, node, shape, LIFReset):
+        """Stock NIR IF (reset to 0, v > threshold) is Lava's LIFReset with du = 1 (fixed: 4095),
+        dv = 0, reset every T steps at the node's logical step 1; a recorder keeps its spikes."""
+        arrival = self.sched.arrival(self.topo, name)
+        common = dict(shape=shape, dv=0, reset_interval=self.T, reset_offset=(arrival + 1) % self.T)
+        if self.fixed:
+            q = self.plan.neurons[name]
+            proc = LIFReset(du=4095, vth=q.vth, bias_mant=q.bias_mant, bias_exp=q.bias_exp, **common)
+        else:
+            r = np.unique(np.asarray(node.r, np.float64))
+            if r.size != 1 or r[0] != 1.0 or np.any(np.asarray(node.v_reset) != 0):
+                raise UserError(f"{name}: Lava's LIF needs a stock IF with r = 1 and v_reset = 0")
+            vth = np.unique(np.asarray(node.v_threshold, np.float64))
+            if vth.size != 1:
+                raise UserError(f"{name}: Lava's LIF needs one v_threshold per node")
+            bias = np.broadcast_to(self.biases.get(name, 0.0), shape).astype(np.float64)
+            proc = LIFReset(du=1.0, vth=float(vth[0]), bias_mant=bias, bias_exp=0, **common)
+        self._wire(name, proc.a_in)
+        rec = self._ours("Recorder", name, shape=shape)
+        proc.s_out.connect(rec.a_in)
+        self.ports[name] = proc.s_out
+        return proc
+
+    def _conv1d(self, name, node, shape, in_shape, Dense):
+        w = np.asarray(node.weight)
+        token = w.shape[2] == 1 and int(node.groups) == 1 and int(np.asarray(node.stride).reshape(-1)[0]) == 1 \
+            and _pad(node) == (0, 0)
+        full = shape[-1] == 1 and w.shape[2] == in_shape[-1] and int(node.groups) == 1 and _pad(node) == (0, 0)
+        if token:
+            wq, e = self._weights(name, w)
+            proc = self._ours("TokenDense", name, in_shape=in_shape, out_shape=shape, weight=wq[:, :, 0], exp=e)
+            self._wire(name, proc.s_in)
+            self.ports[name] = proc.a_out
+        elif full:                              # one output position: a plain Dense over (C, N)
+            wq, e = self._weights(name, w)
+            proc = Dense(weights=wq.reshape(wq.shape[0], -1), weight_exp=e,
+                         num_message_bits=self._message_bits(name))
+            self._wire(name, proc.s_in)
+            self.ports[name] = proc.a_out
+        else:
+            raise UserError(f"{name}: Conv1d is supported in Lava as a token-wise layer (kernel 1) "
+                            f"or a full-length kernel; this one has kernel {w.shape[2]}")
+        return proc
+
+    def _conv2d(self, name, node, shape, in_shape):
+        if isinstance(node, POOLS):
+            k = _pair(node.kernel_size)
+            C = in_shape[0]
+            area = k[0] * k[1]
+            if self.fixed:
+                if self.where[name].kind == "synapse":          # sums integers for the next layer
+                    w, e = np.ones((C, 1) + k, np.int64), 0
+                else:
+                    q = self.plan.synapses[name]
+                    w, e = np.full((C, 1) + k, int(q.weight), np.int64), q.exp
+            else:
+                w = np.full((C, 1) + k, 1.0 / area if isinstance(node, nir.AvgPool2d) else 1.0)
+                e = 0
+            args = dict(stride=_pair(node.stride), padding=_pad(node), dilation=(1, 1), groups=C)
+        else:
+            w, e = self._weights(name, node.weight)
+            args = dict(stride=_pair(node.stride), padding=_pad(node), dilation=_pair(node.dilation),
+                        groups=int(node.groups))
+        proc = self._ours("Conv", name, in_shape=in_shape, out_shape=shape, weight=w, exp=e, **args)
+        self._wire(name, proc.s_in)
+        self.ports[name] = proc.a_out
+        return proc
+
+    def _mover(self, name, node, in_shape, shape):
+        if isinstance(node, X.Route):
+            proc = self._ours("Route", name, in_shape=in_shape, out_shape=shape, index=node.index)
+        elif isinstance(node, X.SynapseGate):
+            proc = self._ours("Gate", name, in_shape=in_shape, out_shape=shape, p=node.p,
+                              seed=int(node.seed), stream=int(node.stream))
+        else:
+            d = np.unique(np.asarray(node.delay))
+            if d.size != 1 or d[0] < 0 or d[0] != int(d[0]):
+                raise UserError(f"{name}: only one non-negative integer delay per Delay node is supported")
+            proc = self._ours("Delay", name, in_shape=in_shape, out_shape=shape, steps=int(d[0]), logical=True)
+        self._wire(name, proc.s_in)
+        self.ports[name] = proc.s_out
+        return proc
+
+    # -- results ----------------------------------------------------------------------------
+    def logits(self, sink_data: np.ndarray) -> np.ndarray:
+        """(T, images, K) output per logical step, from the sink's (K, steps) record."""
+        D, T = self.sched.depth, self.T
+        raw = np.asarray(sink_data, np.float64)[:, D:D + self.images * T]     # (K, images * T)
+        raw = raw.reshape(raw.shape[0], self.images, T).transpose(2, 1, 0)
+        bias = self.plan.output_bias.reshape(-1) if self.fixed else \
+            np.broadcast_to(self.biases.get(self.topo.output, 0.0), node_shape(self.topo.node(self.topo.output))).reshape(-1)
+        unit = self.plan.output_unit if self.fixed else 1.0
+        return raw * unit + bias

@@ -1,0 +1,125 @@
+"""Run a NIR graph in Lava from the caller's process: a worker interpreter does the simulation
+(worker.py); this side waits with a timeout, turns a failure inside a process model (which makes
+Lava hang) into one clear error, and reads the results back."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from ...errors import UserError
+
+# One BLAS thread per process model: a run has one OS process per node on a few cores.
+_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@dataclass
+class LavaRun:
+    logits: np.ndarray                                # (T, images, K) output per logical step
+    spikes: dict = field(default_factory=dict)        # neuron node -> (images, T, *shape) bool
+    saturation: dict = field(default_factory=dict)    # neuron node -> {"high", "low", "wrapped"}
+    dropped: dict = field(default_factory=dict)       # gate node -> spikes dropped per element
+    meta: dict = field(default_factory=dict)          # steps, depth, processes, timings, quantization
+
+    @property
+    def seconds(self) -> float:
+        return self.meta["build_seconds"] + self.meta["compile_seconds"] + self.meta["run_seconds"]
+
+    def predictions(self) -> np.ndarray:
+        """(images,) argmax of the logits summed over all T steps."""
+        return self.logits.sum(0).argmax(-1)
+
+
+def run_lava(graph_path, images: np.ndarray, T: int, fixed: bool, sample0: int = 0,
+             timeout: float = 900, progress: bool = True) -> LavaRun:
+    """Run `images` (N, *input shape) for T steps each; image i is gating sample sample0 + i."""
+    if T < 1:
+        raise UserError("T must be >= 1")
+    if len(images) == 0:
+        raise UserError("no images to run")
+    with tempfile.TemporaryDirectory(prefix="mst-lava-") as out:
+        np.save(os.path.join(out, "images.npy"), np.asarray(images, np.float64))
+        job = {"graph": str(pathlib.Path(graph_path).resolve()), "T": int(T), "fixed": bool(fixed),
+               "sample0": int(sample0), "out_dir": out}
+        job_path = os.path.join(out, "job.json")
+        with open(job_path, "w") as f:
+            json.dump(job, f)
+        _run_worker(job_path, out, timeout, progress)
+        return _collect(out, T, len(images))
+
+
+def _run_worker(job_path: str, out: str, timeout: float, progress: bool) -> None:
+    env = {**os.environ, **_ENV}
+    with open(os.path.join(out, "stderr.txt"), "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "mstdeploy.backends.lava.worker", job_path],
+                                stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
+    bar = tqdm(total=None, desc="lava", unit="step", disable=not progress)
+    errors = os.path.join(out, "errors.txt")
+    start = time.time()
+    try:
+        while proc.poll() is None:
+            time.sleep(0.2)
+            if os.path.exists(errors) and os.path.getsize(errors):
+                time.sleep(0.5)                     # let the other failing models write too
+                lines = pathlib.Path(errors).read_text().strip().splitlines()
+                raise UserError(f"Lava run failed in process model {lines[0]}"
+                                + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""))
+            if time.time() - start > timeout:
+                raise UserError(f"the Lava run did not finish within {timeout:.0f} s and was stopped "
+                                "(raise --timeout for long runs)")
+            _progress(bar, os.path.join(out, "progress.txt"))
+    finally:
+        if proc.poll() is None:
+            _kill(proc)
+        bar.close()
+    if proc.returncode != 0:
+        lines = pathlib.Path(out, "stderr.txt").read_text().strip().splitlines()
+        last = lines[-1] if lines else f"exit status {proc.returncode}"
+        raise UserError(last[len("error: "):] if last.startswith("error: ") else f"Lava worker failed: {last}")
+
+
+def _progress(bar, path: str) -> None:
+    try:
+        done, total = map(int, pathlib.Path(path).read_text().split())
+    except (OSError, ValueError):
+        return
+    bar.total = total
+    bar.n = done
+    bar.refresh()
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Stop the worker and every Lava process model it forked (one process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _collect(out: str, T: int, n: int) -> LavaRun:
+    meta = json.loads(pathlib.Path(out, "meta.json").read_text())
+    run = LavaRun(np.load(os.path.join(out, "result.npz"))["logits"], meta=meta)
+    for index, name in meta["records"].items():
+        path = os.path.join(out, f"node{index}.npz")
+        if not os.path.exists(path):
+            continue
+        f = np.load(path)
+        if "spikes" in f:
+            shape = tuple(int(v) for v in f["shape"])
+            bits = np.unpackbits(f["spikes"], axis=-1)[..., :int(np.prod(shape))]
+            run.spikes[name] = bits.astype(bool).reshape(n, T, *shape)
+            high, low, wrapped = (int(v) for v in f["saturation"])
+            run.saturation[name] = {"high": high, "low": low, "wrapped": wrapped}
+        if "dropped" in f:
+            run.dropped[name] = f["dropped"]
+    return run

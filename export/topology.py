@@ -1,0 +1,94 @@
+"""Structure of a NIR graph that every backend needs: node kinds, shapes, edges, topological order.
+
+No torch here: the Lava worker imports this and must stay torch-free (REFERENCE.md section 7).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import nir
+import numpy as np
+
+from ..errors import UserError
+from . import nodes as X
+
+# Nodes that move values without synapses: their inputs' activity flows through unchanged.
+ROUTING = (X.Route, nir.Flatten, X.SynapseGate, nir.Delay)
+SYNAPTIC = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d, nir.Scale, nir.AvgPool2d, nir.SumPool2d,
+            X.SpikeProduct)
+POOLS = (nir.AvgPool2d, nir.SumPool2d)
+NEURONS = (X.ResetSubIF, nir.IF)
+SUPPORTED = ROUTING + SYNAPTIC + NEURONS + (nir.Input, nir.Output, X.HostSoftmax)
+
+
+def node_shape(node, key: str = "output") -> tuple:
+    t = node.output_type if key == "output" else node.input_type
+    return tuple(int(v) for v in np.asarray(list(t.values())[0]).reshape(-1))
+
+
+class Topology:
+    """Predecessors (in edge order: the order fan-in is summed), consumers, topological order,
+    and the single Input and Output of a graph."""
+
+    def __init__(self, graph: nir.NIRGraph):
+        self.graph = graph
+        self.preds: dict[str, list[str]] = defaultdict(list)
+        self.consumers: dict[str, list[str]] = defaultdict(list)
+        for a, b in graph.edges:
+            for n in (a, b):
+                if n not in graph.nodes:
+                    raise UserError(f"an edge names node {n!r}, which the graph does not have")
+            self.preds[b].append(a)
+            self.consumers[a].append(b)
+        self.order = topological_order(graph, self.preds)
+        inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
+        outputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Output)]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise UserError(f"the graph needs exactly one Input and one Output node "
+                            f"(has {len(inputs)} and {len(outputs)})")
+        self.input, self.output = inputs[0], outputs[0]
+        for n in self.order:
+            if n != self.input and not self.preds[n]:
+                raise UserError(f"node {n!r} has no input edge")
+
+    def node(self, name: str):
+        return self.graph.nodes[name]
+
+    def spiking(self) -> set[str]:
+        """Nodes whose output is binary spikes: neurons, and routing nodes fed only by spikes."""
+        out: set[str] = set()
+        for n in self.order:
+            node = self.graph.nodes[n]
+            if isinstance(node, NEURONS) or (isinstance(node, ROUTING) and self.preds[n]
+                                             and all(p in out for p in self.preds[n])):
+                out.add(n)
+        return out
+
+
+def topological_order(graph: nir.NIRGraph, preds: dict | None = None) -> list[str]:
+    if preds is None:
+        preds = defaultdict(list)
+        for a, b in graph.edges:
+            preds[b].append(a)
+    order, state = [], {}
+
+    def visit(n):
+        if state.get(n) == 1:
+            raise UserError(f"the graph has a cycle through node {n!r} (not supported)")
+        if state.get(n) == 2:
+            return
+        state[n] = 1
+        for p in preds[n]:
+            visit(p)
+        state[n] = 2
+        order.append(n)
+
+    for n in graph.nodes:
+        visit(n)
+    return order
+
+
+def check_supported(graph: nir.NIRGraph, supported: tuple, who: str) -> None:
+    bad = sorted({f"{k} ({type(n).__name__})" for k, n in graph.nodes.items() if not isinstance(n, supported)})
+    if bad:
+        raise UserError(f"unsupported node(s) for {who}: {', '.join(bad)}")
