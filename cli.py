@@ -95,6 +95,28 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def cmd_lava(args) -> int:
+    from .backends.lava.command import lava_command
+    lava_command(args)
+    return 0
+
+
+def cmd_parity(args) -> int:
+    from .simulate.parity import parity_command
+    return 0 if parity_command(args)["passed"] else 1
+
+
+def _add_run_options(p: argparse.ArgumentParser, default_images) -> None:
+    p.add_argument("graph")
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--data", metavar="PATH")
+    p.add_argument("-T", "--steps", type=int, default=32)
+    p.add_argument("-n", "--images", type=int, default=default_images, help="first N test images")
+    p.add_argument("--fixed-point", action="store_true",
+                   help="Loihi-style integer arithmetic (docs/fixed-point.md) instead of floating point")
+    p.add_argument("--no-progress", action="store_true")
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     run_demo(args.out, epochs=args.epochs, retrain=args.retrain)
@@ -158,11 +180,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    s.add_argument("--fixed-point", action="store_true",
+                   help="Loihi-style integer arithmetic, as Lava's bit-accurate models (docs/fixed-point.md)")
     s.add_argument("--json", metavar="FILE", help="result file (default runs/simulate/<graph>.json)")
     s.add_argument("--record", metavar="NODES", help="record spikes of these nodes (comma list, or all)")
     s.add_argument("--spikes-out", metavar="FILE", help="HDF5 file for recorded spikes")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_simulate)
+
+    lv = sub.add_parser("lava", help="run a NIR graph in Lava's Loihi 2 simulation (float or fixed point)")
+    _add_run_options(lv, 8)
+    lv.add_argument("--timeout", type=float, default=900, help="stop the Lava run after this many seconds")
+    lv.add_argument("--json", metavar="FILE", help="report file (default runs/lava/<graph>-<mode>.json)")
+    lv.set_defaults(func=cmd_lava)
+
+    pa = sub.add_parser("parity", help="spike-by-spike comparison of Lava and the reference simulator")
+    _add_run_options(pa, 8)
+    pa.add_argument("--timeout", type=float, default=900, help="stop the Lava run after this many seconds")
+    pa.add_argument("--json", metavar="FILE", help="report file (default runs/parity/<graph>-<mode>.json)")
+    pa.set_defaults(func=cmd_parity)
 
     d = sub.add_parser("demo", help="the end-to-end demo on the built-in digits data")
     d.add_argument("--out", default="runs/demo", help="output directory")

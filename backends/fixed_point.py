@@ -119,8 +119,8 @@ def quantize_bias(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     b = np.asarray(b, np.float64)
     mag = np.abs(b)
     exp = np.zeros(b.shape, np.int64)
-    with np.errstate(divide="ignore"):
-        need = np.where(mag > BIAS_MANT, np.ceil(np.log2(np.maximum(mag, 1.0) / BIAS_MANT)), 0)
+    with np.errstate(divide="ignore"):      # smallest exponent that rounds to |mant| <= BIAS_MANT
+        need = np.where(mag >= BIAS_MANT + 0.5, np.ceil(np.log2(np.maximum(mag, 1.0) / (BIAS_MANT + 0.5))), 0)
     exp = np.clip(need, 0, BIAS_EXP).astype(np.int64)
     mant = np.round(b / 2.0 ** exp)
     over = np.abs(mant) > BIAS_MANT                      # rounding up to 4096

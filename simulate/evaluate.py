@@ -25,6 +25,7 @@ class Evaluation:
     gated_events: dict = field(default_factory=dict)
     host_macs: dict = field(default_factory=dict)
     neuron_updates: dict = field(default_factory=dict)
+    saturation: dict = field(default_factory=dict)   # fixed point: neuron -> clipped-v counts
     spikes: dict = field(default_factory=dict)      # node -> (images, T, *shape) uint8, if recorded
 
     def accuracy(self, t: int) -> float:
@@ -41,7 +42,10 @@ def graph_image_shape(graph: nir.NIRGraph) -> tuple:
 
 def load_images(dataset: str, graph: nir.NIRGraph, data: str | None, limit: int | None):
     """The test split of `dataset` at the graph's input size (first `limit` images)."""
-    c, h, w = graph_image_shape(graph)
+    shape = graph_image_shape(graph)
+    if len(shape) != 3:
+        raise UserError(f"the graph's input has shape {shape}, not an image (C, H, W): it cannot read {dataset}")
+    c, h, w = shape
     ds = datasets.load(dataset, "test", h, data)
     x0, _ = ds[0]
     if tuple(x0.shape) != (c, h, w):
@@ -71,6 +75,10 @@ def evaluate(sim: Simulator, data, T: int, batch_size: int = 64, progress: bool 
                           (ev.neuron_updates, r.neuron_updates)):
             for k, v in part.items():
                 agg[k] = agg.get(k, 0) + v
+        for k, v in r.saturation.items():
+            acc = ev.saturation.setdefault(k, dict.fromkeys(v, 0))
+            for kind, n in v.items():
+                acc[kind] += n
     ev.spikes = {k: np.concatenate(v) for k, v in recorded.items()}
     return ev
 

@@ -36,7 +36,9 @@ def simulate_command(args) -> dict:
     graph = read_graph(args.graph)
     data = load_images(args.dataset, graph, args.data, args.images)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
-    sim = Simulator(graph, pick_device(args.device), dtype)
+    fixed = bool(getattr(args, "fixed_point", False))
+    sim = Simulator(graph, pick_device(args.device), dtype, fixed_point=fixed)
+    mode = "fixed point" if fixed else args.dtype
     record = None
     if args.record:
         record = set(sim.order) if args.record == "all" else set(args.record.split(","))
@@ -49,14 +51,14 @@ def simulate_command(args) -> dict:
     ev = evaluate(sim, data, args.steps, args.batch_size, progress=not args.no_progress, record=record)
     seconds = time.time() - t0
     print(f"{pathlib.Path(args.graph).name} on {args.dataset}: {ev.images} images, {args.steps} steps, "
-          f"{seconds:.1f} s ({sim.device}, {args.dtype})")
+          f"{seconds:.1f} s ({sim.device}, {mode})")
     print("    T  accuracy")
     for t in report_steps(args.steps):
         print(f"{t:5d}  {100 * ev.accuracy(t):7.2f}%")
     per_image = max(ev.images, 1)
     out = {
         "graph": str(args.graph), "dataset": args.dataset, "images": ev.images, "steps": args.steps,
-        "device": str(sim.device), "dtype": args.dtype, "seconds": seconds,
+        "device": str(sim.device), "dtype": args.dtype, "fixed_point": fixed, "seconds": seconds,
         "accuracy": {str(t): a for t, a in ev.curve().items()},
         "per_inference": {"spikes": sum(ev.spike_counts.values()) / per_image,
                           "synaptic_events": sum(ev.events.values()) / per_image,
@@ -67,6 +69,10 @@ def simulate_command(args) -> dict:
                          "gated_events": ev.gated_events.get(k, 0), "host_macs": ev.host_macs.get(k, 0)}
                      for k in sim.order if k in ev.spike_counts or k in ev.events or k in ev.host_macs},
     }
+    if fixed:
+        out["saturation"] = {k: v for k, v in ev.saturation.items() if any(v.values())}
+        print("saturated membranes (steps x neurons): " + (", ".join(
+            f"{k} high {v['high']} low {v['low']}" for k, v in out["saturation"].items()) or "none"))
     json_path = args.json or f"runs/simulate/{pathlib.Path(args.graph).stem}.json"
     write_text(json_path, json.dumps(out, indent=2))
     print(f"synaptic events per image: {out['per_inference']['synaptic_events']:,.0f}  -> {json_path}")

@@ -29,6 +29,7 @@ class LavaRun:
     saturation: dict = field(default_factory=dict)    # neuron node -> {"high", "low", "wrapped"}
     dropped: dict = field(default_factory=dict)       # gate node -> spikes dropped per element
     meta: dict = field(default_factory=dict)          # steps, depth, processes, timings, quantization
+    raw: np.ndarray | None = None                     # (K, Lava steps) what the output sink received
 
     @property
     def seconds(self) -> float:
@@ -108,7 +109,8 @@ def _kill(proc: subprocess.Popen) -> None:
 
 def _collect(out: str, T: int, n: int) -> LavaRun:
     meta = json.loads(pathlib.Path(out, "meta.json").read_text())
-    run = LavaRun(np.load(os.path.join(out, "result.npz"))["logits"], meta=meta)
+    res = np.load(os.path.join(out, "result.npz"))
+    run = LavaRun(res["logits"], meta=meta, raw=res["raw"])
     for index, name in meta["records"].items():
         path = os.path.join(out, f"node{index}.npz")
         if not os.path.exists(path):

@@ -1,0 +1,107 @@
+"""`mst parity`: run a NIR graph in the reference simulator and in Lava on the same images and
+gating samples, and compare every neuron's spikes one by one.
+
+Criteria: fixed point, zero differing spikes at every node and identical logits (both backends
+run the integers of docs/fixed-point.md). Float, identical predictions and at most
+FLOAT_TOLERANCE of the reference's spikes differing: float sums in another order may round a
+membrane across its threshold (measured: zero on every graph we ship, see README).
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+
+import numpy as np
+import torch
+
+from ..atomic import write_text
+from ..backends.lava.run import LavaRun, run_lava
+from ..errors import UserError
+from ..export.io import read_graph
+from ..backends.lava.network import SUPPORTED as LAVA_SUPPORTED
+from ..export.topology import NEURONS, check_supported
+from .engine import Result, Simulator
+from .evaluate import load_images
+
+FLOAT_TOLERANCE = 1e-3
+
+
+def compare_spikes(ref: np.ndarray, lava: np.ndarray) -> dict:
+    """ref, lava: (images, T, *shape) bool. Count and first difference in (step, image, index) order."""
+    diff = ref != lava
+    out = {"spikes_reference": int(ref.sum()), "spikes_lava": int(lava.sum()), "mismatched": int(diff.sum()),
+           "first": None}
+    if out["mismatched"]:
+        d = diff.reshape(diff.shape[0], diff.shape[1], -1).transpose(1, 0, 2)     # (T, images, n)
+        step, image, flat = np.unravel_index(int(np.flatnonzero(d)[0]), d.shape)
+        index = np.unravel_index(int(flat), ref.shape[2:])
+        out["first"] = {"step": int(step) + 1, "image": int(image), "index": [int(i) for i in index]}
+    return out
+
+
+def compare(ref: Result, lava: LavaRun, fixed: bool) -> dict:
+    per_node = {}
+    for name, spikes in ref.spikes.items():
+        if name not in lava.spikes:
+            raise UserError(f"the Lava run recorded no spikes for neuron {name}")
+        per_node[name] = compare_spikes(spikes.numpy().swapaxes(0, 1), lava.spikes[name])
+        if fixed:
+            per_node[name]["saturation_reference"] = ref.saturation.get(name)
+            per_node[name]["saturation_lava"] = lava.saturation.get(name)
+    ref_logits = ref.logits.numpy()
+    total = sum(v["mismatched"] for v in per_node.values())
+    spikes = sum(v["spikes_reference"] for v in per_node.values())
+    same_pred = bool(np.array_equal(ref_logits.sum(0).argmax(-1), lava.predictions()))
+    max_diff = float(np.abs(ref_logits - lava.logits).max())
+    if fixed:
+        passed = total == 0 and max_diff == 0.0 and all(
+            v["saturation_reference"] == v["saturation_lava"] for v in per_node.values())
+        criterion = "fixed point: zero mismatched spikes, identical logits and saturation counts"
+    else:
+        passed = same_pred and total <= FLOAT_TOLERANCE * max(spikes, 1)
+        criterion = (f"float: identical predictions and mismatched spikes <= {FLOAT_TOLERANCE:g} "
+                     "of the reference's spikes")
+    return {"mismatched_spikes": total, "reference_spikes": spikes, "predictions_equal": same_pred,
+            "logits_max_abs_diff": max_diff, "passed": passed, "criterion": criterion, "per_node": per_node}
+
+
+def parity_command(args) -> dict:
+    if args.steps < 1:
+        raise UserError("-T must be >= 1")
+    graph = read_graph(args.graph)
+    fixed = bool(args.fixed_point)
+    sim = Simulator(graph, "cpu", torch.float64, fixed_point=fixed)
+    check_supported(graph, LAVA_SUPPORTED, "the Lava backend")
+    data = load_images(args.dataset, graph, args.data, args.images)
+    x = torch.stack([data[i][0] for i in range(len(data))])
+    neurons = {k for k, n in graph.nodes.items() if isinstance(n, NEURONS)}
+    t0 = time.perf_counter()
+    ref = sim.run(x, args.steps, record=neurons)
+    ref_seconds = time.perf_counter() - t0
+    lava = run_lava(args.graph, x.numpy(), args.steps, fixed, timeout=args.timeout, progress=not args.no_progress)
+    res = compare(ref, lava, fixed)
+    report = {"graph": str(args.graph), "mode": "fixed_point" if fixed else "float", "images": len(x),
+              "steps": args.steps, "mismatched_spikes": res["mismatched_spikes"], **res,
+              "lava_seconds": lava.seconds, "reference_seconds": ref_seconds,
+              "lava": {k: lava.meta[k] for k in ("steps", "depth", "processes", "delays_inserted",
+                                                  "build_seconds", "compile_seconds", "run_seconds")}}
+    _print(report)
+    json_path = args.json or f"runs/parity/{pathlib.Path(args.graph).stem}-{report['mode']}.json"
+    write_text(json_path, json.dumps(report, indent=2))
+    print(f"report -> {json_path}")
+    return report
+
+
+def _print(r: dict) -> None:
+    width = max(len(k) for k in r["per_node"]) if r["per_node"] else 4
+    print(f"{'node':{width}s}  {'spikes (ref)':>12s}  {'spikes (lava)':>13s}  {'differ':>7s}  first (step, image, index)")
+    for name, v in r["per_node"].items():
+        first = "" if v["first"] is None else f"{v['first']['step']}, {v['first']['image']}, {tuple(v['first']['index'])}"
+        print(f"{name:{width}s}  {v['spikes_reference']:12d}  {v['spikes_lava']:13d}  {v['mismatched']:7d}  {first}")
+    print(f"{r['mode']}: {r['images']} images x {r['steps']} steps, {r['mismatched_spikes']} of "
+          f"{r['reference_spikes']} spikes differ, logits max |diff| {r['logits_max_abs_diff']:.3g}, "
+          f"predictions {'equal' if r['predictions_equal'] else 'DIFFER'}")
+    print(f"Lava {r['lava_seconds']:.1f} s ({r['lava']['processes']} processes, {r['lava']['steps']} steps, "
+          f"depth {r['lava']['depth']}), reference {r['reference_seconds']:.2f} s")
+    print(("PASS" if r["passed"] else "FAIL") + f" ({r['criterion']})")

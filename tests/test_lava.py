@@ -1,0 +1,184 @@
+"""The Lava backend: spike-exact parity with the reference simulator on small graphs of every kind
+we export, the timing (outputs shifted by the graph depth), clear errors, and no silent hangs."""
+import json
+import os
+import pathlib
+import threading
+import time
+
+import nir
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_mst
+from mstdeploy.backends.lava import run as lava_run
+from mstdeploy.backends.lava.procs.base import NodeModel
+from mstdeploy.backends.lava.run import run_lava
+from mstdeploy.backends.lava.schedule import schedule
+from mstdeploy.errors import UserError
+from mstdeploy.export import nodes as X
+from mstdeploy.export.io import write_graph
+from mstdeploy.export.lower import to_nir
+from mstdeploy.export.topology import NEURONS, Topology
+from mstdeploy.simulate.engine import Simulator
+from mstdeploy.simulate.parity import compare
+from test_simulator import calibrated
+
+GRAPHS = {"mst-spiking": dict(mask=0.75), "mst-softmax": dict(mask=0.75), "vgg": dict(mask=0.5), "resnet": {}}
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lava")
+    out = {}
+    for name, kw in GRAPHS.items():
+        out[name] = d / f"{name}.nir"
+        write_graph(to_nir(calibrated(name, levels=16, **kw).float()), out[name])
+    standard = to_nir(calibrated("vgg", levels=16).float(), standard=True)
+    out["vgg-standard"] = d / "vgg-standard.nir"
+    write_graph(standard, out["vgg-standard"])
+    return out
+
+
+def _parity(path, fixed: bool, n=3, T=8, seed=0):
+    from mstdeploy.export.io import read_graph
+    g = read_graph(path)
+    x = torch.randn(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
+    neurons = {k for k, v in g.nodes.items() if isinstance(v, NEURONS)}
+    ref = Simulator(g, dtype=torch.float64, fixed_point=fixed).run(x, T, record=neurons)
+    lava = run_lava(path, x.numpy(), T, fixed, progress=False, timeout=300)
+    return compare(ref, lava, fixed), ref, lava
+
+
+@pytest.mark.parametrize("name", ["mst-spiking", "mst-softmax", "vgg", "resnet", "vgg-standard"])
+def test_fixed_point_parity_is_spike_exact(graphs, name):
+    res, ref, lava = _parity(graphs[name], fixed=True)
+    assert res["reference_spikes"] > 1000                           # alive
+    assert res["mismatched_spikes"] == 0, {k: v for k, v in res["per_node"].items() if v["mismatched"]}
+    assert res["logits_max_abs_diff"] == 0.0 and res["passed"]
+    if name.startswith("mst"):                                      # gating really dropped spikes
+        assert sum(int(v.sum()) for v in lava.dropped.values()) > 0
+
+
+@pytest.mark.parametrize("name", ["mst-softmax", "resnet"])
+def test_float_parity(graphs, name):
+    res, _, _ = _parity(graphs[name], fixed=False)
+    assert res["predictions_equal"] and res["passed"], res["mismatched_spikes"]
+
+
+def test_lava_output_is_the_reference_shifted_by_the_graph_depth(graphs):
+    # ResNet has residual joins: paths of 1 and 2 synaptic hops meet at act2 and need a delay.
+    from mstdeploy.export.io import read_graph
+    g = read_graph(graphs["resnet"])
+    s = schedule(Topology(g))
+    assert s.delays and all(k >= 1 for k in s.delays.values())
+    # stem, then per block conv1 + conv2, then pool and fc: every hop one step
+    assert s.depth == 1 + 2 * 2 + 2
+    T, n = 6, 2
+    x = torch.randn(n, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    ref = Simulator(g, dtype=torch.float64, fixed_point=True).run(x, T)
+    lava = run_lava(graphs["resnet"], x.numpy(), T, True, progress=False)
+    assert lava.meta["depth"] == s.depth and lava.raw.shape[1] == n * T + s.depth
+    raw = lava.raw.astype(np.float64)
+    assert not raw[:, :s.depth].any()                               # nothing arrives before D
+    sim = Simulator(g, fixed_point=True)
+    want = (ref.logits.numpy() - sim.plan.output_bias) / sim.plan.output_unit    # (T, n, K) integers
+    assert np.abs(want - np.round(want)).max() < 1e-6
+    want = np.round(want)
+    for i in range(n):
+        got = raw[:, s.depth + i * T: s.depth + (i + 1) * T].T
+        assert np.array_equal(got, want[:, i]), i
+
+
+def test_cli_lava_and_parity(graphs, tmp_path):
+    r = run_mst("lava", graphs["mst-spiking"], "-n", "2", "-T", "6", "--fixed-point", "--no-progress",
+                "--json", tmp_path / "lava.json", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "image  label  prediction  spikes" in r.stdout and "steps/s" in r.stdout
+    assert "fixed-point scales" in r.stdout and "saturation" in r.stdout
+    rep = json.loads((tmp_path / "lava.json").read_text())
+    assert rep["mode"] == "fixed_point" and len(rep["predictions"]) == 2 and rep["quantization"]
+    r = run_mst("parity", graphs["vgg"], "-n", "2", "-T", "6", "--fixed-point", "--no-progress",
+                "--json", tmp_path / "parity.json", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads((tmp_path / "parity.json").read_text())
+    for key in ("mode", "images", "steps", "mismatched_spikes", "per_node", "lava_seconds", "reference_seconds"):
+        assert key in rep
+    assert rep["mismatched_spikes"] == 0 and rep["images"] == 2 and rep["steps"] == 6
+    assert set(rep["per_node"]) == {"conv1.if", "conv2.if", "conv3.if", "conv4.if", "fc5.if", "fc6.if"}
+
+
+def test_unsupported_nodes_are_named(tmp_path):
+    f = np.float32
+    nodes = {"input": nir.Input(input_type={"input": np.array([4])}),
+             "fc": nir.Linear(weight=np.ones((3, 4), f)),
+             "leaky": nir.LIF(tau=np.ones(3, f), r=np.ones(3, f), v_leak=np.zeros(3, f), v_threshold=np.ones(3, f)),
+             "output": nir.Output(output_type={"output": np.array([3])})}
+    path = tmp_path / "lif.nir"
+    write_graph(nir.NIRGraph(nodes=nodes, edges=[("input", "fc"), ("fc", "leaky"), ("leaky", "output")]), path)
+    r = run_mst("lava", path, "--dataset", "digits", "-n", "1")
+    assert r.returncode == 2 and "leaky (LIF)" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    conv = {"input": nir.Input(input_type={"input": np.array([2, 6])}),
+            "c": nir.Conv1d(input_shape=6, weight=np.ones((2, 2, 3), f), stride=1, padding=0, dilation=1,
+                            groups=1, bias=np.zeros(2, f)),
+            "if": X.ResetSubIF(shape=(2, 4), threshold=1.0, v_init=0.5, bias=0.0),
+            "output": nir.Output(output_type={"output": np.array([2, 4])})}
+    g = nir.NIRGraph(nodes=conv, edges=[("input", "c"), ("c", "if"), ("if", "output")])
+    with pytest.raises(UserError, match="c: Conv1d is supported in Lava as a token-wise layer"):
+        run_lava(_write(g, tmp_path), np.zeros((1, 2, 6)), 4, False, progress=False)
+
+
+def test_a_failing_process_model_is_reported_not_hung(tmp_path):
+    # 1. a model's exception lands in errors.txt (and is re-raised, as Lava expects)
+    class Boom(NodeModel):
+        def step(self):
+            raise ValueError("boom")
+
+    params = {"node": "n1", "record": 0, "arrival": 0, "T": 1, "images": 1, "sample0": 0, "out_dir": str(tmp_path)}
+    with pytest.raises(ValueError):
+        Boom(params).run_spk()
+    assert (tmp_path / "errors.txt").read_text().strip() == "n1: ValueError: boom"
+    # 2. the caller stops a live run as soon as errors.txt appears, with that message
+    nodes = {"input": nir.Input(input_type={"input": np.array([2])}),
+             "if": X.ResetSubIF(shape=(2,), threshold=1.0, v_init=0.5, bias=0.0),
+             "output": nir.Output(output_type={"output": np.array([2])})}
+    g = nir.NIRGraph(nodes=nodes, edges=[("input", "if"), ("if", "output")])
+    real = lava_run._run_worker
+
+    def spy(job_path, out, timeout, progress):
+        def fail_soon():
+            time.sleep(3)
+            pathlib.Path(out, "errors.txt").write_text("if: ValueError: injected\n")
+        threading.Thread(target=fail_soon, daemon=True).start()
+        return real(job_path, out, timeout, progress)
+
+    lava_run._run_worker = spy
+    try:
+        t0 = time.time()
+        with pytest.raises(UserError, match="failed in process model if: ValueError: injected"):
+            run_lava(_write(g, tmp_path), np.ones((400, 2)), 2000, False, progress=False, timeout=300)
+        assert time.time() - t0 < 60
+    finally:
+        lava_run._run_worker = real
+    # 3. a run past its timeout is stopped with a clear message
+    with pytest.raises(UserError, match="did not finish within 2 s"):
+        run_lava(_write(g, tmp_path), np.ones((400, 2)), 2000, False, progress=False, timeout=2)
+
+
+def _write(g, tmp_path):
+    path = tmp_path / "g.nir"
+    write_graph(g, path)
+    return path
+
+
+def test_worker_imports_no_torch():
+    import subprocess
+    import sys
+    code = ("import sys, mstdeploy.backends.lava.worker, mstdeploy.backends.lava.procs.host, "
+            "mstdeploy.backends.lava.procs.neuron, mstdeploy.backends.lava.procs.synapse, "
+            "mstdeploy.backends.lava.procs.routing, mstdeploy.backends.lava.procs.recorder; "
+            "print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ})
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
