@@ -1,0 +1,101 @@
+"""Lava backend speed beside the reference simulator, on the same graphs, measured in one run.
+
+    .venv/bin/python bench/lava.py [--ckpt runs/demo/mst-tiny.pt] [-n 4] [-T 32] [--layers 1,2,5,10,20]
+
+For mst-tiny (the checkpoint if it exists, else random weights; digits images) and for chains of
+L Dense + IF layers (width 100, random weights, the 10-layer chain of REFERENCE.md section 7):
+Lava's compile time (graph to processes, Lava compile, process start) and simulated steps per
+second, and the reference simulator's steps per second (all images in one batch; a "step" is one
+image-step, so both count the same work), in float and bit-accurate fixed point.
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import tempfile
+import time
+
+import nir
+import numpy as np
+import torch
+
+from mstdeploy.backends.lava.run import run_lava
+from mstdeploy.export import nodes as X
+from mstdeploy.export.io import write_graph
+from mstdeploy.export.lower import to_nir
+from mstdeploy.models import checkpoint, datasets
+from mstdeploy.models.config import preset
+from mstdeploy.models.registry import build_model
+from mstdeploy.simulate.engine import Simulator
+
+
+def dense_chain(layers: int, width: int = 100, seed: int = 0) -> nir.NIRGraph:
+    g = np.random.default_rng(seed)
+    nodes = {"input": nir.Input(input_type={"input": np.array([width])})}
+    edges, prev = [], "input"
+    for i in range(layers):
+        w = g.normal(0, 2.0 / width ** 0.5, (width, width)).astype(np.float32)
+        nodes[f"fc{i}"] = nir.Linear(weight=w)
+        nodes[f"if{i}"] = X.ResetSubIF(shape=(width,), threshold=1.0, v_init=0.5, bias=0.1)
+        edges += [(prev, f"fc{i}"), (f"fc{i}", f"if{i}")]
+        prev = f"if{i}"
+    nodes["head"] = nir.Linear(weight=g.normal(0, 0.1, (10, width)).astype(np.float32))
+    nodes["output"] = nir.Output(output_type={"output": np.array([10])})
+    edges += [(prev, "head"), ("head", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges)
+
+
+def measure(name: str, graph: nir.NIRGraph, x: np.ndarray, T: int, fixed: bool, tmp: pathlib.Path) -> dict:
+    path = tmp / f"{name}.nir"
+    write_graph(graph, path)
+    sim = Simulator(graph, "cpu", torch.float64, fixed_point=fixed)
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    sim.run(xt, 2)                                               # warm-up
+    t0 = time.perf_counter()
+    sim.run(xt, T)
+    ref = time.perf_counter() - t0
+    lava = run_lava(path, x, T, fixed, progress=False, timeout=3600)
+    m = lava.meta
+    row = {"graph": name, "mode": "fixed" if fixed else "float", "processes": m["processes"],
+           "depth": m["depth"], "compile_s": m["build_seconds"] + m["compile_seconds"],
+           "lava_steps_s": m["steps"] / m["run_seconds"],
+           "ref_steps_s": len(x) * T / ref}
+    row["ratio"] = row["ref_steps_s"] / row["lava_steps_s"]
+    print(f"| {name} | {row['mode']} | {row['processes']} | {row['depth']} | {row['compile_s']:.1f} s | "
+          f"{row['lava_steps_s']:.1f} | {row['ref_steps_s']:.0f} | {row['ratio']:.0f}x |", flush=True)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ckpt", default="runs/demo/mst-tiny.pt")
+    ap.add_argument("-n", "--images", type=int, default=4)
+    ap.add_argument("-T", "--steps", type=int, default=32)
+    ap.add_argument("--layers", default="1,2,5,10,20")
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    print(f"{a.images} images x T={a.steps}; Lava steps/s counts Lava time steps (images x T + depth); "
+          f"reference steps/s counts image-steps (images x T, one batch)", file=sys.stderr)
+    print("| graph | mode | processes | depth | Lava compile | Lava steps/s | reference steps/s | reference / Lava |")
+    print("|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        if pathlib.Path(a.ckpt).exists():
+            model, _ = checkpoint.load(a.ckpt)
+            label = "mst-tiny"
+        else:
+            torch.manual_seed(0)
+            model = build_model(preset("mst-tiny", in_chans=1, attention="spiking", mask=0.75))
+            label = "mst-tiny (random)"
+        x = datasets.load("digits", "test", model.config.img_size).tensors[0][:a.images].numpy()
+        graph = to_nir(model)
+        for fixed in (False, True):
+            measure(label, graph, x, a.steps, fixed, tmp)
+        xc = np.random.default_rng(1).uniform(0, 1, (a.images, 100))
+        for L in (int(v) for v in a.layers.split(",")):
+            measure(f"Dense chain, {L} layers", dense_chain(L), xc, a.steps, True, tmp)
+
+
+if __name__ == "__main__":
+    main()
