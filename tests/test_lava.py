@@ -164,6 +164,8 @@ def test_a_failing_process_model_is_reported_not_hung(tmp_path):
     # 3. a run past its timeout is stopped with a clear message
     with pytest.raises(UserError, match="did not finish within 2 s"):
         run_lava(_write(g, tmp_path), np.ones((400, 2)), 2000, False, progress=False, timeout=2)
+    # 4. the killed runs left no shared memory behind (their manager could not unlink it)
+    assert not list(lava_run.SHM_DIR.glob("mstlava*"))
 
 
 def _write(g, tmp_path):

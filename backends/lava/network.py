@@ -70,17 +70,22 @@ class Network:
 
     # -- helpers ----------------------------------------------------------------------------
     def _import_procs(self) -> None:
+        """Our processes by kind, and the model each instance gets (float or fixed point). Lava
+        imports stay inside the worker: the parent of a run never needs them."""
         from .procs import host, neuron, recorder, routing, synapse
-        self.P = {"IF": neuron.SubtractiveIF, "Recorder": recorder.SpikeRecorder,
-                  "TokenDense": synapse.TokenDense, "Conv": synapse.Conv, "Product": synapse.Product,
-                  "Route": routing.Route, "Gate": routing.Gate, "Delay": routing.Delay,
-                  "Softmax": host.Softmax}
-        suffix = "Fixed" if self.fixed else "Float"
-        mods = (host, neuron, recorder, routing, synapse)
-        self._model_of = {}
-        for cls in self.P.values():
-            mod = next(m for m in mods if getattr(m, cls.__name__, None) is cls)
-            self._model_of[cls] = getattr(mod, cls.__name__ + suffix)
+        pairs = {
+            "IF": (neuron.SubtractiveIF, neuron.SubtractiveIFFloat, neuron.SubtractiveIFFixed),
+            "Recorder": (recorder.SpikeRecorder, recorder.SpikeRecorderFloat, recorder.SpikeRecorderFixed),
+            "TokenDense": (synapse.TokenDense, synapse.TokenDenseFloat, synapse.TokenDenseFixed),
+            "Conv": (synapse.Conv, synapse.ConvFloat, synapse.ConvFixed),
+            "Product": (synapse.Product, synapse.ProductFloat, synapse.ProductFixed),
+            "Route": (routing.Route, routing.RouteFloat, routing.RouteFixed),
+            "Gate": (routing.Gate, routing.GateFloat, routing.GateFixed),
+            "Delay": (routing.Delay, routing.DelayFloat, routing.DelayFixed),
+            "Softmax": (host.Softmax, host.SoftmaxFloat, host.SoftmaxFixed),
+        }
+        self.P = {kind: proc for kind, (proc, _, _) in pairs.items()}
+        self._model_of = {proc: fixed if self.fixed else flt for proc, flt, fixed in pairs.values()}
 
     def _clock(self, name: str, arrival: int) -> dict:
         index = len(self.records)

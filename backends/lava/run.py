@@ -20,6 +20,12 @@ from ...errors import UserError
 
 # One BLAS thread per process model: a run has one OS process per node on a few cores.
 _ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+SHM_DIR = pathlib.Path("/dev/shm")
+
+
+def shm_prefix(worker_pid: int) -> str:
+    """Name prefix of the shared-memory segments of one worker's Lava run (see worker.py)."""
+    return f"/mstlava{worker_pid}_"
 
 
 @dataclass
@@ -99,12 +105,15 @@ def _progress(bar, path: str) -> None:
 
 
 def _kill(proc: subprocess.Popen) -> None:
-    """Stop the worker and every Lava process model it forked (one process group)."""
+    """Stop the worker and every Lava process model it forked (one process group), and remove the
+    shared memory of its channels: the manager process that would have unlinked it is gone too."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     proc.wait()
+    for seg in SHM_DIR.glob(shm_prefix(proc.pid).lstrip("/") + "*"):
+        seg.unlink(missing_ok=True)
 
 
 def _collect(out: str, T: int, n: int) -> LavaRun:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import time
 import traceback
@@ -17,12 +18,23 @@ import numpy as np
 from ...errors import UserError
 from ...export.io import read_graph
 from .network import Network
+from .run import shm_prefix
+
+
+def name_shared_memory() -> None:
+    """Name the shared-memory segments of Lava's channels after this worker, so that a caller
+    that has to kill the run can remove them (a killed run cannot unlink its own). Lava's
+    segments are made by a multiprocessing manager forked from here, which inherits this."""
+    from multiprocessing import shared_memory
+    prefix = shm_prefix(os.getpid())
+    shared_memory._make_filename = lambda: prefix + secrets.token_hex(6)
 
 
 def run_job(job: dict) -> None:
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
+    name_shared_memory()
     out = job["out_dir"]
     t0 = time.perf_counter()
     graph = read_graph(job["graph"])
