@@ -184,3 +184,15 @@ def test_worker_imports_no_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        env={**os.environ})
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
+def test_parity_reports_the_first_difference_in_step_order():
+    from mstdeploy.simulate.parity import compare_spikes
+    ref = np.zeros((2, 5, 3, 4), bool)                   # (images, T, *shape)
+    lava = ref.copy()
+    lava[0, 3, 2, 1] = True                              # image 0, step 4
+    lava[1, 1, 0, 3] = True                              # image 1, step 2: earlier in time
+    out = compare_spikes(ref, lava)
+    assert out["mismatched"] == 2 and out["spikes_lava"] == 2 and out["spikes_reference"] == 0
+    assert out["first"] == {"step": 2, "image": 1, "index": [0, 3]}
+    assert compare_spikes(ref, ref)["first"] is None
