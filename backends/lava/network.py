@@ -63,7 +63,7 @@ class Network:
         self.procs: dict[str, object] = {}        # node -> its main process
         self.models: dict[object, type] = {}      # our process instances -> model class
         self.records: dict[int, str] = {}         # result file index -> node name
-        self._delays: dict[tuple, object] = {}
+        self.delays: dict[tuple, object] = {}     # (source, steps) -> balancing Delay process
         self._import_procs()
         for name in topo.order:
             self._build(name, images)
@@ -103,14 +103,14 @@ class Network:
         k = self.sched.delays.get((pred, name), 0)
         if not k:
             return self.ports[pred]
-        if (pred, k) not in self._delays:
+        if (pred, k) not in self.delays:
             shape = tuple(self.ports[pred].shape)
             clock = self._clock(f"{pred}.delay{k}", self.sched.offset[pred])
             proc = self.P["Delay"](clock, in_shape=shape, out_shape=shape, steps=k, logical=False)
             self.models[proc] = self._model_of[self.P["Delay"]]
             self.ports[pred].connect(proc.s_in)
-            self._delays[(pred, k)] = proc
-        return self._delays[(pred, k)].s_out
+            self.delays[(pred, k)] = proc
+        return self.delays[(pred, k)].s_out
 
     def _wire(self, name: str, in_port) -> None:
         for p in self.topo.preds[name]:

@@ -60,7 +60,7 @@ def run_job(job: dict) -> None:
         src.stop()
     np.savez(os.path.join(out, "result.npz"), logits=net.logits(data), raw=np.asarray(data))
     meta = {"steps": net.steps, "depth": net.sched.depth, "processes": len(net.models) + _stock(net),
-            "delays_inserted": len(net._delays), "records": {str(k): v for k, v in net.records.items()},
+            "delays_inserted": len(net.delays), "records": {str(k): v for k, v in net.records.items()},
             "build_seconds": t1 - t0, "compile_seconds": t2 - t1, "run_seconds": t3 - t2,
             "quantization": net.plan.report() if net.plan else []}
     with open(os.path.join(out, "meta.json"), "w") as f:
