@@ -145,8 +145,11 @@ class Simulator:
     # -- execution ---------------------------------------------------------------------------
     @torch.no_grad()
     def run(self, x: torch.Tensor, T: int, sample_offset: int = 0, record: set | None = None,
-            count: bool = True) -> Result:
-        """Run T steps on images x (B, *input_shape); image i is sample `sample_offset + i`."""
+            count: bool = True, playback: dict | None = None) -> Result:
+        """Run T steps on images x (B, *input_shape); image i is sample `sample_offset + i`.
+
+        `playback` (node -> (T, B, *shape) 0/1 tensor) replaces the outputs of those neurons and
+        gates by recorded ones (another backend's), so that the event counts are that run's."""
         if tuple(x.shape[1:]) != self.input_shape:
             raise UserError(f"input shape {tuple(x.shape[1:])} does not match the graph's Input "
                             f"{self.input_shape}")
@@ -179,7 +182,9 @@ class Simulator:
                 act_in = _sum_opt(acts.get(p) for p in preds) if count else None
                 if count and isinstance(node, SYNAPTIC):
                     self._count(name, node, act_in, drop_in, res, T, B)
-                if self.plan is not None and isinstance(node, FIXED_OWN):
+                if playback and name in playback and isinstance(node, NEURONS + (X.SynapseGate,)):
+                    y, drop_out = self._playback(node, inp, playback[name], drop_in, count)
+                elif self.plan is not None and isinstance(node, FIXED_OWN):
                     y, drop_out = self._step_fixed(name, node, inp, T, B, res), None
                 else:
                     y, drop_out = self._step(name, node, inp, drop_in, T, B, samples, steps, count)
@@ -204,6 +209,20 @@ class Simulator:
             outs[name] = y
         res.logits = outs[self.output].reshape(T, B, -1).to(torch.float64).cpu()
         return res
+
+    def _playback(self, node, x, rec, drop, count):
+        """A recorded neuron's spikes, or a recorded gate's passed spikes (the rest were dropped)."""
+        rec = rec.to(self.device, self.dtype)
+        if tuple(rec.shape) != tuple(x.shape):
+            raise UserError(f"recorded output of shape {tuple(rec.shape)}, the node's is {tuple(x.shape)}")
+        if not isinstance(node, X.SynapseGate):
+            return rec, None
+        y = x * rec
+        if not count:
+            return y, None
+        T, B = x.shape[:2]
+        gone = ((x != 0) & (rec == 0)).reshape(T * B, -1).sum(0).double().reshape(x.shape[2:])
+        return y, gone if drop is None else drop + gone
 
     def _activity(self, name, node, y, act_in, drop_out, drop_in, T, B) -> torch.Tensor:
         """Events per element of a node's output, from its inputs' where the node only moves them."""

@@ -33,7 +33,7 @@ class LavaRun:
     logits: np.ndarray                                # (T, images, K) output per logical step
     spikes: dict = field(default_factory=dict)        # neuron node -> (images, T, *shape) bool
     saturation: dict = field(default_factory=dict)    # neuron node -> {"high", "low", "wrapped"}
-    dropped: dict = field(default_factory=dict)       # gate node -> spikes dropped per element
+    delivered: dict = field(default_factory=dict)     # gate node -> (images, T, *shape) bool: passed on
     meta: dict = field(default_factory=dict)          # steps, depth, processes, timings, quantization
     raw: np.ndarray | None = None                     # (K, Lava steps) what the output sink received
 
@@ -125,12 +125,12 @@ def _collect(out: str, T: int, n: int) -> LavaRun:
         if not os.path.exists(path):
             continue
         f = np.load(path)
-        if "spikes" in f:
-            shape = tuple(int(v) for v in f["shape"])
-            bits = np.unpackbits(f["spikes"], axis=-1)[..., :int(np.prod(shape))]
-            run.spikes[name] = bits.astype(bool).reshape(n, T, *shape)
+        for key, into in (("spikes", run.spikes), ("delivered", run.delivered)):
+            if key in f:
+                shape = tuple(int(v) for v in f["shape"])
+                bits = np.unpackbits(f[key], axis=-1)[..., :int(np.prod(shape))]
+                into[name] = bits.astype(bool).reshape(n, T, *shape)
+        if "saturation" in f:
             high, low, wrapped = (int(v) for v in f["saturation"])
             run.saturation[name] = {"high": high, "low": low, "wrapped": wrapped}
-        if "dropped" in f:
-            run.dropped[name] = f["dropped"]
     return run

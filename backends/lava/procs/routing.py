@@ -56,7 +56,8 @@ class _GateModel(NodeModel):
         self.imix = stream.mix32(np.arange(n, dtype=np.int64))
         self.key = stream.node_key(int(p["seed"]), int(p["stream"]))
         self.p = float(p["p"])
-        self.dropped = np.zeros(n, np.int64)
+        self.shape = tuple(p["in_shape"])
+        self.delivered = np.zeros((self.images * self.T, n), bool)     # recorded for event counts
 
     def step(self):
         x = self.s_in.recv()
@@ -66,10 +67,11 @@ class _GateModel(NodeModel):
             return
         skey = stream.step_key(self.key, self.sample0 + image, s)
         keep = stream.keep_mask(skey, self.imix, self.p).reshape(x.shape)
-        self.dropped += ((x != 0) & ~keep).reshape(-1)
-        self.s_out.send(np.where(keep, x, 0))
+        out = np.where(keep, x, 0)
+        self.delivered[image * self.T + s - 1] = out.reshape(-1) != 0
+        self.s_out.send(out)
         if self.last_step():
-            self.save(dropped=self.dropped)
+            self.save(delivered=np.packbits(self.delivered, axis=-1), shape=np.array(self.shape))
 
 
 class _DelayModel(NodeModel):
