@@ -117,6 +117,16 @@ def _add_run_options(p: argparse.ArgumentParser, default_images) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def cmd_energy(args) -> int:
+    from .simulate.energy_report import energy_command
+    if args.sweep is not None:
+        args.sweep = _ratio_list(args.sweep)
+        if not args.sweep:
+            raise UserError("--sweep needs at least one ratio")
+    energy_command(args)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     run_demo(args.out, epochs=args.epochs, retrain=args.retrain)
@@ -199,6 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--timeout", type=float, default=900, help="stop the Lava run after this many seconds")
     pa.add_argument("--json", metavar="FILE", help="report file (default runs/parity/<graph>-<mode>.json)")
     pa.set_defaults(func=cmd_parity)
+
+    en = sub.add_parser("energy", help="events, energy (Loihi 1, 45 nm) and accuracy per inference, "
+                                       "optionally for a sweep of masking ratios; JSON and plots")
+    _add_run_options(en, None)
+    en.add_argument("--backend", choices=["reference", "lava"], default="reference",
+                    help="where the events come from (lava: 8 images unless -n)")
+    en.add_argument("--sweep", metavar="P1,P2,..", help="re-gate the graph at each ratio (weights unchanged)")
+    en.add_argument("--raster", metavar="NODE", help="neuron node for the spike raster (default: the first)")
+    en.add_argument("--out", default="runs/energy", help="directory for energy.json and the plots")
+    en.add_argument("--timeout", type=float, default=900, help="Lava backend: stop a run after this many seconds")
+    en.set_defaults(func=cmd_energy)
 
     d = sub.add_parser("demo", help="the end-to-end demo on the built-in digits data")
     d.add_argument("--out", default="runs/demo", help="output directory")
