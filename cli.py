@@ -127,6 +127,12 @@ def cmd_energy(args) -> int:
     return 0
 
 
+def cmd_resources(args) -> int:
+    from .backends.resources import resources_command
+    resources_command(args)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     run_demo(args.out, epochs=args.epochs, retrain=args.retrain)
@@ -220,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--out", default="runs/energy", help="directory for energy.json and the plots")
     en.add_argument("--timeout", type=float, default=900, help="Lava backend: stop a run after this many seconds")
     en.set_defaults(func=cmd_energy)
+
+    rs = sub.add_parser("resources", help="map a NIR graph onto Loihi-style cores: cores per layer, "
+                                          "what does not fit")
+    rs.add_argument("graph")
+    rs.add_argument("--profile", choices=["loihi2", "loihi1"], default="loihi2")
+    rs.add_argument("--json", metavar="FILE", help="also write the mapping as JSON")
+    rs.set_defaults(func=cmd_resources)
 
     d = sub.add_parser("demo", help="the end-to-end demo on the built-in digits data")
     d.add_argument("--out", default="runs/demo", help="output directory")

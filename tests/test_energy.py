@@ -1,0 +1,90 @@
+"""Energy and hardware reports: the arithmetic, the sweep, the plots, Lava's counts, core mapping."""
+import json
+
+import nir
+import numpy as np
+import pytest
+
+from conftest import run_mst
+from mstdeploy.backends.resources import PROFILES, resources
+from mstdeploy.errors import UserError
+from mstdeploy.export import nodes as X
+from mstdeploy.export.gating import with_ratio
+from mstdeploy.export.io import write_graph
+from mstdeploy.export.lower import to_nir
+from mstdeploy.simulate.energy import MODELS, ann_macs, energy
+from test_simulator import calibrated
+
+
+@pytest.fixture(scope="module")
+def mst(tmp_path_factory):
+    path = tmp_path_factory.mktemp("energy") / "mst.nir"
+    write_graph(to_nir(calibrated("mst-spiking", levels=16, mask=0.75).float()), path)
+    return path
+
+
+def test_energy_models_add_up():
+    c = {"spikes": 10, "synaptic_events": 1000, "neuron_updates": 100, "host_macs": 50, "gated_events": 7}
+    e = energy(c, MODELS["loihi1"])
+    assert e["synaptic"] == pytest.approx(1000 * 23.6e-12)
+    assert e["neuron"] == pytest.approx(10 * 81e-12 + 90 * 52e-12)
+    assert e["total"] == pytest.approx(e["synaptic"] + e["neuron"] + 10 * 1.7e-12 + 50 * 4.6e-12)
+    assert energy(c, MODELS["45nm-fp32"])["total"] == pytest.approx(1000 * 0.9e-12 + 50 * 4.6e-12)
+
+
+def test_ann_macs_count_nonzero_synapses_and_products():
+    nodes = {"input": nir.Input(input_type={"input": np.array([2])}),
+             "fc": nir.Linear(weight=np.array([[1, 0], [2, 3], [0, 0]], np.float32)),
+             "if": X.ResetSubIF(shape=(3,), threshold=1.0, v_init=0.5, bias=0.0),
+             "output": nir.Output(output_type={"output": np.array([3])})}
+    g = nir.NIRGraph(nodes=nodes, edges=[("input", "fc"), ("fc", "if"), ("if", "output")])
+    assert ann_macs(g) == {"fc": 3}
+    with pytest.raises(UserError, match="no SynapseGate"):
+        with_ratio(g, 0.5)
+
+
+def test_energy_cli_sweep_writes_report_and_plots(mst, tmp_path):
+    out = tmp_path / "en"
+    r = run_mst("energy", mst, "-T", "8", "-n", "12", "--sweep", "0,0.75", "--out", out, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((out / "energy.json").read_text())
+    assert [run["ratio"] for run in rep["runs"]] == [0.0, 0.75] and rep["images"] == 12
+    free, masked = rep["runs"]
+    assert free["per_inference"]["gated_events"] == 0 < masked["per_inference"]["gated_events"]
+    assert masked["masked_site_events"] < free["masked_site_events"]
+    assert rep["masked_sites"] and rep["ann"]["macs"] > 0
+    for run in rep["runs"]:
+        assert set(run["energy_uJ"]) == set(MODELS) and run["energy_uJ"]["loihi1"]["total"] > 0
+        assert 0 <= run["accuracy"] <= 1 and len(run["accuracy_by_step"]) == 8
+    for png in ("events_per_layer.png", "accuracy_vs_T.png", "sweep.png", "raster.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    r = run_mst("energy", mst, "-n", "2", "--sweep", "0.5,1.0", "--out", out)
+    assert r.returncode == 2 and "[0, 1)" in r.stderr
+
+
+def test_energy_counts_from_lava_equal_the_reference(mst, tmp_path):
+    reps = {}
+    for backend in ("reference", "lava"):
+        r = run_mst("energy", mst, "-T", "6", "-n", "2", "--fixed-point", "--backend", backend,
+                    "--out", tmp_path / backend, timeout=300)
+        assert r.returncode == 0, r.stderr
+        reps[backend] = json.loads((tmp_path / backend / "energy.json").read_text())["runs"][0]
+    assert reps["lava"]["per_inference"] == reps["reference"]["per_inference"]
+    assert reps["lava"]["per_node"] == reps["reference"]["per_node"]
+    assert reps["lava"]["accuracy_by_step"] == reps["reference"]["accuracy_by_step"]
+
+
+def test_resources_counts_cores_and_what_does_not_fit(mst):
+    w = np.ones((3000, 5000), np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([5000])}),
+             "fc": nir.Linear(weight=w),
+             "if": X.ResetSubIF(shape=(3000,), threshold=1.0, v_init=0.5, bias=0.0),
+             "output": nir.Output(output_type={"output": np.array([3000])})}
+    g = nir.NIRGraph(nodes=nodes, edges=[("input", "fc"), ("fc", "if"), ("if", "output")])
+    rep = resources(g, PROFILES["loihi1"])
+    (layer,) = rep["layers"]
+    assert (layer["neurons"], layer["synapses"], layer["max_fan_in"]) == (3000, 15_000_000, 5000)
+    assert layer["cores"] == -(-15_000_000 // (128 * 1024)) and not layer["fits"]
+    assert rep["does_not_fit"] and "5000" in rep["does_not_fit"][0]
+    r = run_mst("resources", mst)
+    assert r.returncode == 0 and "stochastic synapse gating" in r.stdout and "does not fit: nothing" in r.stdout
