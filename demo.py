@@ -1,58 +1,96 @@
 """The end-to-end demo on the built-in digits data (`make demo` / `mst demo`).
 
 Trains mst-tiny (softmax-free `spiking` attention, 75% RSM on q, k, attn) on digits, or reuses the
-checkpoint from an earlier run, evaluates it, exports the SNN to NIR, simulates accuracy against T
-with the reference simulator, and writes runs/demo/summary.json.
+checkpoint of an earlier run; evaluates the ANN; exports the SNN to NIR; simulates accuracy
+against T (reference simulator, whole test set); runs 8 images in Lava fixed point and checks
+spike-exact parity; writes the energy report with a 0 / 0.5 / 0.75 masking sweep (re-gating the
+same weights) and runs/demo/summary.json.
 """
 from __future__ import annotations
 
 import json
 import pathlib
+from types import SimpleNamespace
 
 from .atomic import write_text
 
 DEMO_EPOCHS = 60
-DEMO_STEPS = 64
+DEMO_STEPS = 64            # accuracy against T, up to this
+ENERGY_STEPS = 32          # the energy report and the sweep
+LAVA_IMAGES = 8
+SWEEP = (0.0, 0.5, 0.75)
 
 
 def run_demo(out: str = "runs/demo", epochs: int | None = None, retrain: bool = False) -> dict:
+    import torch
+
+    from .export.io import write_graph
+    from .export.lower import to_nir
     from .models import checkpoint, datasets
     from .models.evaluate import accuracy
     from .models.train import TrainArgs, train
+    from .simulate.energy_report import energy_command
+    from .simulate.engine import Simulator
+    from .simulate.evaluate import evaluate
+    from .simulate.parity import run_parity
 
     out_dir = pathlib.Path(out)
     ckpt = out_dir / "mst-tiny.pt"
     if retrain or not ckpt.exists():
-        print(f"[demo] training mst-tiny on digits with 75% RSM -> {ckpt}")
+        print(f"[demo] 1/6 training mst-tiny on digits with 75% RSM -> {ckpt}")
         train(TrainArgs(model="mst-tiny", dataset="digits", out=str(ckpt),
-                        overrides={"attention": "spiking", "mask": 0.75},
-                        epochs=epochs or DEMO_EPOCHS))
+                        overrides={"attention": "spiking", "mask": 0.75}, epochs=epochs or DEMO_EPOCHS))
     else:
-        print(f"[demo] reusing {ckpt} (pass --retrain to train again)")
+        print(f"[demo] 1/6 reusing {ckpt} (pass --retrain to train again)")
     model, _ = checkpoint.load(ckpt)
     test = datasets.load("digits", "test", model.config.img_size)
     ann = accuracy(model, test)
-    print(f"[demo] ANN top-1 accuracy (digits test, {len(test)} images): {100 * ann:.2f}%")
+    print(f"[demo] 2/6 ANN top-1 accuracy (digits test, {len(test)} images, one masked pass): {100 * ann:.2f}%")
 
-    from .export.io import write_graph
-    from .export.lower import to_nir
-    from .simulate.engine import Simulator
-    from .simulate.evaluate import evaluate
     graph = to_nir(model, seed=0)
     nir_path = out_dir / "mst-tiny.nir"
     write_graph(graph, nir_path)
-    print(f"[demo] exported the SNN: {nir_path} ({len(graph.nodes)} nodes)")
+    print(f"[demo] 3/6 exported the SNN: {nir_path} ({len(graph.nodes)} nodes)")
+
     ev = evaluate(Simulator(graph), test, DEMO_STEPS)
     curve = {t: ev.accuracy(t) for t in (1, 2, 4, 8, 16, 32, 64) if t <= DEMO_STEPS}
-    print("[demo] SNN accuracy (reference simulator): " +
+    print("[demo] 4/6 SNN accuracy (reference simulator): " +
           ", ".join(f"T={t} {100 * a:.2f}%" for t, a in curve.items()))
+
+    x = torch.stack([test[i][0] for i in range(LAVA_IMAGES)])
+    par = run_parity(nir_path, x, ENERGY_STEPS, fixed=True)
+    write_text(out_dir / "parity.json", json.dumps(par, indent=2))
+    print(f"[demo] 5/6 Lava, bit-accurate fixed point, {LAVA_IMAGES} images x T={ENERGY_STEPS}: "
+          f"{par['mismatched_spikes']} of {par['reference_spikes']:,} spikes differ from the reference "
+          f"({'PASS' if par['passed'] else 'FAIL'}), predictions {par['lava_predictions']}, "
+          f"{par['lava_seconds']:.0f} s in Lava")
+
+    print(f"[demo] 6/6 energy report, masking sweep {', '.join(map(str, SWEEP))} (same weights, re-gated):")
+    rep = energy_command(SimpleNamespace(graph=str(nir_path), dataset="digits", data=None, steps=ENERGY_STEPS,
+                                         images=None, fixed_point=False, backend="reference",
+                                         sweep=list(SWEEP), raster="block0.attn.attn", out=str(out_dir),
+                                         timeout=900, no_progress=True))
+    runs = {str(r["ratio"]): r for r in rep["runs"]}
     summary = {"model": "mst-tiny", "dataset": "digits", "checkpoint": str(ckpt), "nir": str(nir_path),
                "mask": model.config.mask, "attention": model.config.attention, "ann_accuracy": ann,
                "snn_accuracy": {str(t): a for t, a in curve.items()},
-               "synaptic_events_per_inference": sum(ev.events.values()) / ev.images,
-               "gated_events_per_inference": sum(ev.gated_events.values()) / ev.images}
+               "parity_mismatched_spikes": par["mismatched_spikes"], "parity_passed": par["passed"],
+               "lava_images": LAVA_IMAGES, "lava_steps": ENERGY_STEPS,
+               "energy_steps": ENERGY_STEPS,
+               "synaptic_events": {p: r["per_inference"]["synaptic_events"] for p, r in runs.items()},
+               "gated_events": {p: r["per_inference"]["gated_events"] for p, r in runs.items()},
+               "masked_site_events": {p: r["masked_site_events"] for p, r in runs.items()},
+               "accuracy_by_ratio": {p: r["accuracy"] for p, r in runs.items()},
+               "energy_uJ_loihi1": {p: r["energy_uJ"]["loihi1"]["total"] for p, r in runs.items()},
+               "energy_uJ_45nm_fp32": {p: r["energy_uJ"]["45nm-fp32"]["total"] for p, r in runs.items()},
+               "ann_energy_uJ_45nm_fp32": rep["ann"]["energy_uJ"]["45nm-fp32"]}
     write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
+    trained = runs[str(SWEEP[-1])]
+    print(f"[demo] summary: ANN {100 * ann:.2f}%, SNN {100 * curve[32]:.2f}% at T=32; Lava parity "
+          f"{par['mismatched_spikes']} differing spikes; at the trained ratio {SWEEP[-1]}: "
+          f"{trained['per_inference']['synaptic_events']:,.0f} synaptic events and "
+          f"{trained['energy_uJ']['loihi1']['total']:.0f} uJ (Loihi 1) per inference")
     print("[demo] files written:")
-    for f in (ckpt, nir_path, out_dir / "summary.json"):
+    for f in sorted(p for p in out_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
         print(f"  {f}")
     return summary

@@ -66,26 +66,34 @@ def compare(ref: Result, lava: LavaRun, fixed: bool) -> dict:
             "logits_max_abs_diff": max_diff, "passed": passed, "criterion": criterion, "per_node": per_node}
 
 
+def run_parity(graph_path, x: torch.Tensor, T: int, fixed: bool, timeout: float = 900,
+               progress: bool = True) -> dict:
+    """Both backends on images x (B, ...), samples 0..B-1; the report of the module docstring."""
+    graph = read_graph(graph_path)
+    sim = Simulator(graph, "cpu", torch.float64, fixed_point=fixed)
+    check_supported(graph, LAVA_SUPPORTED, "the Lava backend")
+    neurons = {k for k, n in graph.nodes.items() if isinstance(n, NEURONS)}
+    t0 = time.perf_counter()
+    ref = sim.run(x, T, record=neurons)
+    ref_seconds = time.perf_counter() - t0
+    lava = run_lava(graph_path, x.numpy(), T, fixed, timeout=timeout, progress=progress)
+    res = compare(ref, lava, fixed)
+    return {"graph": str(graph_path), "mode": "fixed_point" if fixed else "float", "images": len(x),
+            "steps": T, "mismatched_spikes": res["mismatched_spikes"], **res,
+            "lava_seconds": lava.seconds, "reference_seconds": ref_seconds,
+            "lava_predictions": lava.predictions().tolist(),
+            "lava": {k: lava.meta[k] for k in ("steps", "depth", "processes", "delays_inserted",
+                                                "build_seconds", "compile_seconds", "run_seconds")}}
+
+
 def parity_command(args) -> dict:
     if args.steps < 1:
         raise UserError("-T must be >= 1")
     graph = read_graph(args.graph)
-    fixed = bool(args.fixed_point)
-    sim = Simulator(graph, "cpu", torch.float64, fixed_point=fixed)
     check_supported(graph, LAVA_SUPPORTED, "the Lava backend")
     data = load_images(args.dataset, graph, args.data, args.images)
     x = torch.stack([data[i][0] for i in range(len(data))])
-    neurons = {k for k, n in graph.nodes.items() if isinstance(n, NEURONS)}
-    t0 = time.perf_counter()
-    ref = sim.run(x, args.steps, record=neurons)
-    ref_seconds = time.perf_counter() - t0
-    lava = run_lava(args.graph, x.numpy(), args.steps, fixed, timeout=args.timeout, progress=not args.no_progress)
-    res = compare(ref, lava, fixed)
-    report = {"graph": str(args.graph), "mode": "fixed_point" if fixed else "float", "images": len(x),
-              "steps": args.steps, "mismatched_spikes": res["mismatched_spikes"], **res,
-              "lava_seconds": lava.seconds, "reference_seconds": ref_seconds,
-              "lava": {k: lava.meta[k] for k in ("steps", "depth", "processes", "delays_inserted",
-                                                  "build_seconds", "compile_seconds", "run_seconds")}}
+    report = run_parity(args.graph, x, args.steps, bool(args.fixed_point), args.timeout, not args.no_progress)
     _print(report)
     json_path = args.json or f"runs/parity/{pathlib.Path(args.graph).stem}-{report['mode']}.json"
     write_text(json_path, json.dumps(report, indent=2))
