@@ -33,14 +33,14 @@ def masked_sites(graph: nir.NIRGraph) -> list[str]:
     return [n for n in topo.order if isinstance(topo.node(n), SYNAPTIC) and any(p in gated for p in topo.preds[n])]
 
 
-def _reference(graph, data, T, fixed, raster):
-    ev = evaluate(Simulator(graph, fixed_point=fixed), data, T, progress=False,
+def _reference(graph, data, T, fixed, raster, progress):
+    ev = evaluate(Simulator(graph, fixed_point=fixed), data, T, progress=progress,
                   record={raster} if raster else None)
     spikes = ev.spikes[raster][0].astype(bool) if raster else None        # image 0: (T, *shape)
     return ev, ev.images, ev.curve(), spikes
 
 
-def _lava(graph, data, T, fixed, raster, timeout):
+def _lava(graph, data, T, fixed, raster, timeout, progress):
     from ..backends.lava.run import run_lava
     from .playback import lava_counts
     x = torch.stack([data[i][0] for i in range(len(data))])
@@ -48,7 +48,7 @@ def _lava(graph, data, T, fixed, raster, timeout):
     with tempfile.TemporaryDirectory() as tmp:
         path = pathlib.Path(tmp) / "g.nir"
         write_graph(graph, path)
-        run = run_lava(path, x.numpy(), T, fixed, timeout=timeout, progress=False)
+        run = run_lava(path, x.numpy(), T, fixed, timeout=timeout, progress=progress)
     res = lava_counts(graph, x, run, fixed)
     pred = run.logits.cumsum(0).argmax(-1)                                  # (T, images)
     curve = {t: float((pred[t - 1] == y).mean()) for t in range(1, T + 1)}
@@ -75,9 +75,9 @@ def energy_command(args) -> dict:
     for p in ratios:
         g = graph if p is None else with_ratio(graph, p)
         if args.backend == "lava":
-            res, images, curve, spikes = _lava(g, data, args.steps, fixed, raster, args.timeout)
+            res, images, curve, spikes = _lava(g, data, args.steps, fixed, raster, args.timeout, not args.no_progress)
         else:
-            res, images, curve, spikes = _reference(g, data, args.steps, fixed, raster)
+            res, images, curve, spikes = _reference(g, data, args.steps, fixed, raster, not args.no_progress)
         counts = per_inference(res, images)
         site_events = sum(res.events.get(k, 0) for k in sites) / max(images, 1)
         run = {"ratio": p, "accuracy": curve[args.steps], "accuracy_by_step": {str(t): a for t, a in curve.items()},

@@ -10,7 +10,7 @@ from mstdeploy.models.config import preset
 from mstdeploy.models.registry import build_model
 
 
-@pytest.mark.parametrize("cmd", ["train", "eval", "demo"])
+@pytest.mark.parametrize("cmd", ["train", "eval", "demo", "simulate", "lava", "parity", "energy", "resources"])
 def test_subcommand_help(cmd):
     r = run_mst(cmd, "--help", timeout=60)
     assert r.returncode == 0 and "usage: mst " + cmd in r.stdout
