@@ -22,7 +22,6 @@ SWEEP = (0.0, 0.5, 0.75)
 
 
 def run_demo(out: str = "runs/demo", epochs: int | None = None, retrain: bool = False) -> dict:
-    import torch
 
     from .export.io import write_graph
     from .export.lower import to_nir
@@ -31,7 +30,7 @@ def run_demo(out: str = "runs/demo", epochs: int | None = None, retrain: bool = 
     from .models.train import TrainArgs, train
     from .simulate.energy_report import energy_command
     from .simulate.engine import Simulator
-    from .simulate.evaluate import evaluate
+    from .simulate.evaluate import evaluate, stack_images
     from .simulate.parity import run_parity
 
     out_dir = pathlib.Path(out)
@@ -57,7 +56,7 @@ def run_demo(out: str = "runs/demo", epochs: int | None = None, retrain: bool = 
     print("[demo] 4/6 SNN accuracy (reference simulator): " +
           ", ".join(f"T={t} {100 * a:.2f}%" for t, a in curve.items()))
 
-    x = torch.stack([test[i][0] for i in range(LAVA_IMAGES)])
+    x, _ = stack_images(test, LAVA_IMAGES)
     par = run_parity(nir_path, x, ENERGY_STEPS, fixed=True)
     write_text(out_dir / "parity.json", json.dumps(par, indent=2))
     print(f"[demo] 5/6 Lava, bit-accurate fixed point, {LAVA_IMAGES} images x T={ENERGY_STEPS}: "

@@ -9,7 +9,6 @@ import tempfile
 
 import nir
 import numpy as np
-import torch
 
 from ..atomic import atomic_path, write_text
 from ..errors import UserError
@@ -19,7 +18,7 @@ from ..export.io import read_graph, write_graph
 from ..export.topology import NEURONS, ROUTING, SYNAPTIC, Topology
 from .energy import MODELS, ann_energy, ann_macs, energy, per_inference, per_node
 from .engine import Simulator
-from .evaluate import evaluate, load_images
+from .evaluate import evaluate, load_images, stack_images
 
 
 def masked_sites(graph: nir.NIRGraph) -> list[str]:
@@ -43,8 +42,7 @@ def _reference(graph, data, T, fixed, raster, progress):
 def _lava(graph, data, T, fixed, raster, timeout, progress):
     from ..backends.lava.run import run_lava
     from .playback import lava_counts
-    x = torch.stack([data[i][0] for i in range(len(data))])
-    y = np.array([int(data[i][1]) for i in range(len(data))])
+    x, y = stack_images(data)
     with tempfile.TemporaryDirectory() as tmp:
         path = pathlib.Path(tmp) / "g.nir"
         write_graph(graph, path)

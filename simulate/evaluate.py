@@ -55,6 +55,12 @@ def load_images(dataset: str, graph: nir.NIRGraph, data: str | None, limit: int 
     return ds
 
 
+def stack_images(data, limit: int | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    """The first `limit` (default all) images of a data set as one batch, and their labels."""
+    n = len(data) if limit is None else min(limit, len(data))
+    return torch.stack([data[i][0] for i in range(n)]), np.array([int(data[i][1]) for i in range(n)])
+
+
 def evaluate(sim: Simulator, data, T: int, batch_size: int = 64, progress: bool = True,
              record: set | None = None) -> Evaluation:
     """Run every image of `data` for T steps; image i of the set is gating sample i."""

@@ -22,7 +22,7 @@ from ..export.io import read_graph
 from ..backends.lava.network import SUPPORTED as LAVA_SUPPORTED
 from ..export.topology import NEURONS, check_supported
 from .engine import Result, Simulator
-from .evaluate import load_images
+from .evaluate import load_images, stack_images
 
 FLOAT_TOLERANCE = 1e-3
 
@@ -92,7 +92,7 @@ def parity_command(args) -> dict:
     graph = read_graph(args.graph)
     check_supported(graph, LAVA_SUPPORTED, "the Lava backend")
     data = load_images(args.dataset, graph, args.data, args.images)
-    x = torch.stack([data[i][0] for i in range(len(data))])
+    x, _ = stack_images(data)
     report = run_parity(args.graph, x, args.steps, bool(args.fixed_point), args.timeout, not args.no_progress)
     _print(report)
     json_path = args.json or f"runs/parity/{pathlib.Path(args.graph).stem}-{report['mode']}.json"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import pathlib
 
-import numpy as np
 
 from ...atomic import write_text
 from ...errors import UserError
@@ -17,14 +16,14 @@ from .run import run_lava
 
 
 def lava_command(args) -> dict:
-    from ...simulate.evaluate import load_images
+    from ...simulate.evaluate import load_images, stack_images
     if args.steps < 1:
         raise UserError("-T must be >= 1")
     graph = read_graph(args.graph)
     check_supported(graph, SUPPORTED, "the Lava backend")
     data = load_images(args.dataset, graph, args.data, args.images)
-    x = np.stack([data[i][0].numpy() for i in range(len(data))])
-    labels = np.array([int(data[i][1]) for i in range(len(data))])
+    x, labels = stack_images(data)
+    x = x.numpy()
     fixed = bool(args.fixed_point)
     run = run_lava(args.graph, x, args.steps, fixed, timeout=args.timeout, progress=not args.no_progress)
     pred = run.predictions()
