@@ -61,12 +61,12 @@ class _SynapseModel(NodeModel):
         self.a_out.send(self.buf)
         x = self.s_in.recv()
         image, s = self.clock()
-        if image < 0:
-            self.buf = np.zeros_like(self.buf)
-        elif self.dtype is np.int64:
-            self.buf = shift(self.compute(x, s), self.exp)
-        else:
-            self.buf = self.compute(x, s)
+        self.buf = np.zeros_like(self.buf) if image < 0 else self.output(x, s)
+
+    def output(self, x, s):
+        """This step's result: the weighted sum, in fixed point shifted by the layer exponent."""
+        y = self.compute(x, s)
+        return shift(y, self.exp) if self.dtype is np.int64 else y
 
     def matmul(self, w: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Float64 BLAS product; in fixed point the result is an exact integer (< 2^53)."""
@@ -196,11 +196,8 @@ class ProductFixed(_ProductModel):
     a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
     dtype = np.int64
 
-    def step(self):                                  # the shift is inside running()/per_step()
-        self.a_out.send(self.buf)
-        x = self.s_in.recv().astype(np.int64)
-        image, s = self.clock()
-        self.buf = np.zeros_like(self.buf) if image < 0 else self.compute(x, s)
+    def output(self, x, s):                          # the shift is inside running()/per_step()
+        return self.compute(x.astype(np.int64), s)
 
     def per_step(self, a, b):
         return shift(int(self.proc_params["weight"]) * (a @ b), self.exp)
