@@ -88,3 +88,20 @@ def test_resources_counts_cores_and_what_does_not_fit(mst):
     assert rep["does_not_fit"] and "5000" in rep["does_not_fit"][0]
     r = run_mst("resources", mst)
     assert r.returncode == 0 and "stochastic synapse gating" in r.stdout and "does not fit: nothing" in r.stdout
+
+
+def test_bad_input_to_the_new_commands_is_one_line_and_exit_2(mst, tmp_path):
+    bad = tmp_path / "bad.nir"
+    bad.write_bytes(b"junk")
+    vgg = tmp_path / "vgg.nir"
+    write_graph(to_nir(calibrated("vgg", levels=16).float()), vgg)
+    cases = [(("parity", tmp_path / "none.nir"), "not found"),
+             (("lava", mst, "-T", "0"), "-T must be >= 1"),
+             (("energy", mst, "-n", "2", "--raster", "nope"), "not a neuron node"),
+             (("resources", bad), "not a readable NIR file"),
+             (("parity", mst, "-n", "2", "--dataset", "cifar10", "--data", tmp_path / "nowhere"), "does not exist"),
+             (("energy", vgg, "-n", "2", "--sweep", "0.5"), "no SynapseGate")]
+    for args, message in cases:
+        r = run_mst(*args, timeout=120)
+        assert r.returncode == 2 and r.stderr.startswith("error: ") and message in r.stderr, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
