@@ -43,14 +43,19 @@ def cmd_train(args) -> int:
         overrides["attention"] = args.attention
     if args.mask_sites:
         overrides["mask_sites"] = [s for s in args.mask_sites.split(",") if s]
+    if args.timesteps is not None:
+        overrides["timesteps"] = args.timesteps
     a = TrainArgs(model=args.model, dataset=args.dataset, data=args.data, out=args.out,
                   overrides=overrides, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                   weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
                   label_smoothing=args.label_smoothing, clip_grad=args.clip_grad, seed=args.seed,
                   device=args.device, progress=not args.no_progress)
+    from .models.config import config_from_dict
+    from .models.registry import accuracy_label
     r = train(a)
     if r.get("rank", 0) == 0:
-        print(f"ANN top-1 accuracy on {a.dataset} test: {100 * r['ann_accuracy']:.2f}%  -> {a.out}")
+        label = accuracy_label(config_from_dict(r["config"]))
+        print(f"{label} top-1 accuracy on {a.dataset} test: {100 * r['accuracy']:.2f}%  -> {a.out}")
     return 0
 
 
@@ -60,12 +65,13 @@ def cmd_eval(args) -> int:
     model, ck = checkpoint.load(args.checkpoint, **_mask_overrides(args))
     name = args.dataset or ck["meta"].get("dataset", "digits")
     data = datasets.load(name, "test", model.config.img_size, args.data)
+    from .models.registry import accuracy_label, accuracy_name
     acc = accuracy(model, data, batch_size=args.batch_size, seed=args.seed)
-    print(f"ANN top-1 accuracy on {name} test ({len(data)} images): {100 * acc:.2f}%")
+    print(f"{accuracy_label(model.config)} top-1 accuracy on {name} test ({len(data)} images): {100 * acc:.2f}%")
     if args.json:
         from .atomic import write_text
-        write_text(args.json, json.dumps({"dataset": name, "images": len(data), "ann_accuracy": acc},
-                                         indent=2))
+        write_text(args.json, json.dumps({"dataset": name, "images": len(data),
+                                          accuracy_name(model.config): acc}, indent=2))
     return 0
 
 
@@ -144,13 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
                                         "simulate, run in Lava, report energy.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train a QCFS model (ANN) with Random Spike Masking")
-    t.add_argument("--model", default="mst-tiny", help="preset: mst-tiny, mst-t, resnet18, vgg16, vgg-tiny")
+    t = sub.add_parser("train", help="train a QCFS ANN (mst, resnet, vgg) or a directly trained SNN "
+                                     "(saformer), with Random Spike Masking")
+    t.add_argument("--model", default="mst-tiny", help="preset: mst-tiny, mst-t, resnet18, vgg16, vgg-tiny, "
+                                                        "saformer-tiny, saformer-cifar")
     t.add_argument("--dataset", default="digits", help="digits (built in), cifar10, cifar100, imagenet")
     t.add_argument("--data", metavar="PATH", help="local data directory (not needed for digits)")
     _add_mask_options(t)
-    t.add_argument("--mask-sites", metavar="S1,S2", help="MST sites among q,k,attn,mlp (default q,k,attn)")
+    t.add_argument("--mask-sites", metavar="S1,S2", help="MST / SAFormer sites among q,k,attn,mlp "
+                                                        "(default q,k,attn)")
     t.add_argument("--attention", choices=["softmax", "spiking"], help="MST attention mode")
+    t.add_argument("--timesteps", type=int, metavar="T", help="SAFormer: time steps per image (default 4)")
     t.add_argument("--epochs", type=int, default=60)
     t.add_argument("--batch-size", type=int, default=64, help="global batch (split across ranks)")
     t.add_argument("--lr", type=float, default=2e-3)
@@ -164,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="ckpt.pt", help="checkpoint path (written atomically)")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="ANN top-1 accuracy of a checkpoint")
+    e = sub.add_parser("eval", help="top-1 accuracy of a checkpoint (QCFS: the ANN; SAFormer: the SNN)")
     e.add_argument("checkpoint")
     e.add_argument("--dataset", help="default: the data set it was trained on")
     e.add_argument("--data", metavar="PATH")

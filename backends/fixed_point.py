@@ -16,10 +16,13 @@ import numpy as np
 
 from ..errors import UserError
 from ..export import nodes as X
+from ..export.cuba import LEAKY, cuba
 from ..export.topology import NEURONS, POOLS, ROUTING, SUPPORTED, SYNAPTIC, Topology, check_supported, node_shape
 from .placement import Placement, moved_biases, placements
 
-VTH_MANT = 1 << 10            # every neuron's threshold mantissa: one input unit = threshold / 1024
+VTH_MANT = 1 << 10            # IF threshold mantissa: one input unit = threshold / 1024
+CUBA_SCALE = 64               # LIF / CubaLIF: vth = 64 * threshold (lava-dl's w_scale convention)
+DECAY_ONE = 1 << 12           # 12-bit decays: x * (4096 - d) >> 12
 ACT_SHIFT = 6                 # Lava's LIF: synaptic input and threshold are shifted left by 6
 V_LIMIT = (1 << 23) - 1       # 24-bit signed membrane, saturating
 U_WRAP = 1 << 23              # 24-bit synaptic current, wrapping (as Lava's LIF does)
@@ -75,7 +78,11 @@ class NeuronQ:
     bias_mant: np.ndarray     # int64, 13-bit
     bias_exp: np.ndarray      # int64, 0..7
     bias_clipped: int
-    subtract: bool            # ResetSubIF: v >= th, v -= th; stock IF: v > th, v = 0
+    subtract: bool            # ResetSubIF: v >= th, v -= th; stock IF / LIF / CubaLIF: v > th, v = 0
+    du: int = DECAY_ONE - 1   # Lava's du register: u decays by (du + 1) / 4096 (4095: u = input)
+    dv: int = 0               # Lava's dv register: v decays by dv / 4096
+    gain: float = 1.0         # float input-to-voltage gain of one step (stock neurons' r, w_in)
+    own_bias: np.ndarray | float = 0.0   # the node's own constant drive, in voltage terms (float)
 
     @property
     def threshold(self) -> int:
@@ -99,10 +106,11 @@ def quantize_weights(w: np.ndarray) -> tuple[np.ndarray, int, str, int, int]:
         return np.zeros(w.shape, np.int64), 0, "excitatory", 0, 0
     mixed = w.min() < 0 < w.max()
     lim, step = (254, 2) if mixed else (255, 1)
+    fits = lim * (1 + 1e-6)     # float noise (weights stored in float32) must not cost a bit
     e = math.ceil(math.log2(big / lim))
-    while big / 2.0 ** e > lim:
+    while big / 2.0 ** e > fits:
         e += 1
-    while big / 2.0 ** (e - 1) <= lim:
+    while big / 2.0 ** (e - 1) <= fits:
         e -= 1
     e_clamped = min(max(e, WEIGHT_EXP[0]), WEIGHT_EXP[1])
     m = np.round(w / (2.0 ** e_clamped * step)) * step
@@ -147,6 +155,7 @@ class FixedPlan:
         self.neurons: dict[str, NeuronQ] = {}
         self.synapses: dict[str, SynapseQ] = {}
         self.scale: dict[str, float] = {}          # float value of one unit of a value's integer
+        self._leaky: set[str] = set()
         self._plan()
 
     # -- scales of values -------------------------------------------------------------------
@@ -235,14 +244,18 @@ class FixedPlan:
             node = topo.node(name)
             shape = node_shape(node)
             own = np.asarray(getattr(node, "bias", 0.0), np.float64)
-            total = np.broadcast_to(own, shape) + biases.get(name, 0.0)
-            v = total / q.unit * (1 << ACT_SHIFT)
+            total = np.broadcast_to(own if name not in self._leaky else q.own_bias, shape) \
+                + biases.get(name, 0.0) * q.gain
+            v = total / (q.unit * q.gain) * (1 << ACT_SHIFT)
             q.bias_mant, q.bias_exp, q.bias_clipped = quantize_bias(np.broadcast_to(v, shape))
         out = topo.node(topo.output)
         self.output_bias = np.broadcast_to(biases.get(topo.output, 0.0), node_shape(out)).astype(np.float64)
 
     def _neuron_unit(self, name: str, node) -> NeuronQ:
         shape = node_shape(node)
+        if isinstance(node, LEAKY):
+            self._leaky.add(name)
+            return self._cuba_unit(name, node, shape)
         if isinstance(node, X.ResetSubIF):
             th = _uniform(node.threshold, "threshold", name)
             if th <= 0:
@@ -255,6 +268,22 @@ class FixedPlan:
         if _uniform(node.r, "r", name) != 1.0 or np.any(np.asarray(node.v_reset) != 0) or th <= 0:
             raise UserError(f"fixed point: stock IF {name} needs r = 1, v_reset = 0 and a positive threshold")
         return NeuronQ(th / VTH_MANT, VTH_MANT, np.zeros(shape, np.int64), None, None, 0, subtract=False)
+
+    def _cuba_unit(self, name: str, node, shape) -> NeuronQ:
+        """LIF / CubaLIF as Lava's LIF: vth = 64 * threshold, 12-bit decays (du with Lava's +1)."""
+        c = cuba(node)
+        th = _uniform(c.threshold, "v_threshold", name)
+        gain = _uniform(c.gain, "input gain (r, w_in)", name)
+        if th <= 0 or gain <= 0 or np.any(c.v_reset != 0):
+            raise UserError(f"fixed point: {name} needs a positive threshold and gain and v_reset = 0")
+        dv = round(_uniform(c.dv, "tau_mem", name) * DECAY_ONE)
+        du = round(_uniform(c.du, "tau_syn", name) * DECAY_ONE) - 1
+        if not (0 <= dv < DECAY_ONE and 0 <= du < DECAY_ONE):
+            raise UserError(f"fixed point: {name}: decays (du {du + 1}, dv {dv} of 4096) outside Lava's "
+                            "12-bit registers")
+        vth = max(1, round(th * CUBA_SCALE))
+        return NeuronQ(th / vth / gain, vth, np.zeros(shape, np.int64), None, None, 0, subtract=False,
+                       du=du, dv=dv, gain=gain, own_bias=np.broadcast_to(c.bias, shape))
 
     def _float_weight(self, name: str) -> np.ndarray:
         node = self.topo.node(name)
@@ -293,6 +322,6 @@ class FixedPlan:
             elif name in self.neurons:
                 q = self.neurons[name]
                 rows.append({"node": name, "kind": "neuron", "type": type(self.topo.node(name)).__name__,
-                             "vth": q.vth, "threshold": q.threshold, "unit": q.unit,
+                             "vth": q.vth, "threshold": q.threshold, "unit": q.unit, "du": q.du, "dv": q.dv,
                              "bias_exp_max": int(q.bias_exp.max()), "bias_clipped": q.bias_clipped})
         return rows

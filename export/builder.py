@@ -60,6 +60,26 @@ class GraphBuilder:
             bias = np.zeros(1, np.float32)
         return self.add(name, ResetSubIF(shape=shape, threshold=lam, v_init=lam / 2, bias=bias), *inputs)
 
+    def lif(self, name: str, shape, threshold: float, current_decay: int, voltage_decay: int,
+            *inputs: str, bias=0.0) -> str:
+        """A Loihi CUBA neuron (12-bit decays, reset to 0) as stock NIR: LIF when the current does
+        not persist (current_decay 4096), else CubaLIF. Euler steps of dt = 1 with tau = 4096 /
+        decay, r = tau_mem and w_in = tau_syn give u_t = (1 - du) u + I_t, v_t = (1 - dv) v + u_t + bias
+        (docs/nir-extensions.md); the bias enters as v_leak = bias * tau_mem."""
+        shape = tuple(int(v) for v in shape)
+        if voltage_decay <= 0:
+            raise ValueError(f"{name}: a CUBA neuron without voltage decay is not exported")
+        full = lambda v: np.broadcast_to(np.asarray(v, np.float64), shape).astype(np.float32)  # noqa: E731
+        tau_mem = 4096.0 / voltage_decay
+        common = dict(r=full(tau_mem), v_leak=full(np.asarray(bias, np.float64) * tau_mem),
+                      v_threshold=full(threshold), v_reset=full(0.0))
+        if current_decay == 4096:
+            node = nir.LIF(tau=full(tau_mem), **common)
+        else:
+            tau_syn = 4096.0 / current_decay
+            node = nir.CubaLIF(tau_syn=full(tau_syn), tau_mem=full(tau_mem), w_in=full(tau_syn), **common)
+        return self.add(name, node, *inputs)
+
     def gate(self, name: str, src: str, p: float, shape) -> str:
         """Stochastic synapse gating after `src` (nothing when p == 0)."""
         if p == 0.0:

@@ -9,10 +9,12 @@ import torch
 from ..errors import UserError
 from ..models.mst import MST
 from ..models.resnet import ResNet
+from ..models.saformer import SAFormer
 from ..models.vgg import VGG
 from .cnn import ExtensionNeeded, lower_resnet, lower_vgg
 from .mst import lower_mst
 from .nodes import EXTENSIONS
+from .saformer import lower_saformer
 
 FORMAT = "mstdeploy-nir/1"
 
@@ -30,6 +32,8 @@ def to_nir(model: torch.nn.Module, seed: int = 0, standard: bool = False) -> nir
                 b = lower_mst(model, seed)
             elif isinstance(model, VGG):
                 b = lower_vgg(model, seed, standard)
+            elif isinstance(model, SAFormer):
+                b = lower_saformer(model, seed)
             elif isinstance(model, ResNet):
                 b = lower_resnet(model, seed, standard)
             else:
@@ -45,4 +49,6 @@ def to_nir(model: torch.nn.Module, seed: int = 0, standard: bool = False) -> nir
             "config": json.dumps(cfg.to_dict())}
     if hasattr(cfg, "attention"):
         meta["attention"] = cfg.attention
+    if hasattr(cfg, "timesteps"):
+        meta["timesteps"] = int(cfg.timesteps)      # informational: the T it was trained with
     return b.build(meta)

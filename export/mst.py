@@ -89,7 +89,7 @@ def neuron_from(b: GraphBuilder, name: str, lin: Lin, act, weight=None, bias=Non
     return b.neuron(name, act, (out_c, N), *inputs, bias=np.broadcast_to(const, (out_c, const.shape[1])))
 
 
-def _product(b: GraphBuilder, name: str, a: tuple, bb: tuple, mode: str, scale: float) -> str:
+def spike_product(b: GraphBuilder, name: str, a: tuple, bb: tuple, mode: str, scale: float) -> str:
     """SpikeProduct of operands (src, src_shape, index map into src): each reaches its slice of
     the packed input through its own Route (NIR sums the two)."""
     (sa, shape_a, map_a), (sb, shape_b, map_b) = a, bb
@@ -136,7 +136,7 @@ def _attention(b: GraphBuilder, pre: str, blk: MSTBlock, s1: str, lam1: float, C
     spiking = att.mode == "spiking"
     mode = "cumulative" if spiking else "per_step"
     lq, lk = qcfs_lam(att.q_act), qcfs_lam(att.k_act)
-    qk = _product(b, f"{pre}.qk", (sq, (C, N), q_map), (sk, (C, N), kt_map), mode, att.scale * lq * lk)
+    qk = spike_product(b, f"{pre}.qk", (sq, (C, N), q_map), (sk, (C, N), kt_map), mode, att.scale * lq * lk)
     a_shape = (nW, heads, Nw, Nw)
     bias = np32(att.position_bias())[None]                                      # (1, heads, Nw, Nw)
     if blk.shift_mask is not None:
@@ -152,7 +152,7 @@ def _attention(b: GraphBuilder, pre: str, blk: MSTBlock, s1: str, lam1: float, C
         av_scale = lam_v
     # A @ V; V uses the Q layout (nW, heads, Nw, d)
     a_map = np.arange(int(np.prod(a_shape))).reshape(a_shape)
-    av = _product(b, f"{pre}.av", (a, a_shape, a_map), (sv, (C, N), q_map), mode, av_scale)
+    av = spike_product(b, f"{pre}.av", (a, a_shape, a_map), (sv, (C, N), q_map), mode, av_scale)
     # back to (C, N): inverse of q_map
     inv = np.empty(C * N, np.int64)
     inv[q_map.reshape(-1)] = np.arange(q_map.size)

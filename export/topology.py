@@ -17,7 +17,7 @@ ROUTING = (X.Route, nir.Flatten, X.SynapseGate, nir.Delay)
 SYNAPTIC = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d, nir.Scale, nir.AvgPool2d, nir.SumPool2d,
             X.SpikeProduct)
 POOLS = (nir.AvgPool2d, nir.SumPool2d)
-NEURONS = (X.ResetSubIF, nir.IF)
+NEURONS = (X.ResetSubIF, nir.IF, nir.LIF, nir.CubaLIF)
 SUPPORTED = ROUTING + SYNAPTIC + NEURONS + (nir.Input, nir.Output, X.HostSoftmax)
 
 
@@ -55,12 +55,13 @@ class Topology:
         return self.graph.nodes[name]
 
     def spiking(self) -> set[str]:
-        """Nodes whose output is binary spikes: neurons, and routing nodes fed only by spikes."""
+        """Nodes whose output is binary spikes: neurons, and routing nodes fed by one spiking node
+        (fan-in sums spikes into counts)."""
         out: set[str] = set()
         for n in self.order:
             node = self.graph.nodes[n]
-            if isinstance(node, NEURONS) or (isinstance(node, ROUTING) and self.preds[n]
-                                             and all(p in out for p in self.preds[n])):
+            if isinstance(node, NEURONS) or (isinstance(node, ROUTING) and len(self.preds[n]) == 1
+                                             and self.preds[n][0] in out):
                 out.add(n)
         return out
 

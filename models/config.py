@@ -31,8 +31,6 @@ class _Config:
     img_size: int = 32
     in_chans: int = 3
     num_classes: int = 10
-    levels: int = 16          # QCFS L
-    lam_init: float = 2.0     # QCFS threshold initial value
     mask: MaskRatio = 0.0     # RSM ratio p: one number or one per block/layer
 
     def to_dict(self) -> dict:
@@ -44,14 +42,24 @@ class _Config:
         return out
 
     def validate(self) -> None:
-        if self.levels < 1:
-            raise UserError(f"QCFS levels must be >= 1, got {self.levels}")
         if self.img_size < 1 or self.in_chans < 1 or self.num_classes < 2:
             raise UserError("img_size, in_chans must be >= 1 and num_classes >= 2")
 
 
 @dataclass
-class MSTConfig(_Config):
+class _QCFSConfig(_Config):
+    """ANN-to-SNN conversion models: QCFS activations."""
+    levels: int = 16          # QCFS L
+    lam_init: float = 2.0     # QCFS threshold initial value
+
+    def validate(self) -> None:
+        super().validate()
+        if self.levels < 1:
+            raise UserError(f"QCFS levels must be >= 1, got {self.levels}")
+
+
+@dataclass
+class MSTConfig(_QCFSConfig):
     """Masked Spiking Transformer on a Swin layout (BatchNorm everywhere but optionally the head)."""
     arch: str = "mst"
     img_size: int = 224
@@ -94,7 +102,7 @@ class MSTConfig(_Config):
 
 
 @dataclass
-class _CNNConfig(_Config):
+class _CNNConfig(_QCFSConfig):
     """CNN baselines: one RSM ratio per masked layer (`masked_layers`, in forward order)."""
 
     def masked_layers(self) -> int:
@@ -133,7 +141,64 @@ class VGGConfig(_CNNConfig):
         return sum(1 for c in self.layers if c != "M") + 2   # every conv output, 2 hidden linears
 
 
-CONFIGS = {"mst": MSTConfig, "resnet": ResNetConfig, "vgg": VGGConfig}
+SAFORMER_MASK_SITES = MST_MASK_SITES
+
+
+@dataclass
+class SAFormerConfig(_Config):
+    """SAFormer, trained directly as an SNN with Loihi CUBA LIF neurons (lava-dl slayer)."""
+    arch: str = "saformer"
+    stem: list = field(default_factory=lambda: [[64, 1], [128, 2], [256, 2]])  # (channels, stride)
+    embed_dim: int = 256
+    depth: int = 4
+    num_heads: int = 8
+    mlp_ratio: float = 4.0
+    agg_grid: int = 2              # SASA aggregates the keys of each region of a grid x grid split
+    timesteps: int = 4             # T of training and of the model's own evaluation
+    threshold: float = 1.0
+    current_decay: float = 1.0     # 1: no synaptic current memory (a LIF)
+    voltage_decay: float = 0.5     # tau_mem = 2, as in Spikformer
+    tau_grad: float = 0.01         # surrogate gradient width and scale (slayer's units)
+    scale_grad: float = 3.0
+    mask_sites: list = field(default_factory=lambda: ["q", "k", "attn"])
+
+    def validate(self) -> None:
+        super().validate()
+        bad = [s for s in self.mask_sites if s not in SAFORMER_MASK_SITES]
+        if bad:
+            raise UserError(f"unknown masking site(s) {bad}; choose from {list(SAFORMER_MASK_SITES)}")
+        if self.embed_dim % self.num_heads:
+            raise UserError(f"embed_dim {self.embed_dim} is not divisible by {self.num_heads} heads")
+        if self.timesteps < 1 or self.depth < 1 or not self.stem:
+            raise UserError("timesteps and depth must be >= 1 and the stem needs a layer")
+        if self.stem[-1][0] != self.embed_dim:
+            raise UserError(f"the last stem layer has {self.stem[-1][0]} channels, embed_dim is {self.embed_dim}")
+        if self.threshold * 64 != round(self.threshold * 64) or self.threshold <= 0:
+            raise UserError(f"threshold {self.threshold} is not a positive multiple of 1/64 (Loihi's vth)")
+        for name in ("current_decay", "voltage_decay"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0 or v * 4096 != round(v * 4096):
+                raise UserError(f"{name} {v} must be a multiple of 1/4096 in [0, 1] (12-bit decay)")
+        if self.current_decay == 0.0:
+            raise UserError("current_decay 0 (a perfect current integrator) has no Lava equivalent")
+        res = self.token_grid()
+        if res % self.agg_grid:
+            raise UserError(f"token grid {res}x{res} cannot be split into {self.agg_grid}x{self.agg_grid} regions")
+        self.block_ratios()
+
+    def token_grid(self) -> int:
+        res = self.img_size
+        for _, stride in self.stem:
+            if res % stride:
+                raise UserError(f"image size {self.img_size} does not divide by the stem strides")
+            res //= stride
+        return res
+
+    def block_ratios(self) -> list[float]:
+        return resolve_ratios(self.mask, self.depth, "block")
+
+
+CONFIGS = {"mst": MSTConfig, "resnet": ResNetConfig, "vgg": VGGConfig, "saformer": SAFormerConfig}
 
 PRESETS = {
     # The paper's Swin-T (224x224).
@@ -145,6 +210,11 @@ PRESETS = {
     "vgg16": VGGConfig(),
     # Small VGG for digits-sized inputs and tests.
     "vgg-tiny": VGGConfig(img_size=16, layers=[16, 16, "M", 32, 32, "M"], hidden=64),
+    # SAFormer for CIFAR-10 sized input (32x32 -> 8x8 tokens, 4 blocks of 256 channels).
+    "saformer-cifar": SAFormerConfig(),
+    # Digits (16x16 -> 8x8 tokens): trains on 2 CPU cores in a few minutes.
+    "saformer-tiny": SAFormerConfig(img_size=16, stem=[[16, 1], [32, 2]], embed_dim=32, depth=2,
+                                    num_heads=2, mlp_ratio=2.0),
 }
 
 

@@ -3,12 +3,23 @@ from __future__ import annotations
 
 from torch import nn
 
-from .config import MSTConfig, ResNetConfig, VGGConfig, _Config
+from .config import MSTConfig, ResNetConfig, SAFormerConfig, VGGConfig, _Config
 
 
 def build_model(cfg: _Config) -> nn.Module:
     from .mst import MST
     from .resnet import ResNet
+    from .saformer import SAFormer
     from .vgg import VGG
-    builders = {MSTConfig: MST, ResNetConfig: ResNet, VGGConfig: VGG}
+    builders = {MSTConfig: MST, ResNetConfig: ResNet, VGGConfig: VGG, SAFormerConfig: SAFormer}
     return builders[type(cfg)](cfg)
+
+
+def accuracy_name(cfg: _Config) -> str:
+    """What a checkpoint's test accuracy measures: the QCFS ANN, or (SAFormer, trained directly as
+    an SNN) the spiking network itself at its `timesteps`."""
+    return "snn_accuracy" if isinstance(cfg, SAFormerConfig) else "ann_accuracy"
+
+
+def accuracy_label(cfg: _Config) -> str:
+    return f"SNN (T={cfg.timesteps})" if isinstance(cfg, SAFormerConfig) else "ANN"

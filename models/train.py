@@ -19,7 +19,7 @@ from . import checkpoint, datasets
 from .config import preset
 from .distributed import setup
 from .evaluate import accuracy
-from .registry import build_model
+from .registry import accuracy_name, build_model
 
 
 @dataclass
@@ -104,10 +104,11 @@ def train(a: TrainArgs) -> dict:
     bar.close()
     d.sync_buffers(model)
     acc = accuracy(model, test_set, seed=a.seed, dist=d)
-    result = {"model": a.model, "dataset": a.dataset, "ann_accuracy": acc, "epochs": a.epochs,
+    key = accuracy_name(cfg)
+    result = {"model": a.model, "dataset": a.dataset, key: acc, "accuracy": acc, "epochs": a.epochs,
               "processes": d.world, "rank": d.rank, "config": cfg.to_dict()}
     if d.main:
-        checkpoint.save(a.out, model, {"dataset": a.dataset, "ann_accuracy": acc, "seed": a.seed,
+        checkpoint.save(a.out, model, {"dataset": a.dataset, key: acc, "seed": a.seed,
                                        "epochs": a.epochs, "processes": d.world})
     d.barrier()
     d.close()

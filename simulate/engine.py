@@ -19,6 +19,7 @@ from ..backends.fixed_point import FixedPlan
 from ..errors import UserError
 from ..export import nodes as X
 from ..export import stream
+from ..export.cuba import LEAKY, cuba
 from ..export.topology import NEURONS, POOLS, ROUTING, SUPPORTED, SYNAPTIC, Topology
 from ..export.topology import check_supported as _check_supported
 from ..export.topology import node_shape as _shape
@@ -221,7 +222,7 @@ class Simulator:
         if not count:
             return y, None
         T, B = x.shape[:2]
-        gone = ((x != 0) & (rec == 0)).reshape(T * B, -1).sum(0).double().reshape(x.shape[2:])
+        gone = (x * (rec == 0)).reshape(T * B, -1).double().sum(0).reshape(x.shape[2:])
         return y, gone if drop is None else drop + gone
 
     def _activity(self, name, node, y, act_in, drop_out, drop_in, T, B) -> torch.Tensor:
@@ -313,6 +314,8 @@ class Simulator:
         if isinstance(node, X.ResetSubIF):
             return self._if(x, self.param(name, "th", node.threshold), self.param(name, "v0", node.v_init),
                             self.param(name, "b", node.bias), subtract=True), None
+        if isinstance(node, LEAKY):
+            return self._cuba(name, node, x), None
         if isinstance(node, nir.IF):
             # stock NIR IF: v += r I; spike when v > threshold; v = v_reset
             r = self.param(name, "r", node.r)
@@ -320,6 +323,27 @@ class Simulator:
                             device=self.device), torch.zeros((), dtype=self.dtype, device=self.device),
                             subtract=False, v_reset=self.param(name, "vr", node.v_reset)), None
         raise AssertionError(type(node))
+
+    def _cuba(self, name, node, x) -> torch.Tensor:
+        """Stock LIF / CubaLIF in the discrete-time reading of export/cuba.py."""
+        cache = self._params.setdefault(name, {})
+        if "cuba" not in cache:
+            c = cuba(node)
+            cache["cuba"] = [self._t(np.broadcast_to(a, _shape(node))) for a in
+                             (1.0 - c.du, c.g_in, 1.0 - c.dv, c.g_u, c.bias, c.threshold, c.v_reset)]
+            cache["memory"] = bool(np.any(c.du != 1.0))
+        keep_u, g_in, keep_v, g_u, bias, th, reset = cache["cuba"]
+        drive = x * g_in
+        u = torch.zeros_like(x[0])
+        v = torch.zeros_like(x[0])
+        out = torch.empty_like(x)
+        for t in range(x.shape[0]):
+            u = u * keep_u + drive[t] if cache["memory"] else drive[t]
+            v = v * keep_v + u * g_u + bias
+            s = v > th
+            out[t] = s
+            v = torch.where(s, reset, v)
+        return out
 
     # -- fixed point (docs/fixed-point.md) -------------------------------------------------------
     def _step_fixed(self, name, node, x, T, B, res: Result) -> torch.Tensor:
@@ -382,19 +406,28 @@ class Simulator:
         return G
 
     def _if_fixed(self, name, x, q, res: Result) -> torch.Tensor:
-        """Lava's bit-accurate LIF datapath with du = 4095, dv = 0 (u = a_in << 6, wrapping at 24
-        bits; v saturating at 24 bits), with the node's own spike rule and reset."""
+        """Lava's bit-accurate LIF datapath: u = (u * (4096 - (du + 1))) >> 12 (toward zero) +
+        (a_in << 6), wrapping at 24 bits; v = (v * (4096 - dv)) >> 12 + u + bias, saturating at 24
+        bits; with the node's own spike rule and reset (IF nodes: du = 4095, dv = 0)."""
         T = x.shape[0]
-        u = x * (1 << fx.ACT_SHIFT)
-        wrapped = int(((u > fx.U_WRAP) | (u <= -fx.U_WRAP)).sum())
-        u = torch.where(u > fx.U_WRAP, u - 2 * fx.U_WRAP, u)
-        u = torch.where(u <= -fx.U_WRAP, u + 2 * fx.U_WRAP, u)
-        drive = u + self.param(name, "qb", q.bias)
+        a = x * (1 << fx.ACT_SHIFT)
+        keep_u = fx.DECAY_ONE - (q.du + 1)
+        if keep_u == 0:
+            u_all, wrapped = _wrap(a)
+        else:                                          # the current remembers: scan it
+            u_all, wrapped, u = torch.empty_like(a), 0, torch.zeros_like(a[0])
+            for t in range(T):
+                u, w = _wrap(torch.trunc(u * keep_u / fx.DECAY_ONE) + a[t])
+                u_all[t], wrapped = u, wrapped + w
+        drive = u_all + self.param(name, "qb", q.bias)
         v = (torch.zeros_like(x[0]) + self.param(name, "qv0", q.v_init)).contiguous()
         out = torch.empty_like(x)
         th, lim = float(q.threshold), float(fx.V_LIMIT)
+        keep_v = fx.DECAY_ONE - q.dv
         high = low = 0
         for t in range(T):
+            if keep_v != fx.DECAY_ONE:
+                v = torch.trunc(v * keep_v / fx.DECAY_ONE)
             v.add_(drive[t])
             high += int((v > lim).sum())
             low += int((v < -lim).sum())
@@ -447,7 +480,8 @@ class Simulator:
         y = flat.clone()
         y[t[drop], b[drop], i[drop]] = 0
         dropped = torch.zeros(flat.shape[-1], dtype=torch.float64, device=self.device)
-        dropped.index_add_(0, i[drop], torch.ones_like(i[drop], dtype=torch.float64))
+        # a gate on a residual sum drops counts, not single spikes: weigh by the value
+        dropped.index_add_(0, i[drop], flat[t[drop], b[drop], i[drop]].to(torch.float64))
         return y.reshape(x.shape), dropped.reshape(x.shape[2:])
 
     def _product(self, node: X.SpikeProduct, x: torch.Tensor, T: int, B: int) -> torch.Tensor:
@@ -483,6 +517,13 @@ class Simulator:
                 out[t] = s
                 v = torch.where(s, v_reset.expand_as(v), v)
         return out
+
+
+def _wrap(u: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """24-bit wrap-around of Lava's current u, and how many values wrapped."""
+    wrapped = int(((u > fx.U_WRAP) | (u <= -fx.U_WRAP)).sum())
+    u = torch.where(u > fx.U_WRAP, u - 2 * fx.U_WRAP, u)
+    return torch.where(u <= -fx.U_WRAP, u + 2 * fx.U_WRAP, u), wrapped
 
 
 def _shift(y: torch.Tensor, e: int) -> torch.Tensor:

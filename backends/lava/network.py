@@ -15,6 +15,7 @@ from scipy.sparse import csr_matrix
 
 from ...errors import UserError
 from ...export import nodes as X
+from ...export.cuba import LEAKY, cuba
 from ...export.topology import NEURONS, POOLS, ROUTING, SYNAPTIC, Topology, check_supported, node_shape
 from ..fixed_point import FixedPlan, quantize_input
 from ..placement import moved_biases, placements
@@ -117,7 +118,9 @@ class Network:
             _connect(self._source_port(p, name), in_port)
 
     def _message_bits(self, name: str) -> int:
-        return 0 if all(p in self.spiking for p in self.topo.preds[name]) else GRADED_BITS
+        """Binary messages only from one spiking source: fan-in sums spikes into counts."""
+        preds = self.topo.preds[name]
+        return 0 if len(preds) == 1 and preds[0] in self.spiking else GRADED_BITS
 
     def _weights(self, name: str, w: np.ndarray) -> tuple[np.ndarray, int]:
         """Float weights, or the plan's integers and exponent."""
@@ -163,7 +166,7 @@ class Network:
             proc = self._ours("IF", name, shape=shape, threshold=th, v_init=v0, bias=bias)
             self._wire(name, proc.a_in)
             self.ports[name] = proc.s_out
-        elif isinstance(node, nir.IF):
+        elif isinstance(node, (nir.IF,) + LEAKY):
             proc = self._stock_if(name, node, shape, LIFReset)
         elif isinstance(node, (nir.Affine, nir.Linear)):
             w, e = self._weights(name, node.weight)
@@ -205,27 +208,40 @@ class Network:
         self.procs[name] = proc
 
     def _stock_if(self, name, node, shape, LIFReset):
-        """Stock NIR IF (reset to 0, v > threshold) is Lava's LIFReset with du = 1 (fixed: 4095),
-        dv = 0, reset every T steps at the node's logical step 1; a recorder keeps its spikes."""
+        """Stock NIR IF, LIF and CubaLIF are Lava's LIFReset (reset to 0, v > threshold), reset every
+        T steps at the node's logical step 1; a recorder keeps its spikes. IF: du = 1 (fixed: 4095),
+        dv = 0; LIF / CubaLIF: the decays of export/cuba.py (fixed: the plan's 12-bit registers)."""
         arrival = self.sched.arrival(self.topo, name)
-        common = dict(shape=shape, dv=0, reset_interval=self.T, reset_offset=(arrival + 1) % self.T)
+        common = dict(shape=shape, reset_interval=self.T, reset_offset=(arrival + 1) % self.T)
         if self.fixed:
             q = self.plan.neurons[name]
-            proc = LIFReset(du=4095, vth=q.vth, bias_mant=q.bias_mant, bias_exp=q.bias_exp, **common)
+            proc = LIFReset(du=q.du, dv=q.dv, vth=q.vth, bias_mant=q.bias_mant, bias_exp=q.bias_exp, **common)
         else:
-            r = np.unique(np.asarray(node.r, np.float64))
-            if r.size != 1 or r[0] != 1.0 or np.any(np.asarray(node.v_reset) != 0):
-                raise UserError(f"{name}: Lava's LIF needs a stock IF with r = 1 and v_reset = 0")
-            vth = np.unique(np.asarray(node.v_threshold, np.float64))
-            if vth.size != 1:
-                raise UserError(f"{name}: Lava's LIF needs one v_threshold per node")
-            bias = np.broadcast_to(self.biases.get(name, 0.0), shape).astype(np.float64)
-            proc = LIFReset(du=1.0, vth=float(vth[0]), bias_mant=bias, bias_exp=0, **common)
+            proc = LIFReset(bias_exp=0, **common, **self._float_lif(name, node, shape))
         self._wire(name, proc.a_in)
         rec = self._ours("Recorder", name, shape=shape)
         proc.s_out.connect(rec.a_in)
         self.ports[name] = proc.s_out
         return proc
+
+    def _float_lif(self, name, node, shape) -> dict:
+        """du, dv, vth, bias of Lava's float LIF; its input gains are 1 and it resets to 0."""
+        def one(value, what):
+            v = np.unique(np.asarray(value, np.float64))
+            if v.size != 1:
+                raise UserError(f"{name}: Lava's LIF needs one {what} per node")
+            return float(v[0])
+        if isinstance(node, nir.IF):
+            du, dv, gain, th, own, reset = 1.0, 0.0, one(node.r, "r"), one(node.v_threshold, "v_threshold"), 0.0, node.v_reset
+        else:
+            c = cuba(node)
+            du, dv, th, own, reset = one(c.du, "tau_syn"), one(c.dv, "tau_mem"), one(c.threshold, "v_threshold"), c.bias, c.v_reset
+            gain = one(c.g_in, "w_in / tau_syn") * one(c.g_u, "r / tau_mem")
+        if gain != 1.0 or np.any(np.asarray(reset) != 0):
+            raise UserError(f"{name}: Lava's float LIF needs an input gain of 1 (IF: r = 1; LIF: r = tau; "
+                            "CubaLIF: r = tau_mem, w_in = tau_syn) and v_reset = 0")
+        bias = np.broadcast_to(own, shape) + np.broadcast_to(self.biases.get(name, 0.0), shape)
+        return dict(du=du, dv=dv, vth=th, bias_mant=bias.astype(np.float64))
 
     def _conv1d(self, name, node, shape, in_shape, Dense):
         w = np.asarray(node.weight)

@@ -1,0 +1,46 @@
+"""Discrete-time reading of stock NIR LIF and CubaLIF (docs/nir-extensions.md, "Stock neurons").
+
+Euler steps of dt = 1, current first, then the voltage from the new current, as Loihi and Lava do:
+
+    u_t = (1 - du) u_{t-1} + g_in I_t          LIF: du = 1, g_in = 1 (u_t = I_t)
+    v_t = (1 - dv) v_{t-1} + g_u u_t + bias    CubaLIF: du = 1/tau_syn, g_in = w_in/tau_syn
+    s_t = v_t > v_threshold; v_t = v_reset where s_t
+                                               dv = 1/tau_mem, g_u = r/tau_mem, bias = v_leak/tau_mem
+
+A lava-dl CUBA neuron exports with r = tau_mem and w_in = tau_syn, so both gains are 1. Torch-free.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nir
+import numpy as np
+
+LEAKY = (nir.LIF, nir.CubaLIF)
+
+
+@dataclass
+class Cuba:
+    du: np.ndarray
+    g_in: np.ndarray
+    dv: np.ndarray
+    g_u: np.ndarray
+    bias: np.ndarray
+    threshold: np.ndarray
+    v_reset: np.ndarray
+
+    @property
+    def gain(self) -> np.ndarray:
+        """Input to voltage gain of one step."""
+        return self.g_in * self.g_u
+
+
+def cuba(node) -> Cuba:
+    f = lambda v: np.asarray(v, np.float64)  # noqa: E731
+    reset = f(0.0 if node.v_reset is None else node.v_reset)
+    if isinstance(node, nir.LIF):
+        tau = f(node.tau)
+        return Cuba(f(1.0), f(1.0), 1.0 / tau, f(node.r) / tau, f(node.v_leak) / tau, f(node.v_threshold), reset)
+    tau_m, tau_s = f(node.tau_mem), f(node.tau_syn)
+    return Cuba(1.0 / tau_s, f(node.w_in) / tau_s, 1.0 / tau_m, f(node.r) / tau_m, f(node.v_leak) / tau_m,
+                f(node.v_threshold), reset)
