@@ -135,7 +135,7 @@ def write_plots(report: dict, out_dir: pathlib.Path, raster: str | None, spikes)
     title = "as exported" if run["ratio"] is None else f"masking ratio {run['ratio']:g}"
     ax.set_title(f"Synaptic events per layer ({title}, T={report['steps']}, {report['backend']})")
     ax.legend(loc="lower right")
-    paths.append(_save(fig, out_dir / "events_per_layer.png"))
+    paths.append(save_png(fig, out_dir / "events_per_layer.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in report["runs"]:
@@ -148,7 +148,7 @@ def write_plots(report: dict, out_dir: pathlib.Path, raster: str | None, spikes)
     ax.set_title(f"Accuracy against T ({report['images']} images, {report['backend']})")
     ax.grid(alpha=0.3)
     ax.legend()
-    paths.append(_save(fig, out_dir / "accuracy_vs_T.png"))
+    paths.append(save_png(fig, out_dir / "accuracy_vs_T.png"))
 
     if len(report["runs"]) > 1 and all(r["ratio"] is not None for r in report["runs"]):
         ratios = [r["ratio"] for r in report["runs"]]
@@ -165,7 +165,7 @@ def write_plots(report: dict, out_dir: pathlib.Path, raster: str | None, spikes)
         h2, l2 = ax2.get_legend_handles_labels()
         ax.legend(h1 + h2, l1 + l2, loc="lower left")
         ax.set_title("Energy and accuracy against the masking ratio")
-        paths.append(_save(fig, out_dir / "sweep.png"))
+        paths.append(save_png(fig, out_dir / "sweep.png"))
 
     if raster is not None and spikes is not None:
         flat = np.asarray(spikes).reshape(spikes.shape[0], -1)
@@ -177,11 +177,11 @@ def write_plots(report: dict, out_dir: pathlib.Path, raster: str | None, spikes)
         ax.set_xlim(0.5, flat.shape[0] + 0.5)
         ax.set_ylim(-0.5, flat.shape[1] - 0.5)
         ax.set_title(f"Spike raster of {raster}, first image ({len(t)} spikes)")
-        paths.append(_save(fig, out_dir / "raster.png"))
+        paths.append(save_png(fig, out_dir / "raster.png"))
     return paths
 
 
-def _save(fig, path: pathlib.Path) -> pathlib.Path:
+def save_png(fig, path: pathlib.Path) -> pathlib.Path:
     import matplotlib.pyplot as plt
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -121,12 +121,12 @@ def test_unsupported_nodes_are_named(tmp_path):
     f = np.float32
     nodes = {"input": nir.Input(input_type={"input": np.array([4])}),
              "fc": nir.Linear(weight=np.ones((3, 4), f)),
-             "leaky": nir.LIF(tau=np.ones(3, f), r=np.ones(3, f), v_leak=np.zeros(3, f), v_threshold=np.ones(3, f)),
+             "leaky": nir.LI(tau=np.ones(3, f), r=np.ones(3, f), v_leak=np.zeros(3, f)),
              "output": nir.Output(output_type={"output": np.array([3])})}
     path = tmp_path / "lif.nir"
     write_graph(nir.NIRGraph(nodes=nodes, edges=[("input", "fc"), ("fc", "leaky"), ("leaky", "output")]), path)
     r = run_mst("lava", path, "--dataset", "digits", "-n", "1")
-    assert r.returncode == 2 and "leaky (LIF)" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.returncode == 2 and "leaky (LI)" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     conv = {"input": nir.Input(input_type={"input": np.array([2, 6])}),
             "c": nir.Conv1d(input_shape=6, weight=np.ones((2, 2, 3), f), stride=1, padding=0, dilation=1,
                             groups=1, bias=np.zeros(2, f)),

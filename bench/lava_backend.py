@@ -1,6 +1,6 @@
 """Lava backend speed beside the reference simulator, on the same graphs, measured in one run.
 
-    .venv/bin/python bench/lava.py [--ckpt runs/demo/mst-tiny.pt] [-n 4] [-T 32] [--layers 1,2,5,10,20]
+    .venv/bin/python bench/lava_backend.py [--ckpt runs/demo/mst-tiny.pt] [-n 4] [-T 32] [--layers 1,2,5,10,20]
 
 For mst-tiny (the checkpoint if it exists, else random weights; digits images) and for chains of
 L Dense + IF layers (width 100, random weights, the 10-layer chain of REFERENCE.md section 7):
