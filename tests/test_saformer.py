@@ -114,15 +114,20 @@ def test_graph_round_trips_through_hdf5(tmp_path):
 
 
 def test_lava_fixed_point_parity_and_cuba_decay(tmp_path):
-    for kw in ({"mask": 0.5}, {"current_decay": 0.5}):
+    from mstdeploy.simulate.playback import lava_counts
+    for kw in ({"mask": 0.5, "mask_sites": ["q", "k", "attn", "mlp"]}, {"current_decay": 0.5}):
         path = tmp_path / "saf.nir"
         write_graph(to_nir(saformer(**kw)), path)
         g = read_graph(path)
         x, T = images(2), 5
         neurons = {k for k, v in g.nodes.items() if isinstance(v, NEURONS)}
         ref = Simulator(g, dtype=torch.float64, fixed_point=True).run(x, T, record=neurons)
-        res = compare(ref, run_lava(path, x.numpy(), T, True, progress=False, timeout=300), True)
+        lava = run_lava(path, x.numpy(), T, True, progress=False, timeout=300)
+        res = compare(ref, lava, True)
         assert res["reference_spikes"] > 1000 and res["mismatched_spikes"] == 0 and res["passed"], kw
+        got = lava_counts(g, x, lava, True)            # energy from Lava: gates on residual sums too
+        for key in ("spike_counts", "events", "gated_events"):
+            assert getattr(got, key) == getattr(ref, key), key
 
 
 def test_lava_float_parity(tmp_path):
