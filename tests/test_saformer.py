@@ -174,3 +174,13 @@ def test_cli_trains_evaluates_and_exports_saformer(tmp_path):
     assert run_mst("export", ck, "-o", graph).returncode == 0
     r = run_mst("simulate", graph, "-T", "2", "-n", "16", "--fixed-point", "--json", tmp_path / "s.json")
     assert r.returncode == 0, r.stderr
+
+
+def test_cifar_preset_builds_runs_and_exports():
+    m = build_model(preset("saformer-cifar")).eval()
+    assert m.config.token_grid() == 8 and m.config.img_size == 32
+    with torch.no_grad():
+        assert m.step_logits(torch.randn(1, 3, 32, 32), 1).shape == (1, 1, 10)
+    g = to_nir(m)
+    assert sum(isinstance(n, nir.LIF) for n in g.nodes.values()) == 3 + 1 + 4 * 9
+    assert tuple(g.nodes["input"].input_type["input"]) == (3, 32, 32)
