@@ -155,7 +155,6 @@ class FixedPlan:
         self.neurons: dict[str, NeuronQ] = {}
         self.synapses: dict[str, SynapseQ] = {}
         self.scale: dict[str, float] = {}          # float value of one unit of a value's integer
-        self._leaky: set[str] = set()
         self._plan()
 
     # -- scales of values -------------------------------------------------------------------
@@ -243,9 +242,7 @@ class FixedPlan:
         for name, q in self.neurons.items():
             node = topo.node(name)
             shape = node_shape(node)
-            own = np.asarray(getattr(node, "bias", 0.0), np.float64)
-            total = np.broadcast_to(own if name not in self._leaky else q.own_bias, shape) \
-                + biases.get(name, 0.0) * q.gain
+            total = np.broadcast_to(q.own_bias, shape) + biases.get(name, 0.0) * q.gain
             v = total / (q.unit * q.gain) * (1 << ACT_SHIFT)
             q.bias_mant, q.bias_exp, q.bias_clipped = quantize_bias(np.broadcast_to(v, shape))
         out = topo.node(topo.output)
@@ -254,7 +251,6 @@ class FixedPlan:
     def _neuron_unit(self, name: str, node) -> NeuronQ:
         shape = node_shape(node)
         if isinstance(node, LEAKY):
-            self._leaky.add(name)
             return self._cuba_unit(name, node, shape)
         if isinstance(node, X.ResetSubIF):
             th = _uniform(node.threshold, "threshold", name)
@@ -263,7 +259,8 @@ class FixedPlan:
             unit = th / VTH_MANT
             v0 = np.round(np.broadcast_to(np.asarray(node.v_init, np.float64), shape) / unit * (1 << ACT_SHIFT))
             v0 = np.clip(v0, -V_LIMIT, V_LIMIT).astype(np.int64)
-            return NeuronQ(unit, VTH_MANT, v0, None, None, 0, subtract=True)
+            return NeuronQ(unit, VTH_MANT, v0, None, None, 0, subtract=True,
+                           own_bias=np.asarray(node.bias, np.float64))
         th = _uniform(node.v_threshold, "v_threshold", name)
         if _uniform(node.r, "r", name) != 1.0 or np.any(np.asarray(node.v_reset) != 0) or th <= 0:
             raise UserError(f"fixed point: stock IF {name} needs r = 1, v_reset = 0 and a positive threshold")
