@@ -82,10 +82,18 @@ class GraphBuilder:
 
     def gate(self, name: str, src: str, p: float, shape) -> str:
         """Stochastic synapse gating after `src` (nothing when p == 0)."""
+        return self.gate_sum(name, [src], p, shape)[0]
+
+    def gate_sum(self, name: str, srcs: list, p: float, shape) -> list:
+        """Gating of the sum of `srcs` (fan-in): one gate on the sum, or the sources unchanged."""
         if p == 0.0:
-            return src
+            return list(srcs)
         self.streams += 1
-        return self.add(name, SynapseGate(shape=shape, p=p, seed=self.seed, stream=self.streams), src)
+        return [self.add(name, SynapseGate(shape=shape, p=p, seed=self.seed, stream=self.streams), *srcs)]
+
+    def tokens(self, name: str, chw, src: str) -> str:
+        """(C, H, W) -> (C, H*W) tokens: a Flatten of the spatial axes."""
+        return self.add(name, nir.Flatten(input_type={"input": np.array(chw)}, start_dim=1, end_dim=2), src)
 
     def build(self, metadata: dict) -> nir.NIRGraph:
         return nir.NIRGraph(nodes=self.nodes, edges=self.edges, metadata=metadata)

@@ -221,8 +221,7 @@ def lower_mst(model: MST, seed: int = 0) -> GraphBuilder:
     res = S // P
     conv = b.add("patch_embed", nir.Conv2d(input_shape=(S, S), weight=np.float32(w), stride=P, padding=0,
                                            dilation=1, groups=1, bias=np.float32(bias)), inp)
-    flat = b.add("patch_embed.flatten", nir.Flatten(input_type={"input": np.array([cfg.embed_dim, res, res])},
-                                                    start_dim=1, end_dim=2), conv)
+    flat = b.tokens("patch_embed.flatten", [cfg.embed_dim, res, res], conv)
     C, N = cfg.embed_dim, res * res
     s = b.neuron("patch_embed.if", model.patch_act, (C, N), flat)
     x = Lin.of(s, (C, N), qcfs_lam(model.patch_act))

@@ -13,7 +13,7 @@ import numpy as np
 from ..models.saformer import LIF, SAFormer, Unit
 from .builder import GraphBuilder, np32
 from .mst import spike_product
-from .nodes import Route, SynapseGate
+from .nodes import Route
 
 
 def _neuron(b: GraphBuilder, name: str, lif: LIF, shape, inputs, bias=0.0) -> str:
@@ -39,8 +39,7 @@ def _unit(b: GraphBuilder, name: str, unit: Unit, inputs, in_shape: tuple, out_s
     s = b.add(f"{name}.syn", node, *inputs)
     if len(out_shape) == 2 and w.ndim == 4:              # conv output (C, H, W) -> tokens (C, N)
         C, H, W = w.shape[0], *_conv_out(in_shape[-2:], w.shape[-1], a["stride"], a["padding"])
-        s = b.add(f"{name}.flatten", nir.Flatten(input_type={"input": np.array([C, H, W])},
-                                                 start_dim=1, end_dim=2), s)
+        s = b.tokens(f"{name}.flatten", [C, H, W], s)
     return _neuron(b, name, unit.lif, out_shape, [s], bias)
 
 
@@ -69,18 +68,11 @@ def _to_grid(b: GraphBuilder, name: str, srcs, C: int, res: int) -> str:
     return b.add(name, Route(in_shape=(C, res * res), index=idx), *srcs)
 
 
-def _gate(b: GraphBuilder, name: str, srcs: list, p: float, shape) -> list:
-    if p == 0.0:
-        return list(srcs)
-    b.streams += 1
-    return [b.add(name, SynapseGate(shape=shape, p=p, seed=b.seed, stream=b.streams), *srcs)]
-
-
 def _sasa(b: GraphBuilder, pre: str, m, x: list, C: int, res: int) -> str:
     N, heads, d = res * res, m.heads, m.d
-    G2 = (m.res // m.agg.syn.args["stride"]) ** 2
-    q = _gate(b, f"{pre}.q.gate", [_unit(b, f"{pre}.q", m.q, x, (C, N), (C, N))], m.mask_q.p, (C, N))[0]
-    k = _gate(b, f"{pre}.k.gate", [_unit(b, f"{pre}.k", m.k, x, (C, N), (C, N))], m.mask_k.p, (C, N))[0]
+    G2 = m.regions
+    q = b.gate(f"{pre}.q.gate", _unit(b, f"{pre}.q", m.q, x, (C, N), (C, N)), m.mask_q.p, (C, N))
+    k = b.gate(f"{pre}.k.gate", _unit(b, f"{pre}.k", m.k, x, (C, N), (C, N)), m.mask_k.p, (C, N))
     grid = _to_grid(b, f"{pre}.k.grid", [k], C, res)
     kr = _unit(b, f"{pre}.agg", m.agg, [grid], (C, res, res), (C, G2))
     chan = np.arange(heads)[:, None] * d + np.arange(d)[None, :]               # (heads, d)
@@ -90,7 +82,7 @@ def _sasa(b: GraphBuilder, pre: str, m, x: list, C: int, res: int) -> str:
     qk = spike_product(b, f"{pre}.qk", (q, (C, N), q_map), (kr, (C, G2), kr_map.transpose(0, 2, 1)), "per_step", g_a)
     a_shape = (heads, N, G2)
     a = _neuron(b, f"{pre}.attn", m.attn.lif, a_shape, [qk], b_a)
-    a = _gate(b, f"{pre}.attn.gate", [a], m.mask_attn.p, a_shape)[0]
+    a = b.gate(f"{pre}.attn.gate", a, m.mask_attn.p, a_shape)
     g_o, b_o = (float(v) for v in m.out.quantized())
     a_map = np.arange(int(np.prod(a_shape))).reshape(a_shape)
     ak = spike_product(b, f"{pre}.ak", (a, a_shape, a_map), (kr, (C, G2), kr_map), "per_step", g_o)
@@ -108,9 +100,9 @@ def _block(b: GraphBuilder, pre: str, blk, x: list, C: int, res: int) -> list:
     dw = _unit(b, f"{pre}.dwc", blk.dwc, [grid], (C, res, res), (C, N))
     x = x + [p, dw]
     hidden = blk.fc1.syn.weight.shape[0]
-    g1 = _gate(b, f"{pre}.fc1.gate", x, blk.mask_fc1.p, (C, N))
+    g1 = b.gate_sum(f"{pre}.fc1.gate", x, blk.mask_fc1.p, (C, N))
     h1 = _unit(b, f"{pre}.fc1", blk.fc1, g1, (C, N), (hidden, N))
-    g2 = _gate(b, f"{pre}.fc2.gate", [h1], blk.mask_fc2.p, (hidden, N))
+    g2 = [b.gate(f"{pre}.fc2.gate", h1, blk.mask_fc2.p, (hidden, N))]
     return x + [_unit(b, f"{pre}.fc2", blk.fc2, g2, (hidden, N), (C, N))]
 
 
@@ -128,9 +120,7 @@ def lower_saformer(model: SAFormer, seed: int = 0) -> GraphBuilder:
     rpe = _unit(b, "rpe", model.rpe, [src], shape, shape)
     C, res = cfg.embed_dim, shape[1]
     N = res * res
-    flat = lambda n: b.add(f"{n}.flatten", nir.Flatten(input_type={"input": np.array(shape)},  # noqa: E731
-                                                       start_dim=1, end_dim=2), n)
-    x = [flat(src), flat(rpe)]
+    x = [b.tokens(f"{n}.flatten", shape, n) for n in (src, rpe)]
     for i, blk in enumerate(model.blocks):
         x = _block(b, f"block{i}", blk, x, C, res)
     wh = np32(model.head_weight())

@@ -143,6 +143,7 @@ class SASA(nn.Module):
         C, self.heads, self.res = cfg.embed_dim, cfg.num_heads, cfg.token_grid()
         self.d = C // self.heads
         r = self.res // cfg.agg_grid
+        self.regions = cfg.agg_grid ** 2                                # aggregated key tokens
         self.q = Unit(cfg, C, C, token=True)
         self.k = Unit(cfg, C, C, token=True)
         self.agg = Unit(cfg, C, C, k=r, stride=r, groups=C)

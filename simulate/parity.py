@@ -22,7 +22,6 @@ from ..export.io import read_graph
 from ..backends.lava.network import SUPPORTED as LAVA_SUPPORTED
 from ..export.topology import NEURONS, check_supported
 from .engine import Result, Simulator
-from .evaluate import load_images, stack_images
 
 FLOAT_TOLERANCE = 1e-3
 
@@ -87,12 +86,8 @@ def run_parity(graph_path, x: torch.Tensor, T: int, fixed: bool, timeout: float 
 
 
 def parity_command(args) -> dict:
-    if args.steps < 1:
-        raise UserError("-T must be >= 1")
-    graph = read_graph(args.graph)
-    check_supported(graph, LAVA_SUPPORTED, "the Lava backend")
-    data = load_images(args.dataset, graph, args.data, args.images)
-    x, _ = stack_images(data)
+    from ..backends.lava.command import lava_inputs
+    _, x, _ = lava_inputs(args)
     report = run_parity(args.graph, x, args.steps, bool(args.fixed_point), args.timeout, not args.no_progress)
     _print(report)
     json_path = args.json or f"runs/parity/{pathlib.Path(args.graph).stem}-{report['mode']}.json"

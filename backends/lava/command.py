@@ -15,14 +15,20 @@ from .network import SUPPORTED
 from .run import run_lava
 
 
-def lava_command(args) -> dict:
+def lava_inputs(args):
+    """(graph, images, labels) for a command that runs args.graph in Lava on the first args.images
+    test images: the graph is read and checked for Lava before any data is loaded."""
     from ...simulate.evaluate import load_images, stack_images
     if args.steps < 1:
         raise UserError("-T must be >= 1")
     graph = read_graph(args.graph)
     check_supported(graph, SUPPORTED, "the Lava backend")
-    data = load_images(args.dataset, graph, args.data, args.images)
-    x, labels = stack_images(data)
+    x, labels = stack_images(load_images(args.dataset, graph, args.data, args.images))
+    return graph, x, labels
+
+
+def lava_command(args) -> dict:
+    _, x, labels = lava_inputs(args)
     x = x.numpy()
     fixed = bool(args.fixed_point)
     run = run_lava(args.graph, x, args.steps, fixed, timeout=args.timeout, progress=not args.no_progress)
