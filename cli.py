@@ -50,12 +50,9 @@ def cmd_train(args) -> int:
                   weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
                   label_smoothing=args.label_smoothing, clip_grad=args.clip_grad, seed=args.seed,
                   device=args.device, progress=not args.no_progress)
-    from .models.config import config_from_dict
-    from .models.registry import accuracy_label
     r = train(a)
     if r.get("rank", 0) == 0:
-        label = accuracy_label(config_from_dict(r["config"]))
-        print(f"{label} top-1 accuracy on {a.dataset} test: {100 * r['accuracy']:.2f}%  -> {a.out}")
+        print(f"{r['accuracy_label']} top-1 accuracy on {a.dataset} test: {100 * r['accuracy']:.2f}%  -> {a.out}")
     return 0
 
 

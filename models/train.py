@@ -19,7 +19,7 @@ from . import checkpoint, datasets
 from .config import preset
 from .distributed import setup
 from .evaluate import accuracy
-from .registry import accuracy_name, build_model
+from .registry import accuracy_label, accuracy_name, build_model
 
 
 @dataclass
@@ -105,7 +105,8 @@ def train(a: TrainArgs) -> dict:
     d.sync_buffers(model)
     acc = accuracy(model, test_set, seed=a.seed, dist=d)
     key = accuracy_name(cfg)
-    result = {"model": a.model, "dataset": a.dataset, key: acc, "accuracy": acc, "epochs": a.epochs,
+    result = {"model": a.model, "dataset": a.dataset, key: acc, "accuracy": acc,
+              "accuracy_label": accuracy_label(cfg), "epochs": a.epochs,
               "processes": d.world, "rank": d.rank, "config": cfg.to_dict()}
     if d.main:
         checkpoint.save(a.out, model, {"dataset": a.dataset, key: acc, "seed": a.seed,
