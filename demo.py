@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-from types import SimpleNamespace
 
 from .atomic import write_text
 
@@ -22,16 +21,16 @@ SWEEP = (0.0, 0.5, 0.75)
 
 
 def run_demo(out: str = "runs/demo", epochs: int | None = None, retrain: bool = False) -> dict:
-
-    from .export.io import write_graph
+    from .compare.energy_report import energy_report, run_line, write_report
+    from .compare.parity import run_parity
+    from .data import datasets
     from .export.lower import to_nir
-    from .models import checkpoint, datasets
+    from .ir.io import write_graph
+    from .models import checkpoint
     from .models.evaluate import accuracy
     from .models.train import TrainArgs, train
-    from .simulate.energy_report import energy_command
     from .simulate.engine import Simulator
     from .simulate.evaluate import evaluate, stack_images
-    from .simulate.parity import run_parity
 
     out_dir = pathlib.Path(out)
     ckpt = out_dir / "mst-tiny.pt"
@@ -57,7 +56,7 @@ def run_demo(out: str = "runs/demo", epochs: int | None = None, retrain: bool = 
           ", ".join(f"T={t} {100 * a:.2f}%" for t, a in curve.items()))
 
     x, _ = stack_images(test, LAVA_IMAGES)
-    par = run_parity(nir_path, x, ENERGY_STEPS, fixed=True)
+    par = run_parity(nir_path, x, ENERGY_STEPS, fixed_point=True)
     write_text(out_dir / "parity.json", json.dumps(par, indent=2))
     print(f"[demo] 5/6 Lava, bit-accurate fixed point, {LAVA_IMAGES} images x T={ENERGY_STEPS}: "
           f"{par['mismatched_spikes']} of {par['reference_spikes']:,} spikes differ from the reference "
@@ -65,10 +64,12 @@ def run_demo(out: str = "runs/demo", epochs: int | None = None, retrain: bool = 
           f"{par['lava_seconds']:.0f} s in Lava")
 
     print(f"[demo] 6/6 energy report, masking sweep {', '.join(map(str, SWEEP))} (same weights, re-gated):")
-    rep = energy_command(SimpleNamespace(graph=str(nir_path), dataset="digits", data=None, steps=ENERGY_STEPS,
-                                         images=None, fixed_point=False, backend="reference",
-                                         sweep=list(SWEEP), raster="block0.attn.attn", out=str(out_dir),
-                                         timeout=900, no_progress=True))
+    rep, spikes = energy_report(graph, test, ENERGY_STEPS, source=str(nir_path), dataset="digits",
+                                ratios=list(SWEEP), raster="block0.attn.attn", progress=False,
+                                on_run=lambda r: print(run_line(r, ENERGY_STEPS), flush=True))
+    print(f"ANN of the same network: {rep['ann']['macs']:,} MACs, "
+          f"{rep['ann']['energy_uJ']['45nm-fp32']:.2f} uJ at 45 nm fp32")
+    write_report(rep, out_dir, spikes)
     runs = {str(r["ratio"]): r for r in rep["runs"]}
     summary = {"model": "mst-tiny", "dataset": "digits", "checkpoint": str(ckpt), "nir": str(nir_path),
                "mask": model.config.mask, "attention": model.config.attention, "ann_accuracy": ann,

@@ -1,1 +1,1 @@
-"""backends."""
+"""Backends that run a NIR graph: Lava (lava_nc/)."""

@@ -17,14 +17,15 @@ from types import SimpleNamespace
 import torch
 
 from mstdeploy.atomic import write_text
-from mstdeploy.export.io import write_graph
+from mstdeploy.ir.io import write_graph
 from mstdeploy.export.lower import to_nir
-from mstdeploy.models import checkpoint, datasets
+from mstdeploy.models import checkpoint
+from mstdeploy.data import datasets
 from mstdeploy.models.evaluate import accuracy
 from mstdeploy.models.train import TrainArgs, train
 from mstdeploy.simulate.engine import Simulator
 from mstdeploy.simulate.evaluate import evaluate
-from mstdeploy.simulate.parity import parity_command
+from mstdeploy.compare.parity import parity_command
 
 MODELS = {
     "mst-tiny-spiking-0.75": ("mst-tiny", {"attention": "spiking", "mask": 0.75}),

@@ -20,11 +20,12 @@ import nir
 import numpy as np
 import torch
 
-from mstdeploy.backends.lava.run import run_lava
-from mstdeploy.export import nodes as X
-from mstdeploy.export.io import write_graph
+from mstdeploy.backends.lava_nc.run import run_lava
+from mstdeploy.ir import nodes as X
+from mstdeploy.ir.io import write_graph
 from mstdeploy.export.lower import to_nir
-from mstdeploy.models import checkpoint, datasets
+from mstdeploy.models import checkpoint
+from mstdeploy.data import datasets
 from mstdeploy.models.config import preset
 from mstdeploy.models.registry import build_model
 from mstdeploy.simulate.engine import Simulator

@@ -17,10 +17,11 @@ import pathlib
 
 from mstdeploy.atomic import write_text
 from mstdeploy.export.lower import to_nir
-from mstdeploy.models import checkpoint, datasets
+from mstdeploy.models import checkpoint
+from mstdeploy.data import datasets
 from mstdeploy.models.train import TrainArgs, train
-from mstdeploy.simulate.energy import MODELS, energy, per_inference
-from mstdeploy.simulate.energy_report import masked_sites
+from mstdeploy.compare.energy import MODELS, energy, per_inference
+from mstdeploy.compare.energy_report import masked_sites
 from mstdeploy.simulate.engine import Simulator
 from mstdeploy.simulate.evaluate import evaluate
 
@@ -47,7 +48,7 @@ def main() -> None:
         ev = evaluate(Simulator(graph), test, a.steps, progress=False)
         counts = per_inference(ev, ev.images)
         rows[p] = {"accuracy": ev.accuracy(a.steps), "events": counts["synaptic_events"],
-                   "site_events": sum(ev.events.get(k, 0) for k in sites) / ev.images,
+                   "site_events": sum(ev.synaptic_events.get(k, 0) for k in sites) / ev.images,
                    "spikes": counts["spikes"],
                    "loihi1_uJ": energy(counts, MODELS["loihi1"])["total"] * 1e6,
                    "fp32_uJ": energy(counts, MODELS["45nm-fp32"])["total"] * 1e6}

@@ -23,16 +23,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from mstdeploy.atomic import write_text  # noqa: E402
-from mstdeploy.export.io import write_graph  # noqa: E402
+from mstdeploy.ir.io import write_graph  # noqa: E402
 from mstdeploy.export.lower import to_nir  # noqa: E402
-from mstdeploy.models import checkpoint, datasets  # noqa: E402
+from mstdeploy.models import checkpoint
+from mstdeploy.data import datasets  # noqa: E402
 from mstdeploy.models.evaluate import accuracy  # noqa: E402
 from mstdeploy.models.train import TrainArgs, train  # noqa: E402
-from mstdeploy.simulate.energy import MODELS, energy, per_inference  # noqa: E402
-from mstdeploy.simulate.energy_report import save_png  # noqa: E402
+from mstdeploy.compare.energy import MODELS, energy, per_inference  # noqa: E402
+from mstdeploy.compare.energy_report import save_png  # noqa: E402
 from mstdeploy.simulate.engine import Simulator  # noqa: E402
 from mstdeploy.simulate.evaluate import evaluate, stack_images  # noqa: E402
-from mstdeploy.simulate.parity import run_parity  # noqa: E402
+from mstdeploy.compare.parity import run_parity  # noqa: E402
 
 
 def _model(name: str, path: pathlib.Path, epochs: int, overrides: dict):
@@ -71,7 +72,7 @@ def main() -> None:
         graph = to_nir(model, seed=0)
         row = {"model_accuracy": accuracy(model, test), "by_T": {}}
         if name.startswith("saformer"):
-            row["trained_T"] = model.config.timesteps
+            row["trained_T"] = model.config.steps
         for T in steps:
             flt = evaluate(Simulator(graph), test, T, progress=False)
             fix = evaluate(Simulator(graph, fixed_point=True), test, T, progress=False)
@@ -85,8 +86,8 @@ def main() -> None:
             nir_path = d / f"{path.stem}.nir"
             write_graph(graph, nir_path)
             x, _ = stack_images(test, a.lava_images)
-            par = run_parity(nir_path, x, model.config.timesteps, fixed=True, progress=False)
-            row["lava_parity"] = {"images": a.lava_images, "T": model.config.timesteps,
+            par = run_parity(nir_path, x, model.config.steps, fixed=True, progress=False)
+            row["lava_parity"] = {"images": a.lava_images, "T": model.config.steps,
                                   "mismatched_spikes": par["mismatched_spikes"],
                                   "reference_spikes": par["reference_spikes"], "passed": par["passed"]}
             print(json.dumps({"model": label, "lava_parity": row["lava_parity"]}), flush=True)

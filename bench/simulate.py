@@ -15,7 +15,8 @@ import time
 import torch
 
 from mstdeploy.export.lower import to_nir
-from mstdeploy.models import checkpoint, datasets
+from mstdeploy.models import checkpoint
+from mstdeploy.data import datasets
 from mstdeploy.models.config import preset
 from mstdeploy.models.registry import build_model
 from mstdeploy.simulate.engine import Simulator
@@ -42,7 +43,7 @@ def bench(name: str, model, x: torch.Tensor, T: int, device) -> None:
     sim.run(x, min(T, 2))                                           # warm-up (caches, allocator)
     snn = best_of(lambda: (sim.run(x, T), sync()), 2)
     r = sim.run(x, T)
-    events = sum(r.events.values())
+    events = sum(r.synaptic_events.values())
     print(f"{name:9s} batch {x.shape[0]:3d}  T={T:3d}  ANN {1000 * ann:8.1f} ms  SNN {snn:7.2f} s  "
           f"ratio SNN/(T x ANN) = {snn / (T * ann):5.2f}  (target <= 1.5)  "
           f"{events / snn / 1e6:8.1f} M synaptic events/s  ({events / x.shape[0]:,.0f} per image)", flush=True)

@@ -18,7 +18,8 @@ import torch
 
 from mstdeploy.atomic import write_text
 from mstdeploy.export.lower import to_nir
-from mstdeploy.models import checkpoint, datasets
+from mstdeploy.models import checkpoint
+from mstdeploy.data import datasets
 from mstdeploy.models.evaluate import accuracy
 from mstdeploy.simulate.engine import Simulator
 from mstdeploy.simulate.evaluate import evaluate

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..models.qcfs import QCFS
-from .nodes import ResetSubIF, SynapseGate
+from ..ir.nodes import ResetSubIF, SynapseGate
 
 
 def np32(t) -> np.ndarray:

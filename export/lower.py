@@ -13,7 +13,7 @@ from ..models.saformer import SAFormer
 from ..models.vgg import VGG
 from .cnn import ExtensionNeeded, lower_resnet, lower_vgg
 from .mst import lower_mst
-from .nodes import EXTENSIONS
+from ..ir.nodes import EXTENSIONS
 from .saformer import lower_saformer
 
 FORMAT = "mstdeploy-nir/1"
@@ -49,6 +49,6 @@ def to_nir(model: torch.nn.Module, seed: int = 0, standard: bool = False) -> nir
             "config": json.dumps(cfg.to_dict())}
     if hasattr(cfg, "attention"):
         meta["attention"] = cfg.attention
-    if hasattr(cfg, "timesteps"):
-        meta["timesteps"] = int(cfg.timesteps)      # informational: the T it was trained with
+    if hasattr(cfg, "steps"):
+        meta["steps"] = int(cfg.steps)              # informational: the T it was trained with
     return b.build(meta)

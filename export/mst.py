@@ -18,7 +18,7 @@ import numpy as np
 from ..models.attention import WindowAttention
 from ..models.mst import MST, MSTBlock, PatchMerging
 from .builder import GraphBuilder, bn_affine, fold_bn, np32, qcfs_lam
-from .nodes import HostSoftmax, Route, SpikeProduct
+from ..ir.nodes import HostSoftmax, Route, SpikeProduct
 
 
 @dataclass

@@ -13,7 +13,7 @@ import numpy as np
 from ..models.saformer import LIF, SAFormer, Unit
 from .builder import GraphBuilder, np32
 from .mst import spike_product
-from .nodes import Route
+from ..ir.nodes import Route
 
 
 def _neuron(b: GraphBuilder, name: str, lif: LIF, shape, inputs, bias=0.0) -> str:

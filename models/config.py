@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from ..errors import UserError
-from .rsm import check_ratio
+from ..ir.ratio import check_ratio
 
 MaskRatio = Union[float, list]
 MST_MASK_SITES = ("q", "k", "attn", "mlp")
@@ -154,7 +154,7 @@ class SAFormerConfig(_Config):
     num_heads: int = 8
     mlp_ratio: float = 4.0
     agg_grid: int = 2              # SASA aggregates the keys of each region of a grid x grid split
-    timesteps: int = 4             # T of training and of the model's own evaluation
+    steps: int = 4                 # T of training and of the model's own evaluation
     threshold: float = 1.0
     current_decay: float = 1.0     # 1: no synaptic current memory (a LIF)
     voltage_decay: float = 0.5     # tau_mem = 2, as in Spikformer
@@ -169,8 +169,8 @@ class SAFormerConfig(_Config):
             raise UserError(f"unknown masking site(s) {bad}; choose from {list(SAFORMER_MASK_SITES)}")
         if self.embed_dim % self.num_heads:
             raise UserError(f"embed_dim {self.embed_dim} is not divisible by {self.num_heads} heads")
-        if self.timesteps < 1 or self.depth < 1 or not self.stem:
-            raise UserError("timesteps and depth must be >= 1 and the stem needs a layer")
+        if self.steps < 1 or self.depth < 1 or not self.stem:
+            raise UserError("steps and depth must be >= 1 and the stem needs a layer")
         if self.stem[-1][0] != self.embed_dim:
             raise UserError(f"the last stem layer has {self.stem[-1][0]} channels, embed_dim is {self.embed_dim}")
         if self.threshold * 64 != round(self.threshold * 64) or self.threshold <= 0:
@@ -218,8 +218,12 @@ PRESETS = {
 }
 
 
+# Fields renamed since checkpoints were first written: old name -> new name (old files keep loading).
+RENAMED = {"timesteps": "steps"}
+
+
 def config_from_dict(d: dict) -> _Config:
-    d = dict(d)
+    d = {RENAMED.get(k, k): v for k, v in d.items()}
     arch = d.get("arch")
     if arch not in CONFIGS:
         raise UserError(f"unknown model architecture {arch!r}; known: {sorted(CONFIGS)}")

@@ -17,9 +17,9 @@ def build_model(cfg: _Config) -> nn.Module:
 
 def accuracy_name(cfg: _Config) -> str:
     """What a checkpoint's test accuracy measures: the QCFS ANN, or (SAFormer, trained directly as
-    an SNN) the spiking network itself at its `timesteps`."""
+    an SNN) the spiking network itself at its `steps`."""
     return "snn_accuracy" if isinstance(cfg, SAFormerConfig) else "ann_accuracy"
 
 
 def accuracy_label(cfg: _Config) -> str:
-    return f"SNN (T={cfg.timesteps})" if isinstance(cfg, SAFormerConfig) else "ANN"
+    return f"SNN (T={cfg.steps})" if isinstance(cfg, SAFormerConfig) else "ANN"

@@ -1,7 +1,7 @@
 """SAFormer (Spike Aggregation Transformer, REFERENCE.md section 3), trained directly as an SNN.
 
 Neurons are lava-dl slayer CUBA LIF neurons (Loihi's integer dynamics, surrogate gradients);
-every synapse is quantization-aware (models/loihi.py) with BatchNorm folded into it while it
+every synapse is quantization-aware (models/qat.py) with BatchNorm folded into it while it
 trains, so the exported network computes the trained network's integers. docs/models.md gives
 our reading of the paper. Activations are (T, B, C, N), tokens row-major on an H x W grid; the
 network sees the image at every step and returns the logits averaged over the T steps.
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from lava.lib.dl.slayer.neuron import cuba
 from torch import nn
 
-from . import loihi
+from . import qat
 from .config import SAFormerConfig
 from .rsm import RandomSpikeMask
 
@@ -85,14 +85,14 @@ class ConvBN(nn.Module):
             mean, var = bn.running_mean, bn.running_var
         a = bn.weight / torch.sqrt(var + bn.eps)
         w = self.weight * a.reshape(-1, *([1] * (self.weight.dim() - 1)))
-        return loihi.quantize_weight(w, self.analog), loihi.quantize_bias(bn.bias - mean * a)
+        return qat.quantize_weight(w, self.analog), qat.quantize_bias(bn.bias - mean * a)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (T, B, C, *spatial) -> (current (T, B, C', *spatial'), bias (C',))."""
         T, B = x.shape[:2]
         flat = x.reshape(T * B, *x.shape[2:])
         w, b = self.folded(flat)
-        y = loihi.floor_current(self.conv(flat, w, None, **self.args))
+        y = qat.floor_current(self.conv(flat, w, None, **self.args))
         return y.reshape(T, B, *y.shape[1:]), b
 
 
@@ -123,11 +123,11 @@ class ScaledProduct(nn.Module):
         self.lif = LIF(cfg)
 
     def quantized(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return loihi.quantize_weight(self.gain.reshape(1))[0], loihi.quantize_bias(self.bias.reshape(1))
+        return qat.quantize_weight(self.gain.reshape(1))[0], qat.quantize_bias(self.bias.reshape(1))
 
     def current(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         g, bias = self.quantized()
-        return loihi.floor_current(g * (a @ b)), bias
+        return qat.floor_current(g * (a @ b)), bias
 
 
 class SASA(nn.Module):
@@ -194,7 +194,7 @@ class Block(nn.Module):
 
 class SAFormer(nn.Module):
     """Spike patch splitting (conv stem + relative position embedding), SAFormer blocks, a head on
-    the token average; logits averaged over `config.timesteps` steps."""
+    the token average; logits averaged over `config.steps` steps."""
 
     def __init__(self, cfg: SAFormerConfig):
         super().__init__()
@@ -210,12 +210,12 @@ class SAFormer(nn.Module):
         self.head = nn.Linear(cfg.embed_dim, cfg.num_classes)
 
     def head_weight(self) -> torch.Tensor:
-        return loihi.quantize_output(self.head.weight)
+        return qat.quantize_output(self.head.weight)
 
     def step_logits(self, img: torch.Tensor, T: int | None = None) -> torch.Tensor:
         """(T, B, classes): the output at every step (what the exported graph's Output gives)."""
-        T = T or self.config.timesteps
-        x = loihi.quantize_input(img).unsqueeze(0)                      # the same input every step
+        T = T or self.config.steps
+        x = qat.quantize_input(img).unsqueeze(0)                      # the same input every step
         first = self.stem[0]
         cur, bias = first.syn(x)
         s = first.lif(cur.expand(T, *cur.shape[1:]), bias)

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
-from tqdm import tqdm
 
 from ..errors import UserError
-from . import checkpoint, datasets
+from ..progress import bar as progress_bar
+from ..data import datasets
+from . import checkpoint
 from .config import preset
 from .distributed import setup
 from .evaluate import accuracy
@@ -84,8 +85,7 @@ def train(a: TrainArgs) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, warm, a.min_lr / a.lr))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
     torch.manual_seed(a.seed + 1 + d.rank)        # masks and augmentation differ across ranks
-    bar = tqdm(total=steps, desc=f"train {a.model}", disable=not (a.progress and d.main), unit="step",
-               mininterval=1.0)
+    bar = progress_bar(total=steps, desc=f"train {a.model}", enabled=a.progress and d.main, unit="step")
     model.train()
     for epoch in range(a.epochs):
         if d.enabled:

@@ -7,11 +7,11 @@ import nir
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
-from tqdm import tqdm
 
 from ..errors import UserError
-from ..models import datasets
-from ..export.topology import node_shape as _shape
+from ..progress import bar
+from ..data import datasets
+from ..ir.topology import node_shape as _shape
 from .engine import Simulator
 
 
@@ -21,7 +21,7 @@ class Evaluation:
     images: int
     correct_by_step: np.ndarray                     # (T,) images right with logits summed to t
     spike_counts: dict = field(default_factory=dict)
-    events: dict = field(default_factory=dict)
+    synaptic_events: dict = field(default_factory=dict)
     gated_events: dict = field(default_factory=dict)
     host_macs: dict = field(default_factory=dict)
     neuron_updates: dict = field(default_factory=dict)
@@ -61,22 +61,22 @@ def stack_images(data, limit: int | None = None) -> tuple[torch.Tensor, np.ndarr
     return torch.stack([data[i][0] for i in range(n)]), np.array([int(data[i][1]) for i in range(n)])
 
 
-def evaluate(sim: Simulator, data, T: int, batch_size: int = 64, progress: bool = True,
+def evaluate(sim: Simulator, data, steps: int, batch_size: int = 64, progress: bool = True,
              record: set | None = None) -> Evaluation:
-    """Run every image of `data` for T steps; image i of the set is gating sample i."""
-    ev = Evaluation(T, 0, np.zeros(T, np.int64))
+    """Run every image of `data` for `steps` steps; image i of the set is gating sample i."""
+    ev = Evaluation(steps, 0, np.zeros(steps, np.int64))
     offset = 0
     recorded: dict[str, list] = {}
     loader = DataLoader(data, batch_size=batch_size)
-    for x, y in tqdm(loader, desc=f"simulate T={T}", disable=not progress, unit="batch"):
-        r = sim.run(x, T, sample_offset=offset, record=record)
+    for x, y in bar(loader, desc=f"simulate T={steps}", enabled=progress, unit="batch"):
+        r = sim.run(x, steps, first_sample=offset, record=record)
         for k, v in r.spikes.items():
             recorded.setdefault(k, []).append(v.transpose(0, 1).to(torch.uint8).numpy())
         offset += len(y)
         pred = r.predictions_by_step()
         ev.correct_by_step += (pred == y[None, :]).sum(1).numpy()
         ev.images += len(y)
-        for agg, part in ((ev.spike_counts, r.spike_counts), (ev.events, r.events),
+        for agg, part in ((ev.spike_counts, r.spike_counts), (ev.synaptic_events, r.synaptic_events),
                           (ev.gated_events, r.gated_events), (ev.host_macs, r.host_macs),
                           (ev.neuron_updates, r.neuron_updates)):
             for k, v in part.items():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mstdeploy.errors import UserError
-from mstdeploy.models import datasets
+from mstdeploy.data import datasets
 
 
 def test_digits_split_is_fixed_and_upsampled():

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from conftest import run_mst
-from mstdeploy.backends.resources import PROFILES, resources
+from mstdeploy.loihi.resources import PROFILES, resources
 from mstdeploy.errors import UserError
-from mstdeploy.export import nodes as X
-from mstdeploy.export.gating import with_ratio
-from mstdeploy.export.io import write_graph
+from mstdeploy.ir import nodes as X
+from mstdeploy.ir.gating import with_ratio
+from mstdeploy.ir.io import write_graph
 from mstdeploy.export.lower import to_nir
-from mstdeploy.simulate.energy import MODELS, ann_macs, energy
+from mstdeploy.compare.energy import MODELS, ann_macs, energy
 from test_simulator import calibrated
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 
-from mstdeploy.backends import fixed_point as fx
+from mstdeploy.loihi import plan as fx
 from mstdeploy.errors import UserError
-from mstdeploy.export import nodes as X
+from mstdeploy.ir import nodes as X
 from mstdeploy.export.lower import to_nir
 from mstdeploy.simulate.engine import Simulator
 from test_simulator import calibrated

@@ -12,17 +12,17 @@ import pytest
 import torch
 
 from conftest import run_mst
-from mstdeploy.backends.lava import run as lava_run
-from mstdeploy.backends.lava.procs.base import NodeModel
-from mstdeploy.backends.lava.run import run_lava
-from mstdeploy.backends.lava.schedule import schedule
+from mstdeploy.backends.lava_nc import run as lava_run
+from mstdeploy.backends.lava_nc.procs.base import NodeModel
+from mstdeploy.backends.lava_nc.run import run_lava
+from mstdeploy.backends.lava_nc.schedule import schedule
 from mstdeploy.errors import UserError
-from mstdeploy.export import nodes as X
-from mstdeploy.export.io import write_graph
+from mstdeploy.ir import nodes as X
+from mstdeploy.ir.io import write_graph
 from mstdeploy.export.lower import to_nir
-from mstdeploy.export.topology import NEURONS, Topology
+from mstdeploy.ir.topology import NEURONS, Topology
 from mstdeploy.simulate.engine import Simulator
-from mstdeploy.simulate.parity import compare
+from mstdeploy.compare.parity import compare
 from test_simulator import calibrated
 
 GRAPHS = {"mst-spiking": dict(mask=0.75), "mst-softmax": dict(mask=0.75), "vgg": dict(mask=0.5), "resnet": {}}
@@ -42,7 +42,7 @@ def graphs(tmp_path_factory):
 
 
 def _parity(path, fixed: bool, n=3, T=8, seed=0):
-    from mstdeploy.export.io import read_graph
+    from mstdeploy.ir.io import read_graph
     g = read_graph(path)
     x = torch.randn(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
     neurons = {k for k, v in g.nodes.items() if isinstance(v, NEURONS)}
@@ -58,7 +58,7 @@ def test_fixed_point_parity_is_spike_exact(graphs, name):
     assert res["mismatched_spikes"] == 0, {k: v for k, v in res["per_node"].items() if v["mismatched"]}
     assert res["logits_max_abs_diff"] == 0.0 and res["passed"]
     if name.startswith("mst"):                # each gate passes a subset, about 1 - p, of its spikes
-        from mstdeploy.export.io import read_graph
+        from mstdeploy.ir.io import read_graph
         g = read_graph(graphs[name])
         assert lava.delivered
         for gate, passed in lava.delivered.items():
@@ -77,7 +77,7 @@ def test_float_parity(graphs, name):
 
 def test_lava_output_is_the_reference_shifted_by_the_graph_depth(graphs):
     # ResNet has residual joins: paths of 1 and 2 synaptic hops meet at act2 and need a delay.
-    from mstdeploy.export.io import read_graph
+    from mstdeploy.ir.io import read_graph
     g = read_graph(graphs["resnet"])
     s = schedule(Topology(g))
     assert s.delays and all(k >= 1 for k in s.delays.values())
@@ -143,7 +143,7 @@ def test_a_failing_process_model_is_reported_not_hung(tmp_path):
         def step(self):
             raise ValueError("boom")
 
-    params = {"node": "n1", "record": 0, "arrival": 0, "T": 1, "images": 1, "sample0": 0, "out_dir": str(tmp_path)}
+    params = {"node": "n1", "record": 0, "arrival": 0, "T": 1, "images": 1, "first_sample": 0, "out_dir": str(tmp_path)}
     with pytest.raises(ValueError):
         Boom(params).run_spk()
     assert (tmp_path / "errors.txt").read_text().strip() == "n1: ValueError: boom"
@@ -185,9 +185,9 @@ def _write(g, tmp_path):
 def test_worker_imports_no_torch():
     import subprocess
     import sys
-    code = ("import sys, mstdeploy.backends.lava.worker, mstdeploy.backends.lava.procs.host, "
-            "mstdeploy.backends.lava.procs.neuron, mstdeploy.backends.lava.procs.synapse, "
-            "mstdeploy.backends.lava.procs.routing, mstdeploy.backends.lava.procs.recorder; "
+    code = ("import sys, mstdeploy.backends.lava_nc.worker, mstdeploy.backends.lava_nc.procs.host, "
+            "mstdeploy.backends.lava_nc.procs.neuron, mstdeploy.backends.lava_nc.procs.synapse, "
+            "mstdeploy.backends.lava_nc.procs.routing, mstdeploy.backends.lava_nc.procs.recorder; "
             "print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        env={**os.environ})
@@ -195,7 +195,7 @@ def test_worker_imports_no_torch():
 
 
 def test_parity_reports_the_first_difference_in_step_order():
-    from mstdeploy.simulate.parity import compare_spikes
+    from mstdeploy.compare.parity import compare_spikes
     ref = np.zeros((2, 5, 3, 4), bool)                   # (images, T, *shape)
     lava = ref.copy()
     lava[0, 3, 2, 1] = True                              # image 0, step 4
@@ -208,13 +208,13 @@ def test_parity_reports_the_first_difference_in_step_order():
 
 @pytest.mark.parametrize("fixed", [True, False])
 def test_event_counts_from_lava_equal_the_reference(graphs, fixed):
-    from mstdeploy.export.io import read_graph
-    from mstdeploy.simulate.playback import lava_counts
+    from mstdeploy.ir.io import read_graph
+    from mstdeploy.compare.playback import lava_counts
     _, ref, lava = _parity(graphs["mst-spiking"], fixed=fixed)
     g = read_graph(graphs["mst-spiking"])
     x = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))     # _parity's images
     got = lava_counts(g, x, lava, fixed)
-    for key in ("spike_counts", "events", "gated_events", "host_macs", "neuron_updates"):
+    for key in ("spike_counts", "synaptic_events", "gated_events", "host_macs", "neuron_updates"):
         assert getattr(got, key) == getattr(ref, key), key
     assert sum(ref.gated_events.values()) > 0 and sum(ref.host_macs.values()) > 0
     # the counts are the recording's: one spike fewer through a gate is one more gated spike

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from mstdeploy.errors import UserError
-from mstdeploy.export import nodes as X
-from mstdeploy.export.io import read_graph, write_graph
+from mstdeploy.ir import nodes as X
+from mstdeploy.ir.io import read_graph, write_graph
 
 
 def every_node_graph() -> nir.NIRGraph:

@@ -3,7 +3,8 @@ import torch
 
 from mstdeploy.errors import UserError
 from mstdeploy.models.qcfs import QCFS
-from mstdeploy.models.rsm import RandomSpikeMask, check_ratio
+from mstdeploy.ir.ratio import check_ratio
+from mstdeploy.models.rsm import RandomSpikeMask
 from mstdeploy.models.train import param_groups
 
 

@@ -8,17 +8,17 @@ import pytest
 import torch
 
 from conftest import run_mst
-from mstdeploy.backends.lava.run import run_lava
+from mstdeploy.backends.lava_nc.run import run_lava
 from mstdeploy.errors import UserError
-from mstdeploy.export.io import read_graph, write_graph
+from mstdeploy.ir.io import read_graph, write_graph
 from mstdeploy.export.lower import to_nir
-from mstdeploy.export.topology import NEURONS
+from mstdeploy.ir.topology import NEURONS
 from mstdeploy.models import checkpoint
 from mstdeploy.models.config import preset
 from mstdeploy.models.registry import build_model
 from mstdeploy.models.saformer import LIF
 from mstdeploy.simulate.engine import Simulator
-from mstdeploy.simulate.parity import compare
+from mstdeploy.compare.parity import compare
 
 
 def saformer(**kw):
@@ -106,7 +106,7 @@ def test_graph_round_trips_through_hdf5(tmp_path):
     path = tmp_path / "saf.nir"
     write_graph(to_nir(m, seed=3), path)
     g = read_graph(path)
-    assert g.metadata["arch"] == "saformer" and int(g.metadata["timesteps"]) == 4
+    assert g.metadata["arch"] == "saformer" and int(g.metadata["steps"]) == 4
     x = images(4)
     a = Simulator(to_nir(m, seed=3), fixed_point=True).run(x, 4)
     b = Simulator(g, fixed_point=True).run(x, 4)
@@ -114,7 +114,7 @@ def test_graph_round_trips_through_hdf5(tmp_path):
 
 
 def test_lava_fixed_point_parity_and_cuba_decay(tmp_path):
-    from mstdeploy.simulate.playback import lava_counts
+    from mstdeploy.compare.playback import lava_counts
     for kw in ({"mask": 0.5, "mask_sites": ["q", "k", "attn", "mlp"]}, {"current_decay": 0.5}):
         path = tmp_path / "saf.nir"
         write_graph(to_nir(saformer(**kw)), path)
@@ -126,7 +126,7 @@ def test_lava_fixed_point_parity_and_cuba_decay(tmp_path):
         res = compare(ref, lava, True)
         assert res["reference_spikes"] > 1000 and res["mismatched_spikes"] == 0 and res["passed"], kw
         got = lava_counts(g, x, lava, True)            # energy from Lava: gates on residual sums too
-        for key in ("spike_counts", "events", "gated_events"):
+        for key in ("spike_counts", "synaptic_events", "gated_events"):
             assert getattr(got, key) == getattr(ref, key), key
 
 
@@ -147,7 +147,7 @@ def test_a_gate_on_a_residual_sum_counts_the_events_it_removes():
     gated = Simulator(to_nir(saformer(mask=0.5, mask_sites=["mlp"]))).run(x, T)
     syn = "block0.fc1.syn"                 # the first gate: everything upstream is identical
     assert gated.gated_events[syn] > 0
-    assert gated.events[syn] + gated.gated_events[syn] == full.events[syn]
+    assert gated.synaptic_events[syn] + gated.gated_events[syn] == full.synaptic_events[syn]
 
 
 def test_bad_configs_are_one_line_errors():
@@ -163,7 +163,7 @@ def test_bad_configs_are_one_line_errors():
 
 def test_cli_trains_evaluates_and_exports_saformer(tmp_path):
     ck, graph = tmp_path / "saf.pt", tmp_path / "saf.nir"
-    r = run_mst("train", "--model", "saformer-tiny", "--epochs", "1", "--timesteps", "2", "--out", ck,
+    r = run_mst("train", "--model", "saformer-tiny", "--epochs", "1", "--steps", "2", "--out", ck,
                 "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "SNN (T=2) top-1 accuracy" in r.stdout

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mstdeploy.export import nodes as X
+from mstdeploy.ir import nodes as X
 from mstdeploy.export.lower import to_nir
 from mstdeploy.models.config import preset
 from mstdeploy.models.registry import build_model
@@ -100,6 +100,6 @@ def test_event_counts_are_exact_on_a_hand_checked_graph():
     T, B = 50, 3
     r = Simulator(g).run(torch.ones(B, 2), T, record={"if"})
     assert r.spike_counts["if"] == T * B * 2
-    total = r.events["lin"] + r.gated_events["lin"]
+    total = r.synaptic_events["lin"] + r.gated_events["lin"]
     assert total == T * B * (2 + 1)                   # every spike either delivered or gated
-    assert 0.4 < r.events["lin"] / total < 0.6        # p = 0.5
+    assert 0.4 < r.synaptic_events["lin"] / total < 0.6        # p = 0.5

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from mstdeploy.export import stream
+from mstdeploy.ir import stream
 
 
 def _mix_uint64(x: np.ndarray) -> np.ndarray:

@@ -1,1 +1,0 @@
-"""Lava backend: NIR graphs compiled to Lava processes and run in Loihi-style simulation."""

@@ -1,0 +1,317 @@
+"""Compile a NIR graph into a Lava process network (docs/lava-backend.md has the node table).
+
+Stock Lava where it fits: RingBuffer source (the image, every step) and sink (the output), Dense
+(Affine, Linear, the head's full-kernel Conv1d), Sparse (Scale, as a diagonal), LIFReset (stock
+NIR IF), virtual reshape ports (Flatten). Our processes (procs/) for the rest. The images of a run
+are laid end to end in time, T steps each: a process at offset d works on image i during Lava steps
+i*T + d + 1 .. i*T + d + T, so layers work on successive images like a pipeline and a run takes
+images * T + D steps. Imports no torch: this runs in the worker process (worker.py).
+"""
+from __future__ import annotations
+
+import nir
+import numpy as np
+from scipy.sparse import csr_matrix
+
+from ...errors import UserError
+from ...ir import nodes as X
+from ...ir.cuba import LEAKY, cuba
+from ...ir.topology import NEURONS, POOLS, ROUTING, SYNAPTIC, Topology, check_supported, node_shape
+from ...loihi.placement import moved_biases, placements
+from ...loihi.plan import FixedPlan
+from ...loihi.quantize import quantize_input
+from ...loihi.widths import GRADED_BITS
+from .schedule import schedule
+
+SUPPORTED = ROUTING + SYNAPTIC + NEURONS + (nir.Input, nir.Output, X.HostSoftmax)
+
+
+def _pair(v) -> tuple:
+    a = np.asarray(v).reshape(-1)
+    return (int(a[0]), int(a[-1]))
+
+
+def _pad(node) -> tuple:
+    p = node.padding
+    if isinstance(p, str):
+        if p != "valid":
+            raise UserError(f"{node}: padding {p!r} is not supported (use explicit integers)")
+        return (0, 0)
+    return _pair(p)
+
+
+def _connect(port, in_port) -> None:
+    """Connect, reshaping (a virtual port, no process) where only the shapes differ."""
+    if tuple(port.shape) != tuple(in_port.shape):
+        port = port.reshape(tuple(in_port.shape))
+    port.connect(in_port)
+
+
+class Network:
+    """The process network of `graph` for `images` (N, *input shape), float or fixed point."""
+
+    def __init__(self, graph: nir.NIRGraph, images: np.ndarray, steps: int, fixed_point: bool,
+                 first_sample: int, out_dir: str):
+        check_supported(graph, SUPPORTED, "the Lava backend")
+        self.topo = topo = Topology(graph)
+        self.plan = FixedPlan(graph, topo) if fixed_point else None
+        self.fixed_point, self.steps, self.images = fixed_point, steps, len(images)
+        self.first_sample, self.out_dir = first_sample, out_dir
+        self.where = self.plan.placement if fixed_point else placements(topo)
+        self.biases = moved_biases(topo, self.where)
+        self.sched = schedule(topo)
+        self.lava_steps = self.images * steps + self.sched.depth
+        self.spiking = topo.spiking()
+        self.ports: dict[str, object] = {}        # node -> OutPort carrying its output
+        self.procs: dict[str, object] = {}        # node -> its main process
+        self.models: dict[object, type] = {}      # our process instances -> model class
+        self.records: dict[int, str] = {}         # result file index -> node name
+        self.delays: dict[tuple, object] = {}     # (source, steps) -> balancing Delay process
+        self._import_procs()
+        for name in topo.order:
+            self._build(name, images)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _import_procs(self) -> None:
+        """Our processes by kind, and the model each instance gets (float or fixed point). Lava
+        imports stay inside the worker: the parent of a run never needs them."""
+        from .procs import host, neuron, recorder, routing, synapse
+        pairs = {
+            "IF": (neuron.SubtractiveIF, neuron.SubtractiveIFFloat, neuron.SubtractiveIFFixed),
+            "Recorder": (recorder.SpikeRecorder, recorder.SpikeRecorderFloat, recorder.SpikeRecorderFixed),
+            "TokenDense": (synapse.TokenDense, synapse.TokenDenseFloat, synapse.TokenDenseFixed),
+            "Conv": (synapse.Conv, synapse.ConvFloat, synapse.ConvFixed),
+            "Product": (synapse.Product, synapse.ProductFloat, synapse.ProductFixed),
+            "Route": (routing.Route, routing.RouteFloat, routing.RouteFixed),
+            "Gate": (routing.Gate, routing.GateFloat, routing.GateFixed),
+            "Delay": (routing.Delay, routing.DelayFloat, routing.DelayFixed),
+            "Softmax": (host.Softmax, host.SoftmaxFloat, host.SoftmaxFixed),
+        }
+        self.P = {kind: proc for kind, (proc, _, _) in pairs.items()}
+        self._model_of = {proc: fixed if self.fixed_point else flt for proc, flt, fixed in pairs.values()}
+
+    def _clock(self, name: str, arrival: int) -> dict:
+        index = len(self.records)
+        self.records[index] = name
+        return {"node": name, "record": index, "arrival": arrival, "steps": self.steps, "images": self.images,
+                "first_sample": self.first_sample, "out_dir": self.out_dir}
+
+    def _ours(self, kind: str, name: str, **params):
+        proc = self.P[kind](self._clock(name, self.sched.arrival(self.topo, name)), **params)
+        self.models[proc] = self._model_of[self.P[kind]]
+        return proc
+
+    def _source_port(self, pred: str, name: str):
+        """The output port of `pred` as node `name` must see it (through a balancing delay)."""
+        k = self.sched.delays.get((pred, name), 0)
+        if not k:
+            return self.ports[pred]
+        if (pred, k) not in self.delays:
+            shape = tuple(self.ports[pred].shape)
+            clock = self._clock(f"{pred}.delay{k}", self.sched.offset[pred])
+            proc = self.P["Delay"](clock, in_shape=shape, out_shape=shape, steps=k, logical=False)
+            self.models[proc] = self._model_of[self.P["Delay"]]
+            self.ports[pred].connect(proc.s_in)
+            self.delays[(pred, k)] = proc
+        return self.delays[(pred, k)].s_out
+
+    def _wire(self, name: str, in_port) -> None:
+        for p in self.topo.preds[name]:
+            _connect(self._source_port(p, name), in_port)
+
+    def _message_bits(self, name: str) -> int:
+        """Binary messages only from one spiking source: fan-in sums spikes into counts."""
+        preds = self.topo.preds[name]
+        return 0 if len(preds) == 1 and preds[0] in self.spiking else GRADED_BITS
+
+    def _weights(self, name: str, w: np.ndarray) -> tuple[np.ndarray, int]:
+        """Float weights, or the plan's integers and exponent."""
+        if self.fixed_point:
+            q = self.plan.synapses[name]
+            return q.weight, q.exp
+        return np.asarray(w, np.float64), 0
+
+    # -- nodes ----------------------------------------------------------------------------
+    def _build(self, name: str, images: np.ndarray) -> None:
+        from lava.proc.dense.process import Dense
+        from lava.proc.io.sink import RingBuffer as Sink
+        from lava.proc.io.source import RingBuffer as Source
+        from lava.proc.lif.process import LIFReset
+        from lava.proc.sparse.process import Sparse
+
+        node = self.topo.node(name)
+        shape = node_shape(node)
+        in_shape = node_shape(node, "input")
+        if isinstance(node, nir.Input):
+            x = quantize_input(images) if self.fixed_point else np.asarray(images, np.float64)
+            data = np.zeros(shape + (self.lava_steps,), np.int32 if self.fixed_point else np.float64)
+            for i in range(self.images):
+                data[..., i * self.steps:(i + 1) * self.steps] = x[i][..., None]
+            proc = Source(data=data)
+            self.ports[name] = proc.s_out
+        elif isinstance(node, nir.Output):
+            proc = Sink(shape=(int(np.prod(shape)),), buffer=self.lava_steps)
+            self._wire(name, proc.a_in)
+        elif isinstance(node, nir.Flatten):
+            preds = self.topo.preds[name]
+            if len(preds) != 1:
+                raise UserError(f"{name}: a Flatten with {len(preds)} inputs is not supported in Lava")
+            self.ports[name] = self.ports[preds[0]].reshape(shape)
+            return
+        elif isinstance(node, X.ResetSubIF):
+            if self.fixed_point:
+                q = self.plan.neurons[name]
+                th, v0, bias = q.threshold, q.v_init, q.bias
+            else:
+                th, v0 = np.asarray(node.threshold, np.float64), np.asarray(node.v_init, np.float64)
+                bias = np.broadcast_to(np.asarray(node.bias, np.float64), shape) + self.biases.get(name, 0.0)
+            proc = self._ours("IF", name, shape=shape, threshold=th, v_init=v0, bias=bias)
+            self._wire(name, proc.a_in)
+            self.ports[name] = proc.s_out
+        elif isinstance(node, (nir.IF,) + LEAKY):
+            proc = self._stock_if(name, node, shape, LIFReset)
+        elif isinstance(node, (nir.Affine, nir.Linear)):
+            w, e = self._weights(name, node.weight)
+            proc = Dense(weights=w, weight_exp=e, num_message_bits=self._message_bits(name))
+            self._wire(name, proc.s_in)
+            self.ports[name] = proc.a_out
+        elif isinstance(node, nir.Scale):
+            w, e = self._weights(name, node.scale)
+            diag = np.broadcast_to(w, shape).reshape(-1)
+            proc = Sparse(weights=csr_matrix((diag, (np.arange(diag.size), np.arange(diag.size))),
+                                             shape=(diag.size, diag.size)),
+                          weight_exp=e, num_message_bits=self._message_bits(name))
+            self._wire(name, proc.s_in)
+            self.ports[name] = proc.a_out
+        elif isinstance(node, nir.Conv1d):
+            proc = self._conv1d(name, node, shape, in_shape, Dense)
+        elif isinstance(node, (nir.Conv2d,) + POOLS):
+            proc = self._conv2d(name, node, shape, in_shape)
+        elif isinstance(node, X.SpikeProduct):
+            common = dict(in_shape=in_shape, out_shape=shape, a_shape=tuple(node.a_shape),
+                          b_shape=tuple(node.b_shape), mode=node.mode)
+            if self.fixed_point:
+                q = self.plan.synapses[name]
+                proc = self._ours("Product", name, weight=int(q.weight), exp=q.exp, **common)
+            else:
+                proc = self._ours("Product", name, scale=float(node.scale), **common)
+            self._wire(name, proc.s_in)
+            self.ports[name] = proc.a_out
+        elif isinstance(node, (X.Route, X.SynapseGate, nir.Delay)):
+            proc = self._mover(name, node, in_shape, shape)
+        elif isinstance(node, X.HostSoftmax):
+            in_scale = self.plan.scale[self.topo.preds[name][0]] if self.fixed_point else 1.0
+            proc = self._ours("Softmax", name, shape=shape, scale=node.scale, bias=node.bias,
+                              axis=int(node.axis), in_scale=in_scale)
+            self._wire(name, proc.s_in)
+            self.ports[name] = proc.s_out
+        else:                                    # check_supported rules this out
+            raise UserError(f"{name}: {type(node).__name__} is not supported by the Lava backend")
+        self.procs[name] = proc
+
+    def _stock_if(self, name, node, shape, LIFReset):
+        """Stock NIR IF, LIF and CubaLIF are Lava's LIFReset (reset to 0, v > threshold), reset every
+        T steps at the node's logical step 1; a recorder keeps its spikes. IF: du = 1 (fixed: 4095),
+        dv = 0; LIF / CubaLIF: the decays of export/cuba.py (fixed: the plan's 12-bit registers)."""
+        arrival = self.sched.arrival(self.topo, name)
+        common = dict(shape=shape, reset_interval=self.steps, reset_offset=(arrival + 1) % self.steps)
+        if self.fixed_point:
+            q = self.plan.neurons[name]
+            proc = LIFReset(du=q.du, dv=q.dv, vth=q.vth, bias_mant=q.bias_mant, bias_exp=q.bias_exp, **common)
+        else:
+            proc = LIFReset(bias_exp=0, **common, **self._float_lif(name, node, shape))
+        self._wire(name, proc.a_in)
+        rec = self._ours("Recorder", name, shape=shape)
+        proc.s_out.connect(rec.a_in)
+        self.ports[name] = proc.s_out
+        return proc
+
+    def _float_lif(self, name, node, shape) -> dict:
+        """du, dv, vth, bias of Lava's float LIF; its input gains are 1 and it resets to 0."""
+        def one(value, what):
+            v = np.unique(np.asarray(value, np.float64))
+            if v.size != 1:
+                raise UserError(f"{name}: Lava's LIF needs one {what} per node")
+            return float(v[0])
+        if isinstance(node, nir.IF):
+            du, dv, gain, th, own, reset = 1.0, 0.0, one(node.r, "r"), one(node.v_threshold, "v_threshold"), 0.0, node.v_reset
+        else:
+            c = cuba(node)
+            du, dv, th, own, reset = one(c.du, "tau_syn"), one(c.dv, "tau_mem"), one(c.threshold, "v_threshold"), c.bias, c.v_reset
+            gain = one(c.g_in, "w_in / tau_syn") * one(c.g_u, "r / tau_mem")
+        if gain != 1.0 or np.any(np.asarray(reset) != 0):
+            raise UserError(f"{name}: Lava's float LIF needs an input gain of 1 (IF: r = 1; LIF: r = tau; "
+                            "CubaLIF: r = tau_mem, w_in = tau_syn) and v_reset = 0")
+        bias = np.broadcast_to(own, shape) + np.broadcast_to(self.biases.get(name, 0.0), shape)
+        return dict(du=du, dv=dv, vth=th, bias_mant=bias.astype(np.float64))
+
+    def _conv1d(self, name, node, shape, in_shape, Dense):
+        w = np.asarray(node.weight)
+        token = w.shape[2] == 1 and int(node.groups) == 1 and int(np.asarray(node.stride).reshape(-1)[0]) == 1 \
+            and _pad(node) == (0, 0)
+        full = shape[-1] == 1 and w.shape[2] == in_shape[-1] and int(node.groups) == 1 and _pad(node) == (0, 0)
+        if token:
+            wq, e = self._weights(name, w)
+            proc = self._ours("TokenDense", name, in_shape=in_shape, out_shape=shape, weight=wq[:, :, 0], exp=e)
+            self._wire(name, proc.s_in)
+            self.ports[name] = proc.a_out
+        elif full:                              # one output position: a plain Dense over (C, N)
+            wq, e = self._weights(name, w)
+            proc = Dense(weights=wq.reshape(wq.shape[0], -1), weight_exp=e,
+                         num_message_bits=self._message_bits(name))
+            self._wire(name, proc.s_in)
+            self.ports[name] = proc.a_out
+        else:
+            raise UserError(f"{name}: Conv1d is supported in Lava as a token-wise layer (kernel 1) "
+                            f"or a full-length kernel; this one has kernel {w.shape[2]}")
+        return proc
+
+    def _conv2d(self, name, node, shape, in_shape):
+        if isinstance(node, POOLS):
+            k = _pair(node.kernel_size)
+            C = in_shape[0]
+            area = k[0] * k[1]
+            if self.fixed_point:
+                if self.where[name].kind == "synapse":          # sums integers for the next layer
+                    w, e = np.ones((C, 1) + k, np.int64), 0
+                else:
+                    q = self.plan.synapses[name]
+                    w, e = np.full((C, 1) + k, int(q.weight), np.int64), q.exp
+            else:
+                w = np.full((C, 1) + k, 1.0 / area if isinstance(node, nir.AvgPool2d) else 1.0)
+                e = 0
+            args = dict(stride=_pair(node.stride), padding=_pad(node), dilation=(1, 1), groups=C)
+        else:
+            w, e = self._weights(name, node.weight)
+            args = dict(stride=_pair(node.stride), padding=_pad(node), dilation=_pair(node.dilation),
+                        groups=int(node.groups))
+        proc = self._ours("Conv", name, in_shape=in_shape, out_shape=shape, weight=w, exp=e, **args)
+        self._wire(name, proc.s_in)
+        self.ports[name] = proc.a_out
+        return proc
+
+    def _mover(self, name, node, in_shape, shape):
+        if isinstance(node, X.Route):
+            proc = self._ours("Route", name, in_shape=in_shape, out_shape=shape, index=node.index)
+        elif isinstance(node, X.SynapseGate):
+            proc = self._ours("Gate", name, in_shape=in_shape, out_shape=shape, p=node.p,
+                              seed=int(node.seed), stream=int(node.stream))
+        else:
+            d = np.unique(np.asarray(node.delay))
+            if d.size != 1 or d[0] < 0 or d[0] != int(d[0]):
+                raise UserError(f"{name}: only one non-negative integer delay per Delay node is supported")
+            proc = self._ours("Delay", name, in_shape=in_shape, out_shape=shape, steps=int(d[0]), logical=True)
+        self._wire(name, proc.s_in)
+        self.ports[name] = proc.s_out
+        return proc
+
+    # -- results ----------------------------------------------------------------------------
+    def logits(self, sink_data: np.ndarray) -> np.ndarray:
+        """(T, images, K) output per logical step, from the sink's (K, steps) record."""
+        D, T = self.sched.depth, self.steps
+        raw = np.asarray(sink_data, np.float64)[:, D:D + self.images * T]     # (K, images * T)
+        raw = raw.reshape(raw.shape[0], self.images, T).transpose(2, 1, 0)
+        bias = self.plan.output_bias.reshape(-1) if self.fixed_point else \
+            np.broadcast_to(self.biases.get(self.topo.output, 0.0), node_shape(self.topo.node(self.topo.output))).reshape(-1)
+        unit = self.plan.output_unit if self.fixed_point else 1.0
+        return raw * unit + bias

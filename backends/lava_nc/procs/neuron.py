@@ -1,0 +1,94 @@
+"""Integrate-and-fire with reset by subtraction (NIR extension ResetSubIF): stock Lava has no
+subtractive reset and no initial potential (REFERENCE.md section 5).
+
+Float: v += a_in + bias; s = v >= threshold; v -= threshold * s (v starts at v_init per image).
+Fixed: Lava's bit-accurate LIF datapath with du = 4095, dv = 0 (u = a_in << 6 wrapping at 24 bits,
+v = v + u + bias saturating at 24 bits) with this node's rule: s = v >= vth << 6, v -= vth << 6.
+Both record their spikes; the fixed model also counts saturations (docs/fixed-point.md).
+"""
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+from mstdeploy.backends.lava_nc.procs.base import NodeModel, NodeProcess
+from mstdeploy.loihi.widths import ACT_SHIFT, U_WRAP, V_LIMIT
+
+
+class SubtractiveIF(NodeProcess):
+    """params: shape, threshold, v_init, bias (floats, or ints in fixed point: threshold is the
+    effective vth << 6)."""
+
+    def __init__(self, clock: dict, shape: tuple, threshold, v_init, bias):
+        super().__init__(clock, shape=tuple(shape), threshold=threshold, v_init=v_init, bias=bias)
+        self.a_in = InPort(shape=tuple(shape))
+        self.s_out = OutPort(shape=tuple(shape))
+
+
+class _IFModel(NodeModel):
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        p = proc_params
+        shape = tuple(p["shape"])
+        self.th = np.broadcast_to(np.asarray(p["threshold"], self.dtype), shape)
+        self.v0 = np.broadcast_to(np.asarray(p["v_init"], self.dtype), shape).copy()
+        self.bias = np.broadcast_to(np.asarray(p["bias"], self.dtype), shape)
+        self.v = self.v0.copy()
+        self.record = np.zeros((self.images * self.steps, int(np.prod(shape))), bool)
+        self.saturation = np.zeros(3, np.int64)             # high, low, wrapped
+
+    def step(self):
+        a = self.a_in.recv()
+        image, s = self.clock()
+        if image < 0:
+            self.s_out.send(np.zeros(self.v.shape, self.dtype))
+            return
+        if s == 1:
+            self.v = self.v0.copy()
+        spikes = self.integrate(a)
+        self.record[image * self.steps + s - 1] = spikes.reshape(-1)
+        self.s_out.send(spikes.astype(self.dtype))
+        if self.last_step():
+            self.save(spikes=np.packbits(self.record, axis=-1), shape=np.array(self.v.shape),
+                      saturation=self.saturation)
+
+
+@implements(proc=SubtractiveIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class SubtractiveIFFloat(_IFModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    dtype = np.float64
+
+    def integrate(self, a):
+        self.v = self.v + (a + self.bias)         # the reference's order: drive = I + bias; v += drive
+        spikes = self.v >= self.th
+        self.v = self.v - spikes * self.th
+        return spikes
+
+
+@implements(proc=SubtractiveIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class SubtractiveIFFixed(_IFModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=1)
+    dtype = np.int64
+
+    def integrate(self, a):
+        u = np.left_shift(a.astype(np.int64), ACT_SHIFT)
+        wrap = (u > U_WRAP) | (u <= -U_WRAP)
+        u = np.where(u > U_WRAP, u - 2 * U_WRAP, u)
+        u = np.where(u <= -U_WRAP, u + 2 * U_WRAP, u)
+        v = self.v + u + self.bias
+        self.saturation += [int((v > V_LIMIT).sum()), int((v < -V_LIMIT).sum()), int(wrap.sum())]
+        v = np.clip(v, -V_LIMIT, V_LIMIT)
+        spikes = v >= self.th
+        self.v = v - spikes * self.th
+        return spikes

@@ -1,0 +1,135 @@
+"""Run a NIR graph in Lava from the caller's process: a worker interpreter does the simulation
+(worker.py); this side waits with a timeout, turns a failure inside a process model (which makes
+Lava hang) into one clear error, and reads the results back."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import UserError
+from ...progress import bar as progress_bar
+
+# One BLAS thread per process model: a run has one OS process per node on a few cores.
+_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+SHM_DIR = pathlib.Path("/dev/shm")
+
+
+def shm_prefix(worker_pid: int) -> str:
+    """Name prefix of the shared-memory segments of one worker's Lava run (see worker.py)."""
+    return f"/mstlava{worker_pid}_"
+
+
+@dataclass
+class LavaRun:
+    logits: np.ndarray                                # (T, images, K) output per logical step
+    spikes: dict = field(default_factory=dict)        # neuron node -> (images, T, *shape) bool
+    saturation: dict = field(default_factory=dict)    # neuron node -> {"high", "low", "wrapped"}
+    delivered: dict = field(default_factory=dict)     # gate node -> (images, T, *shape) bool: passed on
+    meta: dict = field(default_factory=dict)          # steps, depth, processes, timings, quantization
+    raw: np.ndarray | None = None                     # (K, Lava steps) what the output sink received
+
+    @property
+    def seconds(self) -> float:
+        return self.meta["build_seconds"] + self.meta["compile_seconds"] + self.meta["run_seconds"]
+
+    def predictions(self) -> np.ndarray:
+        """(images,) argmax of the logits summed over all T steps."""
+        return self.logits.sum(0).argmax(-1)
+
+
+def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, first_sample: int = 0,
+             timeout: float = 900, progress: bool = True) -> LavaRun:
+    """Run `images` (N, *input shape) for `steps` steps each; image i is gating sample first_sample + i."""
+    if steps < 1:
+        raise UserError("the number of steps must be >= 1")
+    if len(images) == 0:
+        raise UserError("no images to run")
+    with tempfile.TemporaryDirectory(prefix="mst-lava-") as out:
+        np.save(os.path.join(out, "images.npy"), np.asarray(images, np.float64))
+        job = {"graph": str(pathlib.Path(graph_path).resolve()), "steps": int(steps), "fixed_point": bool(fixed_point),
+               "first_sample": int(first_sample), "out_dir": out}
+        job_path = os.path.join(out, "job.json")
+        with open(job_path, "w") as f:
+            json.dump(job, f)
+        _run_worker(job_path, out, timeout, progress)
+        return _collect(out, steps, len(images))
+
+
+def _run_worker(job_path: str, out: str, timeout: float, progress: bool) -> None:
+    env = {**os.environ, **_ENV}
+    with open(os.path.join(out, "stderr.txt"), "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "mstdeploy.backends.lava_nc.worker", job_path],
+                                stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
+    bar = progress_bar(total=None, desc="lava", unit="step", enabled=progress)
+    errors = os.path.join(out, "errors.txt")
+    start = time.time()
+    try:
+        while proc.poll() is None:
+            time.sleep(0.2)
+            if os.path.exists(errors) and os.path.getsize(errors):
+                time.sleep(0.5)                     # let the other failing models write too
+                lines = pathlib.Path(errors).read_text().strip().splitlines()
+                raise UserError(f"Lava run failed in process model {lines[0]}"
+                                + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""))
+            if time.time() - start > timeout:
+                raise UserError(f"the Lava run did not finish within {timeout:.0f} s and was stopped "
+                                "(raise --timeout for long runs)")
+            _progress(bar, os.path.join(out, "progress.txt"))
+    finally:
+        if proc.poll() is None:
+            _kill(proc)
+        bar.close()
+    if proc.returncode != 0:
+        lines = pathlib.Path(out, "stderr.txt").read_text().strip().splitlines()
+        last = lines[-1] if lines else f"exit status {proc.returncode}"
+        raise UserError(last[len("error: "):] if last.startswith("error: ") else f"Lava worker failed: {last}")
+
+
+def _progress(bar, path: str) -> None:
+    try:
+        done, total = map(int, pathlib.Path(path).read_text().split())
+    except (OSError, ValueError):
+        return
+    bar.total = total
+    bar.update(done - bar.n)           # redraws at the bar's own rate
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Stop the worker and every Lava process model it forked (one process group), and remove the
+    shared memory of its channels: the manager process that would have unlinked it is gone too."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    for seg in SHM_DIR.glob(shm_prefix(proc.pid).lstrip("/") + "*"):
+        seg.unlink(missing_ok=True)
+
+
+def _collect(out: str, T: int, n: int) -> LavaRun:
+    meta = json.loads(pathlib.Path(out, "meta.json").read_text())
+    res = np.load(os.path.join(out, "result.npz"))
+    run = LavaRun(res["logits"], meta=meta, raw=res["raw"])
+    for index, name in meta["records"].items():
+        path = os.path.join(out, f"node{index}.npz")
+        if not os.path.exists(path):
+            continue
+        f = np.load(path)
+        for key, into in (("spikes", run.spikes), ("delivered", run.delivered)):
+            if key in f:
+                shape = tuple(int(v) for v in f["shape"])
+                bits = np.unpackbits(f[key], axis=-1)[..., :int(np.prod(shape))]
+                into[name] = bits.astype(bool).reshape(n, T, *shape)
+        if "saturation" in f:
+            high, low, wrapped = (int(v) for v in f["saturation"])
+            run.saturation[name] = {"high": high, "low": low, "wrapped": wrapped}
+    return run

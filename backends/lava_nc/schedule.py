@@ -1,0 +1,51 @@
+"""When each node's output appears in Lava, and the delays that keep every join aligned.
+
+Every synaptic process delivers one step late (Lava's Dense, and ours, like Loihi's synaptic
+stage); neurons, routes, gates and host ops are zero-latency. A node's offset d(n) is the Lava
+step at which its output for logical step s appears, minus s:
+
+    d(input) = 0,  d(n) = max over inputs p of d(p) + latency(n).
+
+Where two paths of different latency meet (residual sums, attention's A @ V, the head's several
+input streams), a Delay of d_max - d(p) steps is inserted on every shorter edge, so each node sees
+all its inputs for the same logical step together. Then node n's Lava output at step s + d(n)
+equals the reference simulator's at step s, and the graph's outputs are the reference's shifted
+by its depth D = d(output). A NIR Delay node is a logical delay (same offset as its input, its
+own buffer). No torch: this runs in the Lava worker.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...ir.topology import SYNAPTIC, Topology
+
+
+def latency(node) -> int:
+    return 1 if isinstance(node, SYNAPTIC) else 0
+
+
+@dataclass
+class Schedule:
+    offset: dict = field(default_factory=dict)       # node -> d(n)
+    delays: dict = field(default_factory=dict)       # (pred, node) -> inserted delay in steps
+    depth: int = 0                                   # D = d(output)
+
+    def arrival(self, topo: Topology, name: str) -> int:
+        """The Lava step, minus s, at which node `name` receives its input for logical step s."""
+        return self.offset[name] - latency(topo.node(name))
+
+
+def schedule(topo: Topology) -> Schedule:
+    s = Schedule()
+    for n in topo.order:
+        preds = topo.preds[n]
+        if not preds:
+            s.offset[n] = 0
+            continue
+        top = max(s.offset[p] for p in preds)
+        for p in preds:
+            if s.offset[p] < top:
+                s.delays[(p, n)] = top - s.offset[p]
+        s.offset[n] = top + latency(topo.node(n))
+    s.depth = s.offset[topo.output]
+    return s

@@ -1,0 +1,92 @@
+"""One Lava simulation in its own interpreter: `python -m mstdeploy.backends.lava_nc.worker JOB.json`.
+
+A fresh interpreter keeps torch out of the parent of Lava's forked process models (torch there can
+deadlock, REFERENCE.md section 7) and lets the caller stop a run that hangs. Writes result.npz and
+meta.json into the job's out_dir; progress.txt says how many steps are done.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+import traceback
+
+import numpy as np
+
+from ...errors import UserError
+from ...ir.io import read_graph
+from .network import Network
+from .run import shm_prefix
+
+
+def name_shared_memory() -> None:
+    """Name the shared-memory segments of Lava's channels after this worker, so that a caller
+    that has to kill the run can remove them (a killed run cannot unlink its own). Lava's
+    segments are made by a multiprocessing manager forked from here, which inherits this."""
+    from multiprocessing import shared_memory
+    prefix = shm_prefix(os.getpid())
+    shared_memory._make_filename = lambda: prefix + secrets.token_hex(6)
+
+
+def run_job(job: dict) -> None:
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    name_shared_memory()
+    out = job["out_dir"]
+    t0 = time.perf_counter()
+    graph = read_graph(job["graph"])
+    images = np.load(os.path.join(out, "images.npy"))
+    net = Network(graph, images, int(job["steps"]), bool(job["fixed_point"]), int(job["first_sample"]), out)
+    t1 = time.perf_counter()
+    src, sink = net.procs[net.topo.input], net.procs[net.topo.output]
+    cfg = Loihi2SimCfg(select_tag="fixed_pt" if job["fixed_point"] else "floating_pt",
+                       exception_proc_model_map=net.models)
+    src.create_runtime(run_cfg=cfg)                # compile, then start every process model
+    t2 = time.perf_counter()
+    done, chunk = 0, max(int(job["steps"]), 1)
+    try:
+        while done < net.lava_steps:
+            n = min(chunk, net.lava_steps - done)
+            src.run(condition=RunSteps(num_steps=n))
+            done += n
+            with open(os.path.join(out, "progress.txt"), "w") as f:
+                f.write(f"{done} {net.lava_steps}\n")
+        t3 = time.perf_counter()
+        data = sink.data.get()
+    finally:
+        src.stop()
+    np.savez(os.path.join(out, "result.npz"), logits=net.logits(data), raw=np.asarray(data))
+    meta = {"lava_steps": net.lava_steps, "depth": net.sched.depth, "processes": len(net.models) + _stock(net),
+            "delays_inserted": len(net.delays), "records": {str(k): v for k, v in net.records.items()},
+            "build_seconds": t1 - t0, "compile_seconds": t2 - t1, "run_seconds": t3 - t2,
+            "quantization": net.plan.report() if net.plan else []}
+    with open(os.path.join(out, "meta.json"), "w") as f:
+        json.dump(meta, f)
+
+
+def _stock(net: Network) -> int:
+    ours = set(map(id, net.models))
+    return sum(1 for p in net.procs.values() if id(p) not in ours)
+
+
+def main(argv: list[str]) -> int:
+    """The last line on stderr is the message for the user (run.py shows it)."""
+    try:
+        with open(argv[0]) as f:
+            run_job(json.load(f))
+    except UserError as e:
+        message, status = f"error: {e}", 2
+    except Exception as e:  # noqa: BLE001 - a bug: full traceback above the one-line message
+        traceback.print_exc()
+        message, status = f"error: internal error in the Lava worker: {type(e).__name__}: {e}", 1
+    else:
+        return 0
+    print(message, file=sys.stderr, flush=True)
+    os._exit(status)          # skip Lava's process finalizers, which print noise after the message
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

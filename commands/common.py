@@ -1,0 +1,58 @@
+"""Options and checks that several commands share: masking ratios, the run options of commands
+that simulate a graph on a data set, and loading that graph and its images."""
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UserError
+
+
+def ratio_list(text: str) -> list[float]:
+    from ..ir.ratio import check_ratio
+    return [check_ratio(v) for v in text.split(",") if v.strip()]
+
+
+def add_mask_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--mask", metavar="P", help="RSM ratio p in [0, 1) for every masked site")
+    g.add_argument("--mask-per-block", metavar="P1,P2,..", help="one ratio per block (MST) or layer")
+
+
+def mask_overrides(args) -> dict:
+    from ..ir.ratio import check_ratio
+    if args.mask is not None:
+        return {"mask": check_ratio(args.mask)}
+    if args.mask_per_block is not None:
+        return {"mask": ratio_list(args.mask_per_block)}
+    return {}
+
+
+def add_run_options(p: argparse.ArgumentParser, default_images, default_steps: int = 32) -> None:
+    """graph, data set, steps, images and arithmetic of a command that runs a graph."""
+    p.add_argument("graph")
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--data", metavar="PATH")
+    p.add_argument("-T", "--steps", type=int, default=default_steps, help="time steps per image")
+    p.add_argument("-n", "--images", type=int, default=default_images, help="first N test images")
+    p.add_argument("--fixed-point", action="store_true",
+                   help="Loihi-style integer arithmetic, as Lava's bit-accurate models (docs/fixed-point.md)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def check_steps(args) -> None:
+    if args.steps < 1:
+        raise UserError("-T must be >= 1")
+
+
+def graph_and_images(args, lava: bool = False):
+    """(graph, test images) of a command with run options: the graph is read (and, for Lava,
+    checked) before any data is loaded."""
+    from ..ir.io import read_graph
+    from ..simulate.evaluate import load_images
+    check_steps(args)
+    graph = read_graph(args.graph)
+    if lava:
+        from ..backends.lava_nc.network import SUPPORTED
+        from ..ir.topology import check_supported
+        check_supported(graph, SUPPORTED, "the Lava backend")
+    return graph, load_images(args.dataset, graph, args.data, args.images)

@@ -1,0 +1,42 @@
+"""`mst energy`: events, energy and accuracy per inference with either backend, optionally for a
+sweep of masking ratios; energy.json and PNG plots (compare/energy_report.py)."""
+from __future__ import annotations
+
+from ..errors import UserError
+from .common import add_run_options, graph_and_images, ratio_list
+
+
+def add_parser(sub) -> None:
+    en = sub.add_parser("energy", help="events, energy (Loihi 1, 45 nm) and accuracy per inference, "
+                                       "optionally for a sweep of masking ratios; JSON and plots")
+    add_run_options(en, None)
+    en.add_argument("--backend", choices=["reference", "lava"], default="reference",
+                    help="where the events come from (lava: 8 images unless -n)")
+    en.add_argument("--sweep", metavar="P1,P2,..", help="re-gate the graph at each ratio (weights unchanged)")
+    en.add_argument("--raster", metavar="NODE", help="neuron node for the spike raster (default: the first)")
+    en.add_argument("--out", default="runs/energy", help="directory for energy.json and the plots")
+    en.add_argument("--timeout", type=float, default=900, help="Lava backend: stop a run after this many seconds")
+    en.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..compare.energy_report import energy_report, run_line, write_report
+    ratios = None
+    if args.sweep is not None:
+        ratios = ratio_list(args.sweep)
+        if not ratios:
+            raise UserError("--sweep needs at least one ratio")
+    if args.images is None and args.backend == "lava":
+        args.images = 8
+    graph, data = graph_and_images(args)
+    if args.raster is not None and args.raster not in graph.nodes:
+        raise UserError(f"--raster: {args.raster!r} is not a neuron node of the graph")
+    report, spikes = energy_report(graph, data, args.steps, source=str(args.graph), dataset=args.dataset,
+                                   fixed_point=args.fixed_point, backend=args.backend, ratios=ratios,
+                                   raster=args.raster, timeout=args.timeout, progress=not args.no_progress,
+                                   on_run=lambda r: print(run_line(r, args.steps), flush=True))
+    ann = report["ann"]
+    print(f"ANN of the same network: {ann['macs']:,} MACs, {ann['energy_uJ']['45nm-fp32']:.2f} uJ at 45 nm fp32")
+    files = write_report(report, args.out, spikes)
+    print(f"report -> {files[0]}; plots: {', '.join(str(p) for p in files[1:])}")
+    return 0

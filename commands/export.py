@@ -1,0 +1,40 @@
+"""`mst export` (checkpoint -> NIR file) and `mst inspect` (what a NIR file holds)."""
+from __future__ import annotations
+
+from .common import add_mask_options, mask_overrides
+
+
+def add_parser(sub) -> None:
+    x = sub.add_parser("export", help="convert a checkpoint to a spiking NIR graph (HDF5)")
+    x.add_argument("checkpoint")
+    x.add_argument("-o", "--output", required=True, help="NIR file to write (atomically)")
+    add_mask_options(x)
+    x.add_argument("--seed", type=int, default=0, help="seed of the gating random stream")
+    x.add_argument("--standard", action="store_true",
+                   help="stock NIR nodes only (ResNet/VGG without masking); fails otherwise")
+    x.set_defaults(func=run)
+
+    i = sub.add_parser("inspect", help="nodes, edges, shapes and parameters of a NIR file")
+    i.add_argument("graph")
+    i.set_defaults(func=inspect)
+
+
+def run(args) -> int:
+    from ..export.lower import to_nir
+    from ..ir.io import write_graph
+    from ..ir.nodes import SynapseGate
+    from ..models import checkpoint
+    model, _ = checkpoint.load(args.checkpoint, **mask_overrides(args))
+    graph = to_nir(model, seed=args.seed, standard=args.standard)
+    write_graph(graph, args.output)
+    gates = sum(1 for n in graph.nodes.values() if isinstance(n, SynapseGate))
+    print(f"wrote {args.output}: {len(graph.nodes)} nodes, {len(graph.edges)} edges, "
+          f"{gates} gated synapse groups (seed {args.seed})")
+    return 0
+
+
+def inspect(args) -> int:
+    from ..ir.inspect import describe
+    from ..ir.io import read_graph
+    print(describe(read_graph(args.graph)))
+    return 0

@@ -1,0 +1,44 @@
+"""`mst parity`: the reference simulator and Lava on the same images and gating samples, every
+neuron's spikes compared (compare/parity.py); a table, PASS or FAIL (exit 1), a JSON report."""
+from __future__ import annotations
+
+import json
+import pathlib
+
+from .common import add_run_options, graph_and_images
+
+
+def add_parser(sub) -> None:
+    pa = sub.add_parser("parity", help="spike-by-spike comparison of Lava and the reference simulator")
+    add_run_options(pa, 8)
+    pa.add_argument("--timeout", type=float, default=900, help="stop the Lava run after this many seconds")
+    pa.add_argument("--json", metavar="FILE", help="report file (default runs/parity/<graph>-<mode>.json)")
+    pa.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..atomic import write_text
+    from ..compare.parity import run_parity
+    from ..simulate.evaluate import stack_images
+    _, data = graph_and_images(args, lava=True)
+    x, _ = stack_images(data)
+    report = run_parity(args.graph, x, args.steps, args.fixed_point, args.timeout, not args.no_progress)
+    _print(report)
+    json_path = args.json or f"runs/parity/{pathlib.Path(args.graph).stem}-{report['mode']}.json"
+    write_text(json_path, json.dumps(report, indent=2))
+    print(f"report -> {json_path}")
+    return 0 if report["passed"] else 1
+
+
+def _print(r: dict) -> None:
+    width = max(len(k) for k in r["per_node"]) if r["per_node"] else 4
+    print(f"{'node':{width}s}  {'spikes (ref)':>12s}  {'spikes (lava)':>13s}  {'differ':>7s}  first (step, image, index)")
+    for name, v in r["per_node"].items():
+        first = "" if v["first"] is None else f"{v['first']['step']}, {v['first']['image']}, {tuple(v['first']['index'])}"
+        print(f"{name:{width}s}  {v['spikes_reference']:12d}  {v['spikes_lava']:13d}  {v['mismatched']:7d}  {first}")
+    print(f"{r['mode']}: {r['images']} images x {r['steps']} steps, {r['mismatched_spikes']} of "
+          f"{r['reference_spikes']} spikes differ, logits max |diff| {r['logits_max_abs_diff']:.3g}, "
+          f"predictions {'equal' if r['predictions_equal'] else 'DIFFER'}")
+    print(f"Lava {r['lava_seconds']:.1f} s ({r['lava']['processes']} processes, {r['lava']['lava_steps']} Lava steps, "
+          f"depth {r['lava']['depth']}), reference {r['reference_seconds']:.2f} s")
+    print(("PASS" if r["passed"] else "FAIL") + f" ({r['criterion']})")

@@ -1,0 +1,38 @@
+"""`mst resources`: cores per layer and what does not fit, on Loihi-style cores (loihi/resources.py)."""
+from __future__ import annotations
+
+import json
+
+
+def add_parser(sub) -> None:
+    rs = sub.add_parser("resources", help="map a NIR graph onto Loihi-style cores: cores per layer, "
+                                          "what does not fit")
+    rs.add_argument("graph")
+    rs.add_argument("--profile", choices=["loihi2", "loihi1"], default="loihi2")
+    rs.add_argument("--json", metavar="FILE", help="also write the mapping as JSON")
+    rs.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..atomic import write_text
+    from ..ir.io import read_graph
+    from ..loihi.resources import PROFILES, resources
+    graph = read_graph(args.graph)
+    rep = resources(graph, PROFILES[args.profile])
+    w = max([len(r["layer"]) for r in rep["layers"]] + [5])
+    print(f"{args.graph} on {rep['profile']} cores ({rep['source']})")
+    print(f"{'layer':{w}s}  {'neurons':>8s}  {'synapses':>10s}  {'fan-in':>6s}  {'cores':>5s}")
+    for r in rep["layers"]:
+        flag = "" if r["fits"] else "  DOES NOT FIT"
+        print(f"{r['layer']:{w}s}  {r['neurons']:8d}  {r['synapses']:10d}  {r['max_fan_in']:6d}  {r['cores']:5d}{flag}")
+    print(f"total: {rep['neurons']:,} neurons, {rep['synapses']:,} synapses, {rep['cores']} cores, "
+          f"{rep['chips']} chip(s) of {PROFILES[args.profile].cores_per_chip} cores")
+    if rep["beyond_stock_cores"]:
+        print("beyond stock Loihi cores:")
+        for what, nodes in rep["beyond_stock_cores"].items():
+            print(f"  {what} ({len(nodes)} node{'s' if len(nodes) > 1 else ''})")
+    print("does not fit: " + ("; ".join(rep["does_not_fit"]) or "nothing (every layer fits its cores)"))
+    if args.json:
+        write_text(args.json, json.dumps(rep, indent=2))
+        print(f"report -> {args.json}")
+    return 0

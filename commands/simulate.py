@@ -1,0 +1,91 @@
+"""`mst simulate`: the reference simulator on a data set: accuracy-vs-T table, JSON report and
+optional spike recordings."""
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+
+from ..errors import UserError
+from .common import add_run_options, graph_and_images
+
+TABLE_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+def add_parser(sub) -> None:
+    s = sub.add_parser("simulate", help="reference simulator: accuracy vs T, events, spikes")
+    add_run_options(s, None, default_steps=64)
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    s.add_argument("--json", metavar="FILE", help="result file (default runs/simulate/<graph>.json)")
+    s.add_argument("--record", metavar="NODES", help="record spikes of these nodes (comma list, or all)")
+    s.add_argument("--spikes-out", metavar="FILE", help="HDF5 file for recorded spikes")
+    s.set_defaults(func=run)
+
+
+def report_steps(T: int) -> list[int]:
+    return [t for t in TABLE_STEPS if t < T] + [T]
+
+
+def write_spikes(path, spikes: dict, steps: int) -> None:
+    import h5py
+    from ..atomic import atomic_path
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["layout"] = "images x steps x neuron shape, 1 = spike"
+            f.attrs["steps"] = steps
+            for k, v in spikes.items():
+                f.create_dataset(k, data=v, compression="gzip")
+
+
+def run(args) -> int:
+    import torch
+    from ..atomic import write_text
+    from ..simulate.engine import Simulator
+    from ..simulate.evaluate import evaluate, pick_device
+    graph, data = graph_and_images(args)
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    sim = Simulator(graph, pick_device(args.device), dtype, fixed_point=args.fixed_point)
+    mode = "fixed point" if args.fixed_point else args.dtype
+    record = None
+    if args.record:
+        record = set(sim.order) if args.record == "all" else set(args.record.split(","))
+        bad = sorted(record - set(graph.nodes))
+        if bad:
+            raise UserError(f"--record: no such node(s): {', '.join(bad)}")
+        if not args.spikes_out:
+            raise UserError("--record needs --spikes-out FILE")
+    t0 = time.time()
+    ev = evaluate(sim, data, args.steps, args.batch_size, progress=not args.no_progress, record=record)
+    seconds = time.time() - t0
+    print(f"{pathlib.Path(args.graph).name} on {args.dataset}: {ev.images} images, {args.steps} steps, "
+          f"{seconds:.1f} s ({sim.device}, {mode})")
+    print("    T  accuracy")
+    for t in report_steps(args.steps):
+        print(f"{t:5d}  {100 * ev.accuracy(t):7.2f}%")
+    per_image = max(ev.images, 1)
+    out = {
+        "graph": str(args.graph), "dataset": args.dataset, "images": ev.images, "steps": args.steps,
+        "device": str(sim.device), "dtype": args.dtype, "fixed_point": args.fixed_point, "seconds": seconds,
+        "accuracy": {str(t): a for t, a in ev.curve().items()},
+        "per_inference": {"spikes": sum(ev.spike_counts.values()) / per_image,
+                          "synaptic_events": sum(ev.synaptic_events.values()) / per_image,
+                          "gated_events": sum(ev.gated_events.values()) / per_image,
+                          "host_macs": sum(ev.host_macs.values()) / per_image,
+                          "neuron_updates": sum(ev.neuron_updates.values()) / per_image},
+        "per_node": {k: {"spikes": ev.spike_counts.get(k, 0), "synaptic_events": ev.synaptic_events.get(k, 0),
+                         "gated_events": ev.gated_events.get(k, 0), "host_macs": ev.host_macs.get(k, 0)}
+                     for k in sim.order if k in ev.spike_counts or k in ev.synaptic_events or k in ev.host_macs},
+    }
+    if args.fixed_point:
+        out["saturation"] = {k: v for k, v in ev.saturation.items() if any(v.values())}
+        print("saturated membranes (steps x neurons): " + (", ".join(
+            f"{k} high {v['high']} low {v['low']}" for k, v in out["saturation"].items()) or "none"))
+    json_path = args.json or f"runs/simulate/{pathlib.Path(args.graph).stem}.json"
+    write_text(json_path, json.dumps(out, indent=2))
+    print(f"synaptic events per image: {out['per_inference']['synaptic_events']:,.0f}  -> {json_path}")
+    if record:
+        write_spikes(args.spikes_out, ev.spikes, args.steps)
+        print(f"spikes of {len(ev.spikes)} node(s) -> {args.spikes_out}")
+    return 0

@@ -1,0 +1,1 @@
+"""Parity and energy: above both backends, they compare and price their runs."""

@@ -1,0 +1,116 @@
+"""The energy report: events, energy and accuracy per inference, per node and in total, with
+either backend, optionally for a sweep of masking ratios; energy.json and PNG plots."""
+from __future__ import annotations
+
+import json
+import pathlib
+import tempfile
+from typing import Callable
+
+import nir
+
+from ..atomic import write_text
+from ..errors import UserError
+from ..ir import nodes as X
+from ..ir.gating import with_ratio
+from ..ir.io import write_graph
+from ..ir.topology import NEURONS, ROUTING, SYNAPTIC, Topology
+from .energy import MODELS, ann_energy, ann_macs, energy, per_inference, per_node
+from .plots import write_plots
+from ..simulate.engine import Simulator
+from ..simulate.evaluate import evaluate, stack_images
+
+
+def masked_sites(graph: nir.NIRGraph) -> list[str]:
+    """Synaptic nodes whose input passes through a SynapseGate (the sites RSM masks)."""
+    topo = Topology(graph)
+    gated: set[str] = set()
+    for n in topo.order:
+        node = topo.node(n)
+        if isinstance(node, X.SynapseGate) or (isinstance(node, ROUTING) and any(p in gated for p in topo.preds[n])):
+            gated.add(n)
+    return [n for n in topo.order if isinstance(topo.node(n), SYNAPTIC) and any(p in gated for p in topo.preds[n])]
+
+
+def _reference(graph, data, steps, fixed_point, raster, progress):
+    ev = evaluate(Simulator(graph, fixed_point=fixed_point), data, steps, progress=progress,
+                  record={raster} if raster else None)
+    spikes = ev.spikes[raster][0].astype(bool) if raster else None        # image 0: (T, *shape)
+    return ev, ev.images, ev.curve(), spikes
+
+
+def _lava(graph, data, steps, fixed_point, raster, timeout, progress):
+    from ..backends.lava_nc.run import run_lava
+    from .playback import lava_counts
+    x, y = stack_images(data)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / "g.nir"
+        write_graph(graph, path)
+        run = run_lava(path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress)
+    res = lava_counts(graph, x, run, fixed_point)
+    pred = run.logits.cumsum(0).argmax(-1)                                  # (T, images)
+    curve = {t: float((pred[t - 1] == y).mean()) for t in range(1, steps + 1)}
+    return res, len(x), curve, (run.spikes[raster][0] if raster else None)
+
+
+def energy_report(graph: nir.NIRGraph, data, steps: int, *, source: str, dataset: str,
+                  fixed_point: bool = False, backend: str = "reference", ratios: list | None = None,
+                  raster: str | None = None, timeout: float = 900, progress: bool = True,
+                  on_run: Callable[[dict], None] | None = None):
+    """Events, energy and accuracy per inference of `graph` on `data` (a data set), as exported
+    (`ratios` None) or re-gated at each ratio. Returns the report (energy.json) and the raster
+    node's spikes on the first image of the first run. `source`, `dataset`: labels for the report;
+    `on_run` sees each run's figures as soon as they are known."""
+    if steps < 1:
+        raise UserError("the number of steps must be >= 1")
+    if backend not in ("reference", "lava"):
+        raise UserError(f"unknown backend {backend!r} (reference or lava)")
+    Simulator(graph, fixed_point=fixed_point)             # checks support (and the fixed-point plan)
+    neurons = [k for k, n in graph.nodes.items() if isinstance(n, NEURONS)]
+    raster = raster or (neurons[0] if neurons else None)
+    if raster and raster not in neurons:
+        raise UserError(f"raster: {raster!r} is not a neuron node of the graph")
+    macs = ann_macs(graph)
+    sites = masked_sites(graph)
+    order = Topology(graph).order
+    runs, first_spikes = [], None
+    for p in ratios or [None]:
+        g = graph if p is None else with_ratio(graph, p)
+        if backend == "lava":
+            res, images, curve, spikes = _lava(g, data, steps, fixed_point, raster, timeout, progress)
+        else:
+            res, images, curve, spikes = _reference(g, data, steps, fixed_point, raster, progress)
+        counts = per_inference(res, images)
+        site_events = sum(res.synaptic_events.get(k, 0) for k in sites) / max(images, 1)
+        run = {"ratio": p, "accuracy": curve[steps], "accuracy_by_step": {str(t): a for t, a in curve.items()},
+               "per_inference": counts, "masked_site_events": site_events,
+               "energy_uJ": {m: {k: v * 1e6 for k, v in energy(counts, model).items()} for m, model in MODELS.items()},
+               "per_node": per_node(res, images, order)}
+        runs.append(run)
+        if len(runs) == 1:
+            first_spikes = spikes
+        if on_run:
+            on_run(run)
+    ann = {"macs": sum(macs.values()), "energy_uJ": {k: v * 1e6 for k, v in ann_energy(sum(macs.values())).items()}}
+    report = {"graph": source, "backend": backend, "mode": "fixed_point" if fixed_point else "float",
+              "dataset": dataset, "images": images, "steps": steps,
+              "models": {k: m.source for k, m in MODELS.items()}, "ann": ann,
+              "ann_macs_per_node": macs, "masked_sites": sites, "raster": raster, "runs": runs}
+    return report, first_spikes
+
+
+def run_line(run: dict, steps: int) -> str:
+    """One line of a run's figures, for a person."""
+    c, e = run["per_inference"], run["energy_uJ"]
+    label = "as exported" if run["ratio"] is None else f"ratio {run['ratio']:g}"
+    return (f"{label}: accuracy {100 * run['accuracy']:.2f}% at T={steps}, "
+            f"{c['synaptic_events']:,.0f} synaptic events ({run['masked_site_events']:,.0f} at masked sites), "
+            f"{c['gated_events']:,.0f} gated out, {c['spikes']:,.0f} spikes per inference; "
+            f"Loihi 1 {e['loihi1']['total']:.2f} uJ, 45 nm fp32 {e['45nm-fp32']['total']:.2f} uJ")
+
+
+def write_report(report: dict, out_dir, spikes) -> list[pathlib.Path]:
+    """energy.json and the plots into out_dir; returns every file written."""
+    out_dir = pathlib.Path(out_dir)
+    write_text(out_dir / "energy.json", json.dumps(report, indent=2))
+    return [out_dir / "energy.json"] + write_plots(report, out_dir, report["raster"], spikes)

@@ -1,0 +1,81 @@
+"""`mst parity`: run a NIR graph in the reference simulator and in Lava on the same images and
+gating samples, and compare every neuron's spikes one by one.
+
+Criteria: fixed point, zero differing spikes at every node and identical logits (both backends
+run the integers of docs/fixed-point.md). Float, identical predictions and at most
+FLOAT_TOLERANCE of the reference's spikes differing: float sums in another order may round a
+membrane across its threshold (measured: zero on every graph we ship, see README).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from ..backends.lava_nc.run import LavaRun, run_lava
+from ..errors import UserError
+from ..ir.io import read_graph
+from ..backends.lava_nc.network import SUPPORTED as LAVA_SUPPORTED
+from ..ir.topology import NEURONS, check_supported
+from ..simulate.engine import Result, Simulator
+
+FLOAT_TOLERANCE = 1e-3
+
+
+def compare_spikes(ref: np.ndarray, lava: np.ndarray) -> dict:
+    """ref, lava: (images, T, *shape) bool. Count and first difference in (step, image, index) order."""
+    diff = ref != lava
+    out = {"spikes_reference": int(ref.sum()), "spikes_lava": int(lava.sum()), "mismatched": int(diff.sum()),
+           "first": None}
+    if out["mismatched"]:
+        d = diff.reshape(diff.shape[0], diff.shape[1], -1).transpose(1, 0, 2)     # (T, images, n)
+        step, image, flat = np.unravel_index(int(np.flatnonzero(d)[0]), d.shape)
+        index = np.unravel_index(int(flat), ref.shape[2:])
+        out["first"] = {"step": int(step) + 1, "image": int(image), "index": [int(i) for i in index]}
+    return out
+
+
+def compare(ref: Result, lava: LavaRun, fixed_point: bool) -> dict:
+    per_node = {}
+    for name, spikes in ref.spikes.items():
+        if name not in lava.spikes:
+            raise UserError(f"the Lava run recorded no spikes for neuron {name}")
+        per_node[name] = compare_spikes(spikes.numpy().swapaxes(0, 1), lava.spikes[name])
+        if fixed_point:
+            per_node[name]["saturation_reference"] = ref.saturation.get(name)
+            per_node[name]["saturation_lava"] = lava.saturation.get(name)
+    ref_logits = ref.logits.numpy()
+    total = sum(v["mismatched"] for v in per_node.values())
+    spikes = sum(v["spikes_reference"] for v in per_node.values())
+    same_pred = bool(np.array_equal(ref_logits.sum(0).argmax(-1), lava.predictions()))
+    max_diff = float(np.abs(ref_logits - lava.logits).max())
+    if fixed_point:
+        passed = total == 0 and max_diff == 0.0 and all(
+            v["saturation_reference"] == v["saturation_lava"] for v in per_node.values())
+        criterion = "fixed point: zero mismatched spikes, identical logits and saturation counts"
+    else:
+        passed = same_pred and total <= FLOAT_TOLERANCE * max(spikes, 1)
+        criterion = (f"float: identical predictions and mismatched spikes <= {FLOAT_TOLERANCE:g} "
+                     "of the reference's spikes")
+    return {"mismatched_spikes": total, "reference_spikes": spikes, "predictions_equal": same_pred,
+            "logits_max_abs_diff": max_diff, "passed": passed, "criterion": criterion, "per_node": per_node}
+
+
+def run_parity(graph_path, x: torch.Tensor, steps: int, fixed_point: bool, timeout: float = 900,
+               progress: bool = True) -> dict:
+    """Both backends on images x (B, ...), samples 0..B-1; the report of the module docstring."""
+    graph = read_graph(graph_path)
+    sim = Simulator(graph, "cpu", torch.float64, fixed_point=fixed_point)
+    check_supported(graph, LAVA_SUPPORTED, "the Lava backend")
+    neurons = {k for k, n in graph.nodes.items() if isinstance(n, NEURONS)}
+    t0 = time.perf_counter()
+    ref = sim.run(x, steps, record=neurons)
+    ref_seconds = time.perf_counter() - t0
+    lava = run_lava(graph_path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress)
+    res = compare(ref, lava, fixed_point)
+    return {"graph": str(graph_path), "mode": "fixed_point" if fixed_point else "float", "images": len(x),
+            "steps": steps, **res, "lava_seconds": lava.seconds, "reference_seconds": ref_seconds,
+            "lava_predictions": lava.predictions().tolist(),
+            "lava": {k: lava.meta[k] for k in ("lava_steps", "depth", "processes", "delays_inserted",
+                                                "build_seconds", "compile_seconds", "run_seconds")}}

@@ -1,0 +1,96 @@
+"""The energy report's plots (PNG): events per layer, accuracy against T, the masking sweep and a
+spike raster, each readable on its own (titles, axis labels, legends)."""
+from __future__ import annotations
+
+import pathlib
+import re
+
+import numpy as np
+
+from ..atomic import atomic_path
+
+
+def _layer(name: str) -> str:
+    """Group a synaptic node with its neuron: block0.attn.q.in0 -> block0.attn.q."""
+    return re.sub(r"\.in\d+$", "", name)
+
+
+def write_plots(report: dict, out_dir: pathlib.Path, raster: str | None, spikes) -> list[pathlib.Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    run = report["runs"][-1] if report["runs"][-1]["ratio"] else report["runs"][0]
+    layers: dict[str, list] = {}
+    for k, v in run["per_node"].items():
+        if v["synaptic_events"] or v["gated_events"]:
+            acc = layers.setdefault(_layer(k), [0.0, 0.0])
+            acc[0] += v["synaptic_events"]
+            acc[1] += v["gated_events"]
+    names = list(layers)
+    fig, ax = plt.subplots(figsize=(8, max(3, 0.22 * len(names) + 1)))
+    y = np.arange(len(names))
+    delivered = np.array([layers[k][0] for k in names])
+    gated = np.array([layers[k][1] for k in names])
+    ax.barh(y, delivered, color="tab:blue", label="delivered")
+    ax.barh(y, gated, left=delivered, color="tab:orange", label="gated out (masked)")
+    ax.set_yticks(y, names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("synaptic events per inference")
+    title = "as exported" if run["ratio"] is None else f"masking ratio {run['ratio']:g}"
+    ax.set_title(f"Synaptic events per layer ({title}, T={report['steps']}, {report['backend']})")
+    ax.legend(loc="lower right")
+    paths.append(save_png(fig, out_dir / "events_per_layer.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in report["runs"]:
+        steps = sorted(int(t) for t in r["accuracy_by_step"])
+        ax.plot(steps, [100 * r["accuracy_by_step"][str(t)] for t in steps],
+                label="as exported" if r["ratio"] is None else f"ratio {r['ratio']:g}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("time steps T")
+    ax.set_ylabel("SNN accuracy (%)")
+    ax.set_title(f"Accuracy against T ({report['images']} images, {report['backend']})")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    paths.append(save_png(fig, out_dir / "accuracy_vs_T.png"))
+
+    if len(report["runs"]) > 1 and all(r["ratio"] is not None for r in report["runs"]):
+        ratios = [r["ratio"] for r in report["runs"]]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for m, style in (("loihi1", "o-"), ("45nm-fp32", "s--")):
+            ax.plot(ratios, [r["energy_uJ"][m]["total"] for r in report["runs"]], style, label=f"energy, {m}")
+        ax.set_xlabel("masking ratio p")
+        ax.set_ylabel("energy per inference (uJ)")
+        ax2 = ax.twinx()
+        ax2.plot(ratios, [100 * r["accuracy"] for r in report["runs"]], "^:", color="tab:green",
+                 label=f"accuracy at T={report['steps']}")
+        ax2.set_ylabel("accuracy (%)")
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, loc="lower left")
+        ax.set_title("Energy and accuracy against the masking ratio")
+        paths.append(save_png(fig, out_dir / "sweep.png"))
+
+    if raster is not None and spikes is not None:
+        flat = np.asarray(spikes).reshape(spikes.shape[0], -1)
+        t, i = np.nonzero(flat)
+        fig, ax = plt.subplots(figsize=(8, 4))
+        ax.scatter(t + 1, i, s=1, marker="|", color="black")
+        ax.set_xlabel("time step")
+        ax.set_ylabel("neuron (flat index)")
+        ax.set_xlim(0.5, flat.shape[0] + 0.5)
+        ax.set_ylim(-0.5, flat.shape[1] - 0.5)
+        ax.set_title(f"Spike raster of {raster}, first image ({len(t)} spikes)")
+        paths.append(save_png(fig, out_dir / "raster.png"))
+    return paths
+
+
+def save_png(fig, path: pathlib.Path) -> pathlib.Path:
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path

@@ -1,0 +1,1 @@
+"""Data sets: the built-in digits, CIFAR and ImageNet from local files."""

@@ -1,0 +1,139 @@
+"""The reference simulator's fixed-point arithmetic (docs/fixed-point.md): synapses, neurons, host
+softmax and the output on the integers of the plan (loihi/plan.py), held exactly in float64 (CUDA
+has no integer matmul). The Lava process models implement the same rules independently; parity
+tests that they agree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nir
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+from ..ir import nodes as X
+from ..ir.topology import POOLS
+from ..loihi.plan import NeuronQ
+from ..loihi.quantize import softmax_fixed
+from ..loihi.widths import ACT_SHIFT, DECAY_ONE, U_WRAP, V_LIMIT
+from .ops import flat_steps, operands, pad, pair
+
+
+def shift(y: torch.Tensor, e: int) -> torch.Tensor:
+    """Integer y * 2^e (floor when e < 0), on integers held exactly in float64."""
+    return y * 2.0 ** e if e >= 0 else torch.floor(y / 2.0 ** -e)
+
+
+def wrap(u: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """24-bit wrap-around of Lava's current u, and how many values wrapped."""
+    wrapped = int(((u > U_WRAP) | (u <= -U_WRAP)).sum())
+    u = torch.where(u > U_WRAP, u - 2 * U_WRAP, u)
+    return torch.where(u <= -U_WRAP, u + 2 * U_WRAP, u), wrapped
+
+
+def pool_sum(node, x: torch.Tensor) -> torch.Tensor:
+    k = pair(node.kernel_size)
+    return flat_steps(x, lambda v: F.avg_pool2d(v, k, pair(node.stride), pair(node.padding),
+                                                count_include_pad=True, divisor_override=1))
+
+
+def synapse(node, x: torch.Tensor, w: torch.Tensor, q) -> torch.Tensor:
+    """A synaptic node on integer inputs: the weighted sum shifted by the layer exponent."""
+    if isinstance(node, X.SpikeProduct):
+        return product(node, x, float(q.weight), q.exp)
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        y = F.linear(x, w)
+    elif isinstance(node, nir.Scale):
+        y = x * w
+    elif isinstance(node, POOLS):
+        y = pool_sum(node, x) * w
+    elif isinstance(node, nir.Conv1d):
+        y = flat_steps(x, lambda v: F.conv1d(v, w, None, int(node.stride), pad(node.padding),
+                                             int(node.dilation), int(node.groups)))
+    else:
+        y = flat_steps(x, lambda v: F.conv2d(v, w, None, pair(node.stride), pair(pad(node.padding)),
+                                             pair(node.dilation), int(node.groups)))
+    return shift(y, q.exp)
+
+
+def product(node: X.SpikeProduct, x: torch.Tensor, m: float, e: int) -> torch.Tensor:
+    a, b = operands(node, x)
+    if node.mode == "per_step":
+        return shift(m * (a @ b), e)
+    # G_t = floor(m A_t B_t 2^e / t); out_t = G_t - G_{t-1}. Exact: m A_t B_t < 2^52 (checked).
+    T = x.shape[0]
+    X_ = m * (a.cumsum(0) @ b.cumsum(0))
+    if X_.numel() and float(X_.abs().max()) >= 2.0 ** 52:
+        raise UserError("fixed point: a cumulative product overflows 52 bits; use a smaller T")
+    t = torch.arange(1, T + 1, dtype=X_.dtype, device=X_.device).reshape(T, *([1] * (X_.dim() - 1)))
+    G = torch.floor(X_ * 2.0 ** e / t) if e >= 0 else torch.floor(X_ / (t * 2.0 ** -e))
+    G[1:] -= G[:-1].clone()
+    return G
+
+
+def softmax(node: X.HostSoftmax, x: torch.Tensor, in_scale: float) -> torch.Tensor:
+    """One step and image at a time, as Lava does (see loihi.quantize.softmax_fixed)."""
+    T, B = x.shape[:2]
+    flat = x.cpu().numpy()
+    y = np.empty(flat.shape, np.int64)
+    bias = np.broadcast_to(np.asarray(node.bias, np.float64), flat.shape[2:])
+    for t in range(T):
+        for b in range(B):
+            y[t, b] = softmax_fixed(flat[t, b], in_scale, node.scale, bias, int(node.axis))
+    return torch.as_tensor(y, dtype=x.dtype, device=x.device)
+
+
+@dataclass
+class Saturation:
+    """Clipped membranes (steps x neurons): v above +(2^23 - 1), below -(2^23 - 1); u wrapped."""
+    high: int = 0
+    low: int = 0
+    wrapped: int = 0
+
+
+def current(q: NeuronQ, x: torch.Tensor, sat: Saturation) -> torch.Tensor:
+    """Lava's current u for every step: u = (u * (4096 - (du + 1))) >> 12 (toward zero)
+    + (a_in << 6), wrapping at 24 bits. IF nodes (du = 4095): u = a_in << 6, no scan."""
+    a = x * (1 << ACT_SHIFT)
+    keep_u = DECAY_ONE - (q.du + 1)
+    if keep_u == 0:
+        u_all, wrapped = wrap(a)
+    else:                                          # the current remembers: scan it
+        u_all, wrapped, u = torch.empty_like(a), 0, torch.zeros_like(a[0])
+        for t in range(a.shape[0]):
+            u, w = wrap(torch.trunc(u * keep_u / DECAY_ONE) + a[t])
+            u_all[t], wrapped = u, wrapped + w
+    sat.wrapped += wrapped
+    return u_all
+
+
+def voltage_step(q: NeuronQ, v: torch.Tensor, drive: torch.Tensor, sat: Saturation):
+    """One step of v = (v * (4096 - dv)) >> 12 + u + bias, saturating at 24 bits, with the node's
+    own spike rule and reset. Returns (spikes, v); counts clipped values into `sat`."""
+    keep_v = DECAY_ONE - q.dv
+    if keep_v != DECAY_ONE:
+        v = torch.trunc(v * keep_v / DECAY_ONE)
+    v = v + drive
+    sat.high += int((v > V_LIMIT).sum())
+    sat.low += int((v < -V_LIMIT).sum())
+    v = v.clamp(-V_LIMIT, V_LIMIT)
+    th = float(q.threshold)
+    if q.subtract:
+        s = v >= th
+        return s, v - s * th
+    s = v > th
+    return s, v.masked_fill(s, 0.0)
+
+
+def neuron(q: NeuronQ, x: torch.Tensor, bias: torch.Tensor, v_init: torch.Tensor,
+           sat: Saturation) -> torch.Tensor:
+    """Spikes (T, ...) of a neuron on integer input x (Lava's LIF datapath, docs/fixed-point.md)."""
+    drive = current(q, x, sat) + bias
+    v = (torch.zeros_like(x[0]) + v_init).contiguous()
+    out = torch.empty_like(x)
+    for t in range(x.shape[0]):
+        s, v = voltage_step(q, v, drive[t], sat)
+        out[t] = s
+    return out

@@ -1,0 +1,115 @@
+"""Neuron dynamics in floating point, as pure step functions: `step(params, state, drive_t)` returns
+(spikes_t, new state) and changes nothing else. `scan` runs one over the time axis.
+
+The drive (a neuron's input for every step, with its constant terms folded in) is computed for all
+steps at once by `*_drive`; only the membrane is scanned. Readings: docs/nir-extensions.md
+(ResetSubIF, stock IF) and ir/cuba.py (stock LIF, CubaLIF).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import nir
+import numpy as np
+import torch
+
+from ..ir import nodes as X
+from ..ir.cuba import LEAKY, cuba
+from ..ir.topology import node_shape
+
+
+@dataclass(frozen=True)
+class IFParams:
+    """Integrate-and-fire. subtract: v >= threshold, v -= threshold (ResetSubIF); otherwise stock
+    NIR IF: v > threshold, v = v_reset."""
+    threshold: torch.Tensor
+    v_init: torch.Tensor
+    bias: torch.Tensor               # ResetSubIF's constant current (0 for stock IF)
+    gain: torch.Tensor               # stock IF's r (1 for ResetSubIF)
+    subtract: bool
+    v_reset: torch.Tensor | None = None
+
+
+def if_drive(p: IFParams, x: torch.Tensor) -> torch.Tensor:
+    """Input of every step: ResetSubIF x + bias, stock IF r x (one op for all steps)."""
+    return x + p.bias if p.subtract else x * p.gain
+
+
+def if_init(p: IFParams, like: torch.Tensor) -> torch.Tensor:
+    return (torch.zeros_like(like) + p.v_init).contiguous()
+
+
+def if_step(p: IFParams, v: torch.Tensor, drive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    v = v + drive
+    if p.subtract:
+        s = v >= p.threshold
+        return s, v - s * p.threshold
+    s = v > p.threshold
+    return s, torch.where(s, p.v_reset, v)
+
+
+@dataclass(frozen=True)
+class CubaParams:
+    """Stock LIF / CubaLIF in the discrete-time reading of ir/cuba.py (all broadcast to the shape)."""
+    keep_u: torch.Tensor             # 1 - du
+    g_in: torch.Tensor
+    keep_v: torch.Tensor             # 1 - dv
+    g_u: torch.Tensor
+    bias: torch.Tensor
+    threshold: torch.Tensor
+    v_reset: torch.Tensor
+    memory: bool                     # the current decays slower than one step (du != 1)
+
+
+def cuba_drive(p: CubaParams, x: torch.Tensor) -> torch.Tensor:
+    return x * p.g_in
+
+
+def cuba_init(p: CubaParams, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.zeros_like(like), torch.zeros_like(like)
+
+
+def cuba_step(p: CubaParams, state, drive: torch.Tensor):
+    u, v = state
+    u = u * p.keep_u + drive if p.memory else drive
+    v = v * p.keep_v + u * p.g_u + p.bias
+    s = v > p.threshold
+    return s, (u, torch.where(s, p.v_reset, v))
+
+
+def scan(step: Callable, params, state, drive: torch.Tensor) -> tuple[torch.Tensor, object]:
+    """Spikes (T, ...) of `step` over the steps of `drive` (in the drive's dtype), and the state."""
+    out = torch.empty_like(drive)
+    for t in range(drive.shape[0]):
+        s, state = step(params, state, drive[t])
+        out[t] = s
+    return out, state
+
+
+@dataclass(frozen=True)
+class Neuron:
+    """A neuron node's parameters with the functions that run it."""
+    params: object
+    step: Callable
+    init: Callable
+    drive: Callable
+
+
+def for_node(node, tensor: Callable) -> Neuron:
+    """The dynamics of a neuron node; `tensor` turns its numpy parameters into tensors."""
+    zero = tensor(0.0)
+    if isinstance(node, X.ResetSubIF):
+        p = IFParams(tensor(node.threshold), tensor(node.v_init), tensor(node.bias), zero, subtract=True)
+    elif isinstance(node, LEAKY):
+        c, shape = cuba(node), node_shape(node)
+        p = CubaParams(*(tensor(np.broadcast_to(a, shape)) for a in
+                         (1.0 - c.du, c.g_in, 1.0 - c.dv, c.g_u, c.bias, c.threshold, c.v_reset)),
+                       memory=bool(np.any(c.du != 1.0)))
+        return Neuron(p, cuba_step, cuba_init, cuba_drive)
+    elif isinstance(node, nir.IF):      # stock NIR IF: v += r I; spike when v > threshold; v = v_reset
+        p = IFParams(tensor(node.v_threshold), zero, zero, tensor(node.r), subtract=False,
+                     v_reset=tensor(node.v_reset))
+    else:
+        raise AssertionError(type(node))
+    return Neuron(p, if_step, if_init, if_drive)

@@ -1,0 +1,133 @@
+"""What every non-neuron node does to a (T, B, *shape) tensor in floating point: all T steps of a
+layer in one batched op (docs/nir-extensions.md for the extension nodes). Also the small shape
+helpers the fixed-point and counting modules share.
+"""
+from __future__ import annotations
+
+import nir
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+from ..ir import nodes as X
+
+
+def pair(v) -> tuple[int, int]:
+    a = np.asarray(v).reshape(-1)
+    return (int(a[0]), int(a[-1]))
+
+
+def pad(p):
+    if isinstance(p, str):
+        if p == "valid":
+            return 0
+        raise UserError(f"padding {p!r} is not supported (use explicit integers)")
+    a = np.asarray(p).reshape(-1)
+    return int(a[0]) if a.size == 1 else tuple(int(v) for v in a)
+
+
+def flat_steps(x: torch.Tensor, f) -> torch.Tensor:
+    """Apply a per-sample op f to all T*B samples of x (T, B, ...) at once."""
+    T, B = x.shape[:2]
+    y = f(x.reshape(T * B, *x.shape[2:]))
+    return y.reshape(T, B, *y.shape[1:])
+
+
+def operands(node: X.SpikeProduct, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The a and b operands of a packed SpikeProduct input."""
+    T, B = x.shape[:2]
+    na = int(np.prod(node.a_shape))
+    return (x[..., :na].reshape(T, B, *node.a_shape.tolist()),
+            x[..., na:].reshape(T, B, *node.b_shape.tolist()))
+
+
+def delay_steps(name: str, node: nir.Delay) -> int:
+    d = np.unique(np.asarray(node.delay))
+    if d.size != 1 or d[0] < 0 or d[0] != int(d[0]):
+        raise UserError(f"{name}: only one non-negative integer delay per Delay node is supported")
+    return int(d[0])
+
+
+def delay(x: torch.Tensor, d: int) -> torch.Tensor:
+    y = torch.zeros_like(x)
+    if d < x.shape[0]:
+        y[d:] = x[:x.shape[0] - d]
+    return y
+
+
+def route_plan(node: X.Route, device) -> tuple:
+    """(positions written, source indices, output shape); positions None when all are written,
+    a slice when they are one contiguous run (operand packing)."""
+    idx = np.asarray(node.index).reshape(-1)
+    pos = np.flatnonzero(idx >= 0)
+    src = torch.as_tensor(idx[pos], device=device)
+    if pos.size == idx.size:
+        where = None
+    elif pos.size and pos[-1] - pos[0] + 1 == pos.size:
+        where = slice(int(pos[0]), int(pos[-1]) + 1)
+    else:
+        where = torch.as_tensor(pos, device=device)
+    return where, src, tuple(node.index.shape)
+
+
+def route(x: torch.Tensor, plan: tuple) -> torch.Tensor:
+    """Gather by a route plan: zeros where the index is -1."""
+    T, B = x.shape[:2]
+    flat = x.reshape(T, B, -1)
+    pos, src, span = plan
+    if pos is None:
+        return flat[..., src].reshape(T, B, *span)
+    out = flat.new_zeros(T, B, int(np.prod(span)))
+    out[..., pos] = flat[..., src]                     # pos: a slice or an index tensor
+    return out.reshape(T, B, *span)
+
+
+def synapse(node, x: torch.Tensor, param) -> torch.Tensor:
+    """A synaptic node in floating point; `param(key, value)` gives its cached tensors."""
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        bias = param("b", node.bias) if isinstance(node, nir.Affine) else None
+        return F.linear(x, param("w", node.weight), bias)
+    if isinstance(node, nir.Scale):
+        return x * param("s", node.scale)
+    if isinstance(node, nir.Conv1d) and node.weight.shape[2] == 1 and int(node.groups) == 1 \
+            and int(node.stride) == 1 and pad(node.padding) == 0:
+        # token-wise linear layer: one batched matmul, (C_out, C_in) @ (T*B, C_in, N)
+        w = param("w2", np.asarray(node.weight)[:, :, 0])
+        b = param("b1", np.asarray(node.bias)[:, None])
+        return flat_steps(x, lambda v: torch.matmul(w, v) + b)
+    if isinstance(node, nir.Conv1d):
+        w, b = param("w", node.weight), param("b", node.bias)
+        return flat_steps(x, lambda v: F.conv1d(v, w, b, int(node.stride), pad(node.padding),
+                                                int(node.dilation), int(node.groups)))
+    if isinstance(node, nir.Conv2d):
+        w, b = param("w", node.weight), param("b", node.bias)
+        return flat_steps(x, lambda v: F.conv2d(v, w, b, pair(node.stride), pair(pad(node.padding)),
+                                                pair(node.dilation), int(node.groups)))
+    if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
+        k = pair(node.kernel_size)
+        y = flat_steps(x, lambda v: F.avg_pool2d(v, k, pair(node.stride), pair(node.padding),
+                                                 count_include_pad=True))
+        return y * (k[0] * k[1]) if isinstance(node, nir.SumPool2d) else y
+    if isinstance(node, X.SpikeProduct):
+        return product(node, x)
+    raise AssertionError(type(node))
+
+
+def product(node: X.SpikeProduct, x: torch.Tensor) -> torch.Tensor:
+    a, b = operands(node, x)
+    if node.mode == "per_step":
+        return node.scale * (a @ b)
+    # cumulative: P_t = A_t B_t / t; out_t = P_t - P_{t-1}. A_t B_t are integer counts, exact
+    # in float32 while below 2^24, so float64 is used only past that.
+    T, K = x.shape[0], int(node.a_shape[-1])
+    dt = x.dtype if T * T * K < 2 ** 24 else torch.float64
+    A, Bc = a.to(dt).cumsum(0), b.to(dt).cumsum(0)
+    t = torch.arange(1, T + 1, dtype=dt, device=x.device).reshape(T, *([1] * (A.dim() - 1)))
+    P = (A @ Bc) / t
+    P[1:] -= P[:-1].clone()
+    return (node.scale * P).to(x.dtype)
+
+
+def softmax(node: X.HostSoftmax, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(node.scale * x + bias, dim=int(node.axis))
