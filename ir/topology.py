@@ -21,6 +21,20 @@ NEURONS = (X.ResetSubIF, nir.IF, nir.LIF, nir.CubaLIF)
 SUPPORTED = ROUTING + SYNAPTIC + NEURONS + (nir.Input, nir.Output, X.HostSoftmax)
 
 
+def pair(v) -> tuple[int, int]:
+    """A NIR size field (kernel, stride, ...) given as one value or two, as (height, width)."""
+    a = np.asarray(v).reshape(-1)
+    return (int(a[0]), int(a[-1]))
+
+
+def delay_steps(name: str, node: nir.Delay) -> int:
+    """The one delay of a Delay node, in steps (what every backend supports)."""
+    d = np.unique(np.asarray(node.delay))
+    if d.size != 1 or d[0] < 0 or d[0] != int(d[0]):
+        raise UserError(f"{name}: only one non-negative integer delay per Delay node is supported")
+    return int(d[0])
+
+
 def node_shape(node, key: str = "output") -> tuple:
     t = node.output_type if key == "output" else node.input_type
     return tuple(int(v) for v in np.asarray(list(t.values())[0]).reshape(-1))

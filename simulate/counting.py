@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from ..ir import nodes as X
-from ..ir.topology import ROUTING, SYNAPTIC, Topology, node_shape
-from .ops import pad, pair
+from ..ir.topology import ROUTING, SYNAPTIC, Topology, node_shape, pair
+from .ops import pad
 
 
 def analog_sources(topo: Topology) -> set[str]:

@@ -18,7 +18,8 @@ import torch
 from ..errors import UserError
 from ..ir import nodes as X
 from ..ir import stream
-from ..ir.topology import NEURONS, POOLS, ROUTING, SUPPORTED, SYNAPTIC, Topology, check_supported, node_shape
+from ..ir.topology import (NEURONS, POOLS, SUPPORTED, SYNAPTIC, Topology, check_supported, delay_steps,
+                           node_shape)
 from ..loihi.plan import FixedPlan
 from ..loihi.quantize import quantize_input
 from . import counting, fixed, neurons, ops
@@ -194,7 +195,7 @@ class Simulator:
             out = node_shape(node)
             return x.reshape(*x.shape[:2], *out), (None if drop is None else drop.reshape(out))
         if isinstance(node, nir.Delay):
-            return ops.delay(x, ops.delay_steps(name, node)), drop
+            return ops.delay(x, delay_steps(name, node)), drop
         if isinstance(node, X.SynapseGate):
             y, gone = self._gate(name, node, x, clock)
             if not count:

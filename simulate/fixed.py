@@ -18,7 +18,8 @@ from ..ir.topology import POOLS
 from ..loihi.plan import NeuronQ
 from ..loihi.quantize import softmax_fixed
 from ..loihi.widths import ACT_SHIFT, DECAY_ONE, U_WRAP, V_LIMIT
-from .ops import flat_steps, operands, pad, pair
+from ..ir.topology import pair
+from .ops import flat_steps, operands, pad
 
 
 def shift(y: torch.Tensor, e: int) -> torch.Tensor:

@@ -11,11 +11,7 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 from ..ir import nodes as X
-
-
-def pair(v) -> tuple[int, int]:
-    a = np.asarray(v).reshape(-1)
-    return (int(a[0]), int(a[-1]))
+from ..ir.topology import pair
 
 
 def pad(p):
@@ -40,13 +36,6 @@ def operands(node: X.SpikeProduct, x: torch.Tensor) -> tuple[torch.Tensor, torch
     na = int(np.prod(node.a_shape))
     return (x[..., :na].reshape(T, B, *node.a_shape.tolist()),
             x[..., na:].reshape(T, B, *node.b_shape.tolist()))
-
-
-def delay_steps(name: str, node: nir.Delay) -> int:
-    d = np.unique(np.asarray(node.delay))
-    if d.size != 1 or d[0] < 0 or d[0] != int(d[0]):
-        raise UserError(f"{name}: only one non-negative integer delay per Delay node is supported")
-    return int(d[0])
 
 
 def delay(x: torch.Tensor, d: int) -> torch.Tensor:

@@ -7,11 +7,53 @@ import sys
 import pytest
 import torch
 
+from mstdeploy.models.config import preset
+from mstdeploy.models.registry import build_model
+
 
 def run_mst(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
     """Run the `mst` CLI in a fresh interpreter, as a user would."""
     return subprocess.run([sys.executable, "-m", "mstdeploy.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def one_line_error(r: subprocess.CompletedProcess) -> str:
+    """The run failed as bad input must: exit 2, one line on stderr, no traceback."""
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert "Traceback" not in r.stderr
+    return lines[0]
+
+
+# Small random models of every architecture family that converts (name -> preset, overrides).
+SMALL = {
+    "mst-spiking": ("mst-tiny", dict(attention="spiking", img_size=8, patch_size=2, embed_dim=16,
+                                     depths=[2, 1], num_heads=[2, 2], window_size=2)),
+    "mst-softmax": ("mst-tiny", dict(attention="softmax", img_size=8, patch_size=2, embed_dim=16,
+                                     depths=[2, 1], num_heads=[2, 2], window_size=2, mlp_bn=True)),
+    "vgg": ("vgg-tiny", dict(img_size=8)),
+    "resnet": ("resnet18", dict(img_size=8, width=4, blocks=[1, 1])),
+}
+
+
+def calibrated(name, **kw):
+    """A random model with BatchNorm statistics and QCFS thresholds that make neurons fire."""
+    base, cfg = SMALL[name]
+    torch.manual_seed(0)
+    m = build_model(preset(base, in_chans=1, **{**cfg, **kw}))
+    for mod in m.modules():
+        if hasattr(mod, "lam"):
+            mod.lam.data.fill_(1.0)
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+            mod.momentum = None                       # running statistics = exact batch averages
+        if isinstance(mod, torch.nn.Linear):          # pre-activations of order 1: neurons fire
+            mod.weight.data.normal_(0, 2.0 / mod.in_features ** 0.5)
+    m.train()
+    with torch.no_grad():
+        for _ in range(4):
+            m(torch.randn(64, 1, 8, 8))
+    return m.eval().double()
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from conftest import run_mst
+from conftest import one_line_error, run_mst
 from mstdeploy.models import checkpoint
 from mstdeploy.models.config import preset
 from mstdeploy.models.registry import build_model
@@ -45,31 +45,23 @@ def test_train_under_torchrun_two_processes(tmp_path):
     assert ck_dict["meta"]["processes"] == 2 and model.config.attention == "spiking"
 
 
-def _one_line_error(r):
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    assert "Traceback" not in r.stderr
-    return lines[0]
-
-
 def test_bad_inputs_give_one_line_errors(tmp_path):
-    assert "[0, 1)" in _one_line_error(run_mst("train", "--mask", "1.5", "--out", tmp_path / "x.pt"))
-    assert "does not exist" in _one_line_error(
+    assert "[0, 1)" in one_line_error(run_mst("train", "--mask", "1.5", "--out", tmp_path / "x.pt"))
+    assert "does not exist" in one_line_error(
         run_mst("train", "--dataset", "cifar10", "--data", tmp_path / "missing", "--out", tmp_path / "x.pt"))
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(b"\x00garbage")
-    assert "not a readable checkpoint" in _one_line_error(run_mst("eval", bad))
-    assert "not found" in _one_line_error(run_mst("eval", tmp_path / "nope.pt"))
-    assert "unknown model" in _one_line_error(run_mst("train", "--model", "gpt", "--out", tmp_path / "x.pt"))
-    _one_line_error(run_mst("train", "--epochs", "many"))
-    _one_line_error(run_mst())
+    assert "not a readable checkpoint" in one_line_error(run_mst("eval", bad))
+    assert "not found" in one_line_error(run_mst("eval", tmp_path / "nope.pt"))
+    assert "unknown model" in one_line_error(run_mst("train", "--model", "gpt", "--out", tmp_path / "x.pt"))
+    one_line_error(run_mst("train", "--epochs", "many"))
+    one_line_error(run_mst())
     assert not (tmp_path / "x.pt").exists()
 
 
 def test_eval_mask_override_and_per_block(tmp_path):
     ck = tmp_path / "m.pt"
     checkpoint.save(ck, build_model(preset("mst-tiny", in_chans=1)), {"dataset": "digits"})
-    assert "4 blocks" in _one_line_error(run_mst("eval", ck, "--mask-per-block", "0.1,0.2"))
+    assert "4 blocks" in one_line_error(run_mst("eval", ck, "--mask-per-block", "0.1,0.2"))
     r = run_mst("eval", ck, "--mask-per-block", "0.1,0.2,0.3,0.4")
     assert r.returncode == 0, r.stderr

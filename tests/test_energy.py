@@ -13,7 +13,7 @@ from mstdeploy.ir.gating import with_ratio
 from mstdeploy.ir.io import write_graph
 from mstdeploy.export.lower import to_nir
 from mstdeploy.compare.energy import MODELS, ann_macs, energy
-from test_simulator import calibrated
+from conftest import calibrated
 
 
 @pytest.fixture(scope="module")

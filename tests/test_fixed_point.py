@@ -6,12 +6,13 @@ import pytest
 import torch
 from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 
-from mstdeploy.loihi import plan as fx
+from mstdeploy.loihi import quantize, widths
+from mstdeploy.loihi.plan import FixedPlan
 from mstdeploy.errors import UserError
 from mstdeploy.ir import nodes as X
 from mstdeploy.export.lower import to_nir
 from mstdeploy.simulate.engine import Simulator
-from test_simulator import calibrated
+from conftest import calibrated
 
 
 @pytest.mark.parametrize("kind", ["mixed", "positive", "negative", "tiny", "huge", "one"])
@@ -20,8 +21,8 @@ def test_weights_are_what_lavas_dense_keeps(kind):
     w = {"mixed": g.normal(0, 3, (40, 30)), "positive": g.uniform(0, 2, (40, 30)),
          "negative": -g.uniform(0, 2, (40, 30)), "tiny": g.normal(0, 1e-6, (8, 8)),
          "huge": g.normal(0, 1e6, (8, 8)), "one": np.array(37.0)}[kind]
-    m, e, sign, clipped, _ = fx.quantize_weights(w)
-    assert fx.WEIGHT_EXP[0] <= e <= fx.WEIGHT_EXP[1]
+    m, e, sign, clipped, _ = quantize.quantize_weights(w)
+    assert widths.WEIGHT_EXP[0] <= e <= widths.WEIGHT_EXP[1]
     mode = determine_sign_mode(m)
     kept = truncate_weights(clip_weights(m, mode, num_bits=8), mode, num_weight_bits=8)
     assert np.array_equal(kept, m), "Lava's bit-accurate Dense would change these weights"
@@ -36,26 +37,26 @@ def test_weights_are_what_lavas_dense_keeps(kind):
 
 def test_bias_mantissa_and_exponent():
     b = np.array([0.0, 1.4, -3000.6, 4095.4, 4096.0, -1e5, 5e5, 1e9])
-    mant, exp, clipped = fx.quantize_bias(b)
-    assert np.all(np.abs(mant) <= fx.BIAS_MANT) and np.all((exp >= 0) & (exp <= fx.BIAS_EXP))
+    mant, exp, clipped = quantize.quantize_bias(b)
+    assert np.all(np.abs(mant) <= widths.BIAS_MANT) and np.all((exp >= 0) & (exp <= widths.BIAS_EXP))
     val = mant << exp
     assert list(val[:4]) == [0, 1, -3001, 4095]
     assert np.all(np.abs(val[4:7] - b[4:7]) <= 2.0 ** exp[4:7] / 2)
-    assert clipped == 1 and val[7] == fx.BIAS_MANT << fx.BIAS_EXP      # 1e9 is beyond 13+7 bits
+    assert clipped == 1 and val[7] == widths.BIAS_MANT << widths.BIAS_EXP      # 1e9 is beyond 13+7 bits
 
 
 def test_shift_floors_and_input_rounds_half_up():
-    assert list(fx.shift(np.array([5, -5, 7]), -1)) == [2, -3, 3]
-    assert list(fx.shift(np.array([5, -5]), 2)) == [20, -20]
-    assert list(fx.quantize_input(np.array([0.5 / 256, -0.5 / 256, 1.0, 1e9]))) == [1, 0, 256, fx.GRADED_LIMIT]
+    assert list(quantize.shift(np.array([5, -5, 7]), -1)) == [2, -3, 3]
+    assert list(quantize.shift(np.array([5, -5]), 2)) == [20, -20]
+    assert list(quantize.quantize_input(np.array([0.5 / 256, -0.5 / 256, 1.0, 1e9]))) == [1, 0, 256, widths.GRADED_LIMIT]
 
 
 def test_neuron_units_thresholds_and_initial_potential():
     g = to_nir(calibrated("mst-spiking", levels=16).float())
-    plan = fx.FixedPlan(g)
+    plan = FixedPlan(g)
     for name, q in plan.neurons.items():
         lam = float(np.asarray(g.nodes[name].threshold).reshape(-1)[0])
-        assert q.threshold == fx.VTH_MANT << fx.ACT_SHIFT and q.unit == lam / fx.VTH_MANT
+        assert q.threshold == widths.VTH_MANT << widths.ACT_SHIFT and q.unit == lam / widths.VTH_MANT
         assert np.all(q.v_init == q.threshold // 2)             # lam / 2 exactly
     for name, s in plan.synapses.items():                       # every synapse lands in a neuron's units
         assert s.rel_error < 0.01, (name, s.rel_error)
@@ -68,7 +69,7 @@ def test_bias_of_a_synapse_moves_into_its_neuron():
              "if": X.ResetSubIF(shape=(1,), threshold=2.0, v_init=1.0, bias=0.5),
              "output": nir.Output(output_type={"output": np.array([1])})}
     g = nir.NIRGraph(nodes=nodes, edges=[("input", "fc"), ("fc", "if"), ("if", "output")])
-    plan = fx.FixedPlan(g)
+    plan = FixedPlan(g)
     q = plan.neurons["if"]
     # (0.5 + 0.25) / (2 / 1024) * 64 = 24576 v units
     assert int(q.bias[0]) == 24576 and int(q.v_init[0]) == 32768
@@ -82,7 +83,7 @@ def test_a_current_through_a_gate_is_refused():
              "output": nir.Output(output_type={"output": np.array([1])})}
     g = nir.NIRGraph(nodes=nodes, edges=[("input", "fc"), ("fc", "gate"), ("gate", "if"), ("if", "output")])
     with pytest.raises(UserError, match="fc .* feeds gate"):
-        fx.FixedPlan(g)
+        FixedPlan(g)
 
 
 def test_fixed_point_simulation_tracks_float():

@@ -53,3 +53,21 @@ def test_lava_dl_slayer_imports_on_this_torch():
 def test_pinned_numpy_is_1x():
     import numpy
     assert numpy.__version__.startswith("1.26.")
+
+
+def test_pyproject_lists_every_package_and_admits_the_pins():
+    import tomllib
+    from packaging.requirements import Requirement
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    listed = set(meta["tool"]["setuptools"]["packages"])
+    found = {".".join(("mstdeploy",) + p.parent.relative_to(ROOT).parts)
+             for p in ROOT.rglob("__init__.py") if not {".venv", "tests", "build"} & set(p.parts)}
+    assert found == listed, (found ^ listed)
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.strip().lower()] = version.strip()
+    for dep in map(Requirement, meta["project"]["dependencies"]):
+        assert dep.name.lower() in pins, dep.name
+        assert dep.specifier.contains(pins[dep.name.lower()]), (dep, pins[dep.name.lower()])

@@ -23,7 +23,7 @@ from mstdeploy.export.lower import to_nir
 from mstdeploy.ir.topology import NEURONS, Topology
 from mstdeploy.simulate.engine import Simulator
 from mstdeploy.compare.parity import compare
-from test_simulator import calibrated
+from conftest import calibrated
 
 GRAPHS = {"mst-spiking": dict(mask=0.75), "mst-softmax": dict(mask=0.75), "vgg": dict(mask=0.5), "resnet": {}}
 
@@ -143,7 +143,7 @@ def test_a_failing_process_model_is_reported_not_hung(tmp_path):
         def step(self):
             raise ValueError("boom")
 
-    params = {"node": "n1", "record": 0, "arrival": 0, "T": 1, "images": 1, "first_sample": 0, "out_dir": str(tmp_path)}
+    params = {"node": "n1", "record": 0, "arrival": 0, "steps": 1, "images": 1, "first_sample": 0, "out_dir": str(tmp_path)}
     with pytest.raises(ValueError):
         Boom(params).run_spk()
     assert (tmp_path / "errors.txt").read_text().strip() == "n1: ValueError: boom"

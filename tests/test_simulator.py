@@ -4,40 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import SMALL, calibrated
+
 from mstdeploy.ir import nodes as X
 from mstdeploy.export.lower import to_nir
-from mstdeploy.models.config import preset
-from mstdeploy.models.registry import build_model
 from mstdeploy.simulate.engine import Simulator
-
-SMALL = {
-    "mst-spiking": ("mst-tiny", dict(attention="spiking", img_size=8, patch_size=2, embed_dim=16,
-                                     depths=[2, 1], num_heads=[2, 2], window_size=2)),
-    "mst-softmax": ("mst-tiny", dict(attention="softmax", img_size=8, patch_size=2, embed_dim=16,
-                                     depths=[2, 1], num_heads=[2, 2], window_size=2, mlp_bn=True)),
-    "vgg": ("vgg-tiny", dict(img_size=8)),
-    "resnet": ("resnet18", dict(img_size=8, width=4, blocks=[1, 1])),
-}
-
-
-def calibrated(name, **kw):
-    """A random model with BatchNorm statistics and QCFS thresholds that make neurons fire."""
-    base, cfg = SMALL[name]
-    torch.manual_seed(0)
-    m = build_model(preset(base, in_chans=1, **{**cfg, **kw}))
-    for mod in m.modules():
-        if hasattr(mod, "lam"):
-            mod.lam.data.fill_(1.0)
-        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
-            mod.momentum = None                       # running statistics = exact batch averages
-        if isinstance(mod, torch.nn.Linear):          # pre-activations of order 1: neurons fire
-            mod.weight.data.normal_(0, 2.0 / mod.in_features ** 0.5)
-    m.train()
-    with torch.no_grad():
-        for _ in range(4):
-            m(torch.randn(64, 1, 8, 8))
-    return m.eval().double()
-
 
 @pytest.mark.parametrize("name", list(SMALL))
 def test_lowering_is_exact_at_one_step_with_one_level(name):

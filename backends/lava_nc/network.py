@@ -16,7 +16,8 @@ from scipy.sparse import csr_matrix
 from ...errors import UserError
 from ...ir import nodes as X
 from ...ir.cuba import LEAKY, cuba
-from ...ir.topology import NEURONS, POOLS, ROUTING, SYNAPTIC, Topology, check_supported, node_shape
+from ...ir.topology import (NEURONS, POOLS, ROUTING, SYNAPTIC, Topology, check_supported, delay_steps,
+                             node_shape, pair)
 from ...loihi.placement import moved_biases, placements
 from ...loihi.plan import FixedPlan
 from ...loihi.quantize import quantize_input
@@ -26,18 +27,13 @@ from .schedule import schedule
 SUPPORTED = ROUTING + SYNAPTIC + NEURONS + (nir.Input, nir.Output, X.HostSoftmax)
 
 
-def _pair(v) -> tuple:
-    a = np.asarray(v).reshape(-1)
-    return (int(a[0]), int(a[-1]))
-
-
 def _pad(node) -> tuple:
     p = node.padding
     if isinstance(p, str):
         if p != "valid":
             raise UserError(f"{node}: padding {p!r} is not supported (use explicit integers)")
         return (0, 0)
-    return _pair(p)
+    return pair(p)
 
 
 def _connect(port, in_port) -> None:
@@ -109,7 +105,7 @@ class Network:
         if (pred, k) not in self.delays:
             shape = tuple(self.ports[pred].shape)
             clock = self._clock(f"{pred}.delay{k}", self.sched.offset[pred])
-            proc = self.P["Delay"](clock, in_shape=shape, out_shape=shape, steps=k, logical=False)
+            proc = self.P["Delay"](clock, in_shape=shape, out_shape=shape, delay=k, logical=False)
             self.models[proc] = self._model_of[self.P["Delay"]]
             self.ports[pred].connect(proc.s_in)
             self.delays[(pred, k)] = proc
@@ -268,7 +264,7 @@ class Network:
 
     def _conv2d(self, name, node, shape, in_shape):
         if isinstance(node, POOLS):
-            k = _pair(node.kernel_size)
+            k = pair(node.kernel_size)
             C = in_shape[0]
             area = k[0] * k[1]
             if self.fixed_point:
@@ -280,10 +276,10 @@ class Network:
             else:
                 w = np.full((C, 1) + k, 1.0 / area if isinstance(node, nir.AvgPool2d) else 1.0)
                 e = 0
-            args = dict(stride=_pair(node.stride), padding=_pad(node), dilation=(1, 1), groups=C)
+            args = dict(stride=pair(node.stride), padding=_pad(node), dilation=(1, 1), groups=C)
         else:
             w, e = self._weights(name, node.weight)
-            args = dict(stride=_pair(node.stride), padding=_pad(node), dilation=_pair(node.dilation),
+            args = dict(stride=pair(node.stride), padding=_pad(node), dilation=pair(node.dilation),
                         groups=int(node.groups))
         proc = self._ours("Conv", name, in_shape=in_shape, out_shape=shape, weight=w, exp=e, **args)
         self._wire(name, proc.s_in)
@@ -297,10 +293,8 @@ class Network:
             proc = self._ours("Gate", name, in_shape=in_shape, out_shape=shape, p=node.p,
                               seed=int(node.seed), stream=int(node.stream))
         else:
-            d = np.unique(np.asarray(node.delay))
-            if d.size != 1 or d[0] < 0 or d[0] != int(d[0]):
-                raise UserError(f"{name}: only one non-negative integer delay per Delay node is supported")
-            proc = self._ours("Delay", name, in_shape=in_shape, out_shape=shape, steps=int(d[0]), logical=True)
+            proc = self._ours("Delay", name, in_shape=in_shape, out_shape=shape, delay=delay_steps(name, node),
+                              logical=True)
         self._wire(name, proc.s_in)
         self.ports[name] = proc.s_out
         return proc

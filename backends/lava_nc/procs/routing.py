@@ -31,7 +31,7 @@ class Gate(_Mover):
 
 
 class Delay(_Mover):
-    """params: steps, logical (a NIR Delay: zeros for the first `steps` steps of every image;
+    """params: delay, logical (a NIR Delay: zeros for the first `delay` steps of every image;
     otherwise a pure pipeline delay)."""
 
 
@@ -77,7 +77,7 @@ class _GateModel(NodeModel):
 class _DelayModel(NodeModel):
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        self.k = int(proc_params["steps"])
+        self.k = int(proc_params["delay"])
         self.logical = bool(proc_params["logical"])
         self.line = None
         self.pos = 0
