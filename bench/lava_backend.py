@@ -3,7 +3,7 @@
     .venv/bin/python bench/lava_backend.py [--ckpt runs/demo/mst-tiny.pt] [-n 4] [-T 32] [--layers 1,2,5,10,20]
 
 For mst-tiny (the checkpoint if it exists, else random weights; digits images) and for chains of
-L Dense + IF layers (width 100, random weights, the 10-layer chain of REFERENCE.md section 7):
+L Dense + IF layers (width 100, random weights, the 10-layer chain of docs/sources.md, "Lava in practice"):
 Lava's compile time (graph to processes, Lava compile, process start) and simulated steps per
 second, and the reference simulator's steps per second (all images in one batch; a "step" is one
 image-step, so both count the same work), in float and bit-accurate fixed point.

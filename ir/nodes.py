@@ -51,7 +51,7 @@ class ResetSubIF(_Extension):
 
     v_0 = v_init;  v_t = v_{t-1} + I_t + bias;  s_t = 1 if v_t >= threshold else 0;
     v_t -= threshold * s_t.  Output: binary spikes s_t (amplitude folded into the consumers).
-    A converted QCFS(lam) is threshold = lam, v_init = lam / 2 (REFERENCE.md section 1).
+    A converted QCFS(lam) is threshold = lam, v_init = lam / 2 (docs/sources.md, "MST").
     """
     shape: np.ndarray
     threshold: np.ndarray
@@ -75,7 +75,7 @@ class SpikeProduct(_Extension):
     mode "cumulative" (exact for rate coding): with A_t, B_t the running sums of a, b,
         out_t = scale * (A_t B_t / t - A_{t-1} B_{t-1} / (t - 1))   (second term 0 at t = 1),
     so sum_{s<=t} out_s = scale * t * mean(a) mean(b) exactly (ECMT's expectation compensation of
-    REFERENCE.md section 2; event form: a_t B_t + A_{t-1} b_t updates the integer A_t B_t).
+    docs/sources.md, "Exact spike products"; event form: a_t B_t + A_{t-1} b_t updates the integer A_t B_t).
     mode "per_step" (the official MST code): out_t = scale * a_t b_t.
     """
     a_shape: np.ndarray

@@ -1,6 +1,6 @@
 """Structure of a NIR graph that every backend needs: node kinds, shapes, edges, topological order.
 
-No torch here: the Lava worker imports this and must stay torch-free (REFERENCE.md section 7).
+No torch here: the Lava worker imports this and must stay torch-free (docs/sources.md, "Lava in practice").
 """
 from __future__ import annotations
 

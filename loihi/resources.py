@@ -1,4 +1,4 @@
-"""Map a NIR graph onto Loihi-style neurocores (`mst resources`; sizes: docs/sources.md, "Loihi").
+"""Map a NIR graph onto Loihi-style neurocores (`mst resources`; sizes: docs/sources.md, "Energy").
 
 Each neuron node is a layer placed on its own cores. Cores for a layer = max(neurons / neurons per
 core, synapses / synapses per core), synapses counted as the non-zero connections into it, stored

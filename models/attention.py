@@ -4,7 +4,7 @@ softmax (official MST): A = QCFS(mask(Qs) @ mask(Ks)^T * d^-1/2); S = mask(A) + 
     mask); P = softmax(S); out = QCFS(P @ Vs). Softmax stays a host (non-neuromorphic) op.
 spiking (softmax-free): A = mask(QCFS(mask(Qs) @ mask(Ks)^T * d^-1/2 + bias (+ shift mask)));
     out = QCFS(A @ Vs). Every op is a spike x spike product, an affine map or an IF neuron, so the
-    SNN is exact (REFERENCE.md section 2); the -100 shift mask drives A to exactly 0.
+    SNN is exact (docs/sources.md, "Exact spike products"); the -100 shift mask drives A to exactly 0.
 Both end in proj Linear -> QCFS. Relative position bias as in Swin.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Masked Spiking Transformer: Swin layout with BatchNorm and QCFS at every activation site.
 
-Follows REFERENCE.md section 1 (the official MST code): patch embed Conv-BN-QCFS; blocks
+Follows docs/sources.md, "MST" (the official MST code): patch embed Conv-BN-QCFS; blocks
 ``x = QCFS(BN1(x))`` (also the shortcut), (shifted) window attention, ``y = BN2(x)``,
 ``x = y + MLP(QCFS(y))``; patch merging concat-BN-Linear-QCFS; head norm -> average pool ->
 Linear. Tokens are kept channel-last, (B, H, W, C).

@@ -1,6 +1,6 @@
 """QCFS: the quantization-clip-floor-shift activation that stands in for an IF neuron in training.
 
-    h(z) = (lam / L) * clip(floor(z * L / lam + 0.5), 0, L)        (REFERENCE.md section 1)
+    h(z) = (lam / L) * clip(floor(z * L / lam + 0.5), 0, L)        (docs/sources.md, "MST")
 
 Written, as in the QCFS/MST code, as clamp(z / lam, 0, 1) -> floor(. * L + 0.5) / L -> * lam, which
 has the same values and gives lam its gradient through the clamp. floor has a straight-through

@@ -1,4 +1,4 @@
-"""SAFormer (Spike Aggregation Transformer, REFERENCE.md section 3), trained directly as an SNN.
+"""SAFormer (Spike Aggregation Transformer, docs/sources.md, "SAFormer"), trained directly as an SNN.
 
 Neurons are lava-dl slayer CUBA LIF neurons (Loihi's integer dynamics, surrogate gradients);
 every synapse is quantization-aware (models/qat.py) with BatchNorm folded into it while it

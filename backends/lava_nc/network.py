@@ -16,15 +16,15 @@ from scipy.sparse import csr_matrix
 from ...errors import UserError
 from ...ir import nodes as X
 from ...ir.cuba import LEAKY, cuba
-from ...ir.topology import (NEURONS, POOLS, ROUTING, SYNAPTIC, Topology, check_supported, delay_steps,
-                             node_shape, pair)
+from ...ir.topology import SUPPORTED as IR_NODES
+from ...ir.topology import POOLS, Topology, check_supported, delay_steps, node_shape, pair
 from ...loihi.placement import moved_biases, placements
 from ...loihi.plan import FixedPlan
 from ...loihi.quantize import quantize_input
 from ...loihi.widths import GRADED_BITS
 from .schedule import schedule
 
-SUPPORTED = ROUTING + SYNAPTIC + NEURONS + (nir.Input, nir.Output, X.HostSoftmax)
+SUPPORTED = IR_NODES                 # Lava runs every node type the IR defines
 
 
 def _pad(node) -> tuple:
@@ -208,7 +208,7 @@ class Network:
     def _stock_if(self, name, node, shape, LIFReset):
         """Stock NIR IF, LIF and CubaLIF are Lava's LIFReset (reset to 0, v > threshold), reset every
         T steps at the node's logical step 1; a recorder keeps its spikes. IF: du = 1 (fixed: 4095),
-        dv = 0; LIF / CubaLIF: the decays of export/cuba.py (fixed: the plan's 12-bit registers)."""
+        dv = 0; LIF / CubaLIF: the decays of ir/cuba.py (fixed: the plan's 12-bit registers)."""
         arrival = self.sched.arrival(self.topo, name)
         common = dict(shape=shape, reset_interval=self.steps, reset_offset=(arrival + 1) % self.steps)
         if self.fixed_point:

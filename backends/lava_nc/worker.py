@@ -1,7 +1,7 @@
 """One Lava simulation in its own interpreter: `python -m mstdeploy.backends.lava_nc.worker JOB.json`.
 
 A fresh interpreter keeps torch out of the parent of Lava's forked process models (torch there can
-deadlock, REFERENCE.md section 7) and lets the caller stop a run that hangs. Writes result.npz and
+deadlock, docs/sources.md, "Lava in practice") and lets the caller stop a run that hangs. Writes result.npz and
 meta.json into the job's out_dir; progress.txt says how many steps are done.
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Time (docs/lava-backend.md): image i's logical step s reaches a process at Lava step
 i * T + s + arrival, so every process knows which image and step it is working on, and is idle
 (sends zeros, keeps no state) outside its images. numpy only: torch inside a forked process
-model can deadlock (REFERENCE.md section 7).
+model can deadlock (docs/sources.md, "Lava in practice").
 """
 from __future__ import annotations
 

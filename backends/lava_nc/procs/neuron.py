@@ -1,5 +1,5 @@
 """Integrate-and-fire with reset by subtraction (NIR extension ResetSubIF): stock Lava has no
-subtractive reset and no initial potential (REFERENCE.md section 5).
+subtractive reset and no initial potential (docs/sources.md, "Loihi fixed point").
 
 Float: v += a_in + bias; s = v >= threshold; v -= threshold * s (v starts at v_init per image).
 Fixed: Lava's bit-accurate LIF datapath with du = 4095, dv = 0 (u = a_in << 6 wrapping at 24 bits,
