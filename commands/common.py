@@ -39,6 +39,13 @@ def add_run_options(p: argparse.ArgumentParser, default_images, default_steps: i
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def add_lava_options(p: argparse.ArgumentParser, report: str | None) -> None:
+    """The Lava run's time limit and, where the command writes one, its report file."""
+    p.add_argument("--timeout", type=float, default=900, help="stop a Lava run after this many seconds")
+    if report:
+        p.add_argument("--json", metavar="FILE", help=f"report file (default runs/{report}/<graph>-<mode>.json)")
+
+
 def check_steps(args) -> None:
     if args.steps < 1:
         raise UserError("-T must be >= 1")

@@ -3,7 +3,7 @@ sweep of masking ratios; energy.json and PNG plots (compare/energy_report.py).""
 from __future__ import annotations
 
 from ..errors import UserError
-from .common import add_run_options, graph_and_images, ratio_list
+from .common import add_lava_options, add_run_options, graph_and_images, ratio_list
 
 
 def add_parser(sub) -> None:
@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
     en.add_argument("--sweep", metavar="P1,P2,..", help="re-gate the graph at each ratio (weights unchanged)")
     en.add_argument("--raster", metavar="NODE", help="neuron node for the spike raster (default: the first)")
     en.add_argument("--out", default="runs/energy", help="directory for energy.json and the plots")
-    en.add_argument("--timeout", type=float, default=900, help="Lava backend: stop a run after this many seconds")
+    add_lava_options(en, None)
     en.set_defaults(func=run)
 
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import pathlib
 
-from .common import add_run_options, graph_and_images
+from .common import add_lava_options, add_run_options, graph_and_images
 
 
 def add_parser(sub) -> None:
     lv = sub.add_parser("lava", help="run a NIR graph in Lava's Loihi 2 simulation (float or fixed point)")
     add_run_options(lv, 8)
-    lv.add_argument("--timeout", type=float, default=900, help="stop the Lava run after this many seconds")
-    lv.add_argument("--json", metavar="FILE", help="report file (default runs/lava/<graph>-<mode>.json)")
+    add_lava_options(lv, "lava")
     lv.set_defaults(func=run)
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import pathlib
 
-from .common import add_run_options, graph_and_images
+from .common import add_lava_options, add_run_options, graph_and_images
 
 
 def add_parser(sub) -> None:
     pa = sub.add_parser("parity", help="spike-by-spike comparison of Lava and the reference simulator")
     add_run_options(pa, 8)
-    pa.add_argument("--timeout", type=float, default=900, help="stop the Lava run after this many seconds")
-    pa.add_argument("--json", metavar="FILE", help="report file (default runs/parity/<graph>-<mode>.json)")
+    add_lava_options(pa, "parity")
     pa.set_defaults(func=run)
 
 

@@ -56,6 +56,21 @@ def calibrated(name, **kw):
     return m.eval().double()
 
 
+def product_graph(M: int, K: int, N: int, scale: float, neuron: bool = False):
+    """Input -> SpikeProduct (cumulative, a (M, K) @ b (K, N)) [-> ResetSubIF] -> Output."""
+    import nir
+    import numpy as np
+    from mstdeploy.ir import nodes as X
+    nodes = {"input": nir.Input(input_type={"input": np.array([M * K + K * N])}),
+             "prod": X.SpikeProduct(a_shape=(M, K), b_shape=(K, N), mode="cumulative", scale=scale),
+             "output": nir.Output(output_type={"output": np.array([M, N])})}
+    chain = ["input", "prod", "output"]
+    if neuron:
+        nodes["if"] = X.ResetSubIF(shape=(M, N), threshold=1.0, v_init=0.5, bias=0.0)
+        chain.insert(2, "if")
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(chain, chain[1:])))
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -11,8 +11,9 @@ from mstdeploy.loihi.plan import FixedPlan
 from mstdeploy.errors import UserError
 from mstdeploy.ir import nodes as X
 from mstdeploy.export.lower import to_nir
+from mstdeploy.simulate import fixed
 from mstdeploy.simulate.engine import Simulator
-from conftest import calibrated
+from conftest import calibrated, product_graph
 
 
 @pytest.mark.parametrize("kind", ["mixed", "positive", "negative", "tiny", "huge", "one"])
@@ -102,15 +103,11 @@ def test_cumulative_product_in_integers():
     gen = torch.Generator().manual_seed(3)
     a = (torch.rand(T, 1, M, K, generator=gen) < 0.5).double()
     b = (torch.rand(T, 1, K, N, generator=gen) < 0.5).double()
-    nodes = {"input": nir.Input(input_type={"input": np.array([M * K + K * N])}),
-             "prod": X.SpikeProduct(a_shape=(M, K), b_shape=(K, N), mode="cumulative", scale=0.3),
-             "if": X.ResetSubIF(shape=(M, N), threshold=1.0, v_init=0.5, bias=0.0),
-             "output": nir.Output(output_type={"output": np.array([M, N])})}
-    g = nir.NIRGraph(nodes=nodes, edges=[("input", "prod"), ("prod", "if"), ("if", "output")])
+    g = product_graph(M, K, N, 0.3, neuron=True)
     sim = Simulator(g, fixed_point=True)
     q = sim.plan.synapses["prod"]
-    out = sim._product_fixed(nodes["prod"], torch.cat([a.reshape(T, 1, -1), b.reshape(T, 1, -1)], -1),
-                             T, 1, float(q.weight), q.exp).numpy()
+    out = fixed.product(g.nodes["prod"], torch.cat([a.reshape(T, 1, -1), b.reshape(T, 1, -1)], -1),
+                        float(q.weight), q.exp).numpy()
     A, B = np.cumsum(a.numpy(), 0).astype(np.int64), np.cumsum(b.numpy(), 0).astype(np.int64)
     G = []
     for t in range(1, T + 1):                            # G_t = floor(m A_t B_t 2^e / t), in integers

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SMALL, calibrated
+from conftest import SMALL, calibrated, product_graph
+from mstdeploy.simulate import ops
 
 from mstdeploy.ir import nodes as X
 from mstdeploy.export.lower import to_nir
@@ -46,13 +47,9 @@ def test_cumulative_product_sums_to_product_of_means():
     g = torch.Generator().manual_seed(1)
     a = (torch.rand(T, 1, M, K, generator=g) < 0.4).double()
     b = (torch.rand(T, 1, K, N, generator=g) < 0.6).double()
-    nodes = {"input": nir.Input(input_type={"input": np.array([M * K + K * N])}),
-             "prod": X.SpikeProduct(a_shape=(M, K), b_shape=(K, N), mode="cumulative", scale=0.5),
-             "output": nir.Output(output_type={"output": np.array([M, N])})}
-    sim = Simulator(nir.NIRGraph(nodes=nodes, edges=[("input", "prod"), ("prod", "output")]),
-                    dtype=torch.float64)
+    node = product_graph(M, K, N, 0.5).nodes["prod"]
     packed = torch.cat([a.reshape(T, 1, -1), b.reshape(T, 1, -1)], -1)
-    out = sim._product(nodes["prod"], packed, T, 1)
+    out = ops.product(node, packed)
     for t in (1, 7, 24):
         want = 0.5 * t * a[:t].mean(0) @ b[:t].mean(0)
         assert torch.allclose(out[:t].sum(0), want, atol=1e-12)

@@ -41,6 +41,10 @@ class _SoftmaxModel(NodeModel):
             self.s_out.send(self.softmax(x))
 
 
+# The float / fixed-point model pairs below differ only in their port types. They are written out
+# one class each on purpose: Lava's compiler finds process models by scanning this module's
+# classes and their @implements/@tag decorators, so generated classes would hide what it reads.
+
 @implements(proc=Softmax, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")

@@ -130,6 +130,10 @@ class _ProductModel(_SynapseModel):
         return out
 
 
+# The float / fixed-point model pairs below differ only in their port types. They are written out
+# one class each on purpose: Lava's compiler finds process models by scanning this module's
+# classes and their @implements/@tag decorators, so generated classes would hide what it reads.
+
 @implements(proc=TokenDense, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
