@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-from types import SimpleNamespace
 
 import torch
 
@@ -24,8 +23,8 @@ from mstdeploy.data import datasets
 from mstdeploy.models.evaluate import accuracy
 from mstdeploy.models.train import TrainArgs, train
 from mstdeploy.simulate.engine import Simulator
-from mstdeploy.simulate.evaluate import evaluate
-from mstdeploy.compare.parity import parity_command
+from mstdeploy.simulate.evaluate import evaluate, stack_images
+from mstdeploy.compare.parity import run_parity
 
 MODELS = {
     "mst-tiny-spiking-0.75": ("mst-tiny", {"attention": "spiking", "mask": 0.75}),
@@ -61,9 +60,9 @@ def main() -> None:
             if fixed:
                 row["saturation"] = {k: v for k, v in ev.saturation.items() if any(v.values())}
         torch.set_num_threads(2)
-        rep = parity_command(SimpleNamespace(graph=str(path), dataset="digits", data=None, steps=32,
-                                             images=a.parity_images, fixed_point=True, timeout=1800,
-                                             no_progress=True, json=str(d / f"{name}-parity.json")))
+        x, _ = stack_images(test, a.parity_images)
+        rep = run_parity(path, x, 32, fixed_point=True, timeout=1800, progress=False)
+        write_text(d / f"{name}-parity.json", json.dumps(rep, indent=2))
         row["parity"] = {k: rep[k] for k in ("mismatched_spikes", "reference_spikes", "logits_max_abs_diff",
                                              "lava_seconds", "passed")}
         rows.append(row)

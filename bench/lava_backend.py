@@ -58,9 +58,9 @@ def measure(name: str, graph: nir.NIRGraph, x: np.ndarray, T: int, fixed: bool, 
     ref = time.perf_counter() - t0
     lava = run_lava(path, x, T, fixed, progress=False, timeout=3600)
     m = lava.meta
-    row = {"graph": name, "mode": "fixed" if fixed else "float", "processes": m["processes"],
+    row = {"graph": name, "mode": "fixed_point" if fixed else "float", "processes": m["processes"],
            "depth": m["depth"], "compile_s": m["build_seconds"] + m["compile_seconds"],
-           "lava_steps_s": m["steps"] / m["run_seconds"],
+           "lava_steps_s": m["lava_steps"] / m["run_seconds"],
            "ref_steps_s": len(x) * T / ref}
     row["ratio"] = row["ref_steps_s"] / row["lava_steps_s"]
     print(f"| {name} | {row['mode']} | {row['processes']} | {row['depth']} | {row['compile_s']:.1f} s | "

@@ -86,7 +86,7 @@ def main() -> None:
             nir_path = d / f"{path.stem}.nir"
             write_graph(graph, nir_path)
             x, _ = stack_images(test, a.lava_images)
-            par = run_parity(nir_path, x, model.config.steps, fixed=True, progress=False)
+            par = run_parity(nir_path, x, model.config.steps, fixed_point=True, progress=False)
             row["lava_parity"] = {"images": a.lava_images, "T": model.config.steps,
                                   "mismatched_spikes": par["mismatched_spikes"],
                                   "reference_spikes": par["reference_spikes"], "passed": par["passed"]}

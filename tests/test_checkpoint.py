@@ -57,3 +57,15 @@ def test_wrong_payloads(tmp_path):
         checkpoint.load(path)
     with pytest.raises(UserError, match="not found"):
         checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_a_checkpoint_that_says_timesteps_loads_as_steps(tmp_path):
+    # SAFormer's config field was `timesteps` before the names were unified (README, "One name per idea")
+    model = build_model(preset("saformer-tiny", steps=3))
+    path = tmp_path / "old.pt"
+    checkpoint.save(path, model, {})
+    ck = torch.load(path, weights_only=False)
+    ck["config"]["timesteps"] = ck["config"].pop("steps")
+    torch.save(ck, path)
+    loaded, _ = checkpoint.load(path)
+    assert loaded.config.steps == 3
