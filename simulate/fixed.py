@@ -114,18 +114,16 @@ def voltage_step(q: NeuronQ, v: torch.Tensor, drive: torch.Tensor, sat: Saturati
     """One step of v = (v * (4096 - dv)) >> 12 + u + bias, saturating at 24 bits, with the node's
     own spike rule and reset. Returns (spikes, v); counts clipped values into `sat`."""
     keep_v = DECAY_ONE - q.dv
-    if keep_v != DECAY_ONE:
-        v = torch.trunc(v * keep_v / DECAY_ONE)
-    v = v + drive
+    v = torch.trunc(v * keep_v / DECAY_ONE) + drive if keep_v != DECAY_ONE else v + drive
     sat.high += int((v > V_LIMIT).sum())
     sat.low += int((v < -V_LIMIT).sum())
-    v = v.clamp(-V_LIMIT, V_LIMIT)
+    v.clamp_(-V_LIMIT, V_LIMIT)                    # in place on this step's new tensor
     th = float(q.threshold)
     if q.subtract:
         s = v >= th
-        return s, v - s * th
+        return s, v.sub_(s * th)
     s = v > th
-    return s, v.masked_fill(s, 0.0)
+    return s, v.masked_fill_(s, 0.0)
 
 
 def neuron(q: NeuronQ, x: torch.Tensor, bias: torch.Tensor, v_init: torch.Tensor,

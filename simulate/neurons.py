@@ -41,10 +41,10 @@ def if_init(p: IFParams, like: torch.Tensor) -> torch.Tensor:
 
 
 def if_step(p: IFParams, v: torch.Tensor, drive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    v = v + drive
+    v = v + drive                                  # a new tensor: the caller's state stays as it was
     if p.subtract:
         s = v >= p.threshold
-        return s, v - s * p.threshold
+        return s, v.sub_(s * p.threshold)
     s = v > p.threshold
     return s, torch.where(s, p.v_reset, v)
 
