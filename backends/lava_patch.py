@@ -17,11 +17,6 @@ import pathlib
 import re
 import sys
 
-# Run as a script, this file's directory comes first on sys.path, and its `lava/` (our backend)
-# would shadow the installed Lava that we are here to patch.
-_HERE = pathlib.Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != _HERE]
-
 _BYTE_DEFAULT = re.compile(r":\s*ByteEncoder\s*=\s*ByteEncoder\(\)")
 _OBD_IMPORT = "from . import object_detection as obd\n"
 _OBD_OPTIONAL = (

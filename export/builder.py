@@ -8,6 +8,7 @@ from torch import nn
 
 from ..models.qcfs import QCFS
 from ..ir.nodes import ResetSubIF, SynapseGate
+from ..loihi.widths import DECAY_ONE
 
 
 def np32(t) -> np.ndarray:
@@ -70,13 +71,13 @@ class GraphBuilder:
         if voltage_decay <= 0:
             raise ValueError(f"{name}: a CUBA neuron without voltage decay is not exported")
         full = lambda v: np.broadcast_to(np.asarray(v, np.float64), shape).astype(np.float32)  # noqa: E731
-        tau_mem = 4096.0 / voltage_decay
+        tau_mem = DECAY_ONE / voltage_decay
         common = dict(r=full(tau_mem), v_leak=full(np.asarray(bias, np.float64) * tau_mem),
                       v_threshold=full(threshold), v_reset=full(0.0))
-        if current_decay == 4096:
+        if current_decay == DECAY_ONE:
             node = nir.LIF(tau=full(tau_mem), **common)
         else:
-            tau_syn = 4096.0 / current_decay
+            tau_syn = DECAY_ONE / current_decay
             node = nir.CubaLIF(tau_syn=full(tau_syn), tau_mem=full(tau_mem), w_in=full(tau_syn), **common)
         return self.add(name, node, *inputs)
 

@@ -11,6 +11,7 @@ from typing import Union
 
 from ..errors import UserError
 from ..ir.ratio import check_ratio
+from ..loihi.widths import CUBA_SCALE, DECAY_ONE
 
 MaskRatio = Union[float, list]
 MST_MASK_SITES = ("q", "k", "attn", "mlp")
@@ -173,11 +174,11 @@ class SAFormerConfig(_Config):
             raise UserError("steps and depth must be >= 1 and the stem needs a layer")
         if self.stem[-1][0] != self.embed_dim:
             raise UserError(f"the last stem layer has {self.stem[-1][0]} channels, embed_dim is {self.embed_dim}")
-        if self.threshold * 64 != round(self.threshold * 64) or self.threshold <= 0:
+        if self.threshold * CUBA_SCALE != round(self.threshold * CUBA_SCALE) or self.threshold <= 0:
             raise UserError(f"threshold {self.threshold} is not a positive multiple of 1/64 (Loihi's vth)")
         for name in ("current_decay", "voltage_decay"):
             v = getattr(self, name)
-            if not 0.0 <= v <= 1.0 or v * 4096 != round(v * 4096):
+            if not 0.0 <= v <= 1.0 or v * DECAY_ONE != round(v * DECAY_ONE):
                 raise UserError(f"{name} {v} must be a multiple of 1/4096 in [0, 1] (12-bit decay)")
         if self.current_decay == 0.0:
             raise UserError("current_decay 0 (a perfect current integrator) has no Lava equivalent")

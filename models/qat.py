@@ -20,8 +20,7 @@ import torch
 from ..loihi import quantize as lq
 from ..loihi.widths import ACT_SHIFT, CUBA_SCALE, INPUT_BITS, WEIGHT_EXP, WEIGHT_MAX_MIXED
 
-W_SCALE = CUBA_SCALE              # synaptic input units per threshold (slayer's w_scale; Lava's vth = 64)
-V_SCALE = CUBA_SCALE << ACT_SHIFT  # membrane units per threshold
+V_SCALE = CUBA_SCALE << ACT_SHIFT  # membrane units per threshold; CUBA_SCALE: input units per threshold
 
 
 def _ste(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -31,7 +30,7 @@ def _ste(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 def weight_exponent(w: torch.Tensor, analog: bool = False) -> int:
     """The smallest exponent whose grid holds the largest weight with an even mantissa <= 254."""
-    big = float(w.detach().abs().max()) * W_SCALE
+    big = float(w.detach().abs().max()) * CUBA_SCALE
     lo = 0 if analog else WEIGHT_EXP[0]
     if big == 0.0:
         return lo
@@ -42,14 +41,14 @@ def weight_exponent(w: torch.Tensor, analog: bool = False) -> int:
 
 
 def quantize_weight(w: torch.Tensor, analog: bool = False) -> torch.Tensor:
-    step = 2.0 * 2.0 ** weight_exponent(w, analog) / W_SCALE
+    step = 2.0 * 2.0 ** weight_exponent(w, analog) / CUBA_SCALE
     q = torch.clamp(torch.round(w / step), -WEIGHT_MAX_MIXED // 2, WEIGHT_MAX_MIXED // 2) * step
     return _ste(w, q)
 
 
 def floor_current(c: torch.Tensor) -> torch.Tensor:
     """The synaptic current in whole input units (Lava's Dense floors when it shifts right)."""
-    return _ste(c, torch.floor(c * W_SCALE) / W_SCALE)
+    return _ste(c, torch.floor(c * CUBA_SCALE) / CUBA_SCALE)
 
 
 def quantize_bias(b: torch.Tensor) -> torch.Tensor:
