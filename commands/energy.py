@@ -29,8 +29,6 @@ def run(args) -> int:
     if args.images is None and args.backend == "lava":
         args.images = 8
     graph, data = graph_and_images(args)
-    if args.raster is not None and args.raster not in graph.nodes:
-        raise UserError(f"--raster: {args.raster!r} is not a neuron node of the graph")
     report, spikes = energy_report(graph, data, args.steps, source=str(args.graph), dataset=args.dataset,
                                    fixed_point=args.fixed_point, backend=args.backend, ratios=ratios,
                                    raster=args.raster, timeout=args.timeout, progress=not args.no_progress,

@@ -69,7 +69,7 @@ def energy_report(graph: nir.NIRGraph, data, steps: int, *, source: str, dataset
     neurons = [k for k, n in graph.nodes.items() if isinstance(n, NEURONS)]
     raster = raster or (neurons[0] if neurons else None)
     if raster and raster not in neurons:
-        raise UserError(f"raster: {raster!r} is not a neuron node of the graph")
+        raise UserError(f"raster node {raster!r} is not a neuron node of the graph")
     macs = ann_macs(graph)
     sites = masked_sites(graph)
     order = Topology(graph).order
