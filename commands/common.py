@@ -63,3 +63,9 @@ def graph_and_images(args, lava: bool = False):
         from ..ir.topology import check_supported
         check_supported(graph, SUPPORTED, "the Lava backend")
     return graph, load_images(args.dataset, graph, args.data, args.images)
+
+
+def lava_images(args):
+    """(images as one batch, labels) for a command that runs args.graph in Lava."""
+    from ..simulate.evaluate import stack_images
+    return stack_images(graph_and_images(args, lava=True)[1])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import pathlib
 
-from .common import add_lava_options, add_run_options, graph_and_images
+from .common import add_lava_options, add_run_options, lava_images
 
 
 def add_parser(sub) -> None:
@@ -19,9 +19,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..atomic import write_text
     from ..backends.lava_nc.run import run_lava
-    from ..simulate.evaluate import stack_images
-    _, data = graph_and_images(args, lava=True)
-    x, labels = stack_images(data)
+    x, labels = lava_images(args)
     x = x.numpy()
     run_ = run_lava(args.graph, x, args.steps, args.fixed_point, timeout=args.timeout, progress=not args.no_progress)
     pred = run_.predictions()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import pathlib
 
-from .common import add_lava_options, add_run_options, graph_and_images
+from .common import add_lava_options, add_run_options, lava_images
 
 
 def add_parser(sub) -> None:
@@ -18,9 +18,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..atomic import write_text
     from ..compare.parity import run_parity
-    from ..simulate.evaluate import stack_images
-    _, data = graph_and_images(args, lava=True)
-    x, _ = stack_images(data)
+    x, _ = lava_images(args)
     report = run_parity(args.graph, x, args.steps, args.fixed_point, args.timeout, not args.no_progress)
     _print(report)
     json_path = args.json or f"runs/parity/{pathlib.Path(args.graph).stem}-{report['mode']}.json"
