@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from .errors import UserError
@@ -28,16 +29,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that every cleanup on the way out runs (temporary
+    files, Lava workers); not an Exception, so that no `except Exception` swallows it."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        from .ir.validate import shown                # names from files may hold control characters
+        print(f"error: {shown(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("error: terminated", file=sys.stderr)
+        return 143
 
 
 if __name__ == "__main__":

@@ -11,16 +11,29 @@ from __future__ import annotations
 import json
 import pathlib
 
-from .atomic import write_text
+from .atomic import staged_folder, write_text
 
 DEMO_EPOCHS = 60
 DEMO_STEPS = 64            # accuracy against T, up to this
 ENERGY_STEPS = 32          # the energy report and the sweep
 LAVA_IMAGES = 8
 SWEEP = (0.0, 0.5, 0.75)
+DEMO_FILES = ("mst-tiny.nir", "parity.json", "summary.json")     # and the energy report's files
 
 
 def run_demo(out: str = "runs/demo", epochs: int | None = None, retrain: bool = False) -> dict:
+    """The demo's steps; its files appear in `out` together at the end (none if it fails)."""
+    out_dir = pathlib.Path(out)
+    with staged_folder(out_dir, owned=DEMO_FILES) as stage:
+        summary = _steps(out_dir, stage, epochs, retrain)
+    print("[demo] files written:")
+    for f in sorted(p for p in out_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
+        print(f"  {f}")
+    return summary
+
+
+def _steps(out_dir: pathlib.Path, stage: pathlib.Path, epochs: int | None, retrain: bool) -> dict:
+    """Everything is written into `stage`; paths printed and stored are the final ones in out_dir."""
     from .compare.energy_report import energy_report, run_line, write_report
     from .compare.parity import run_parity
     from .data import datasets
@@ -32,22 +45,22 @@ def run_demo(out: str = "runs/demo", epochs: int | None = None, retrain: bool = 
     from .simulate.engine import Simulator
     from .simulate.evaluate import evaluate, stack_images
 
-    out_dir = pathlib.Path(out)
     ckpt = out_dir / "mst-tiny.pt"
     if retrain or not ckpt.exists():
         print(f"[demo] 1/6 training mst-tiny on digits with 75% RSM -> {ckpt}")
-        train(TrainArgs(model="mst-tiny", dataset="digits", out=str(ckpt),
+        train(TrainArgs(model="mst-tiny", dataset="digits", out=str(stage / ckpt.name),
                         overrides={"attention": "spiking", "mask": 0.75}, epochs=epochs or DEMO_EPOCHS))
+        model, _ = checkpoint.load(stage / ckpt.name)
     else:
         print(f"[demo] 1/6 reusing {ckpt} (pass --retrain to train again)")
-    model, _ = checkpoint.load(ckpt)
+        model, _ = checkpoint.load(ckpt)
     test = datasets.load("digits", "test", model.config.img_size)
     ann = accuracy(model, test)
     print(f"[demo] 2/6 ANN top-1 accuracy (digits test, {len(test)} images, one masked pass): {100 * ann:.2f}%")
 
     graph = to_nir(model, seed=0)
     nir_path = out_dir / "mst-tiny.nir"
-    write_graph(graph, nir_path)
+    write_graph(graph, stage / nir_path.name)
     print(f"[demo] 3/6 exported the SNN: {nir_path} ({len(graph.nodes)} nodes)")
 
     ev = evaluate(Simulator(graph), test, DEMO_STEPS)
@@ -56,8 +69,9 @@ def run_demo(out: str = "runs/demo", epochs: int | None = None, retrain: bool = 
           ", ".join(f"T={t} {100 * a:.2f}%" for t, a in curve.items()))
 
     x, _ = stack_images(test, LAVA_IMAGES)
-    par = run_parity(nir_path, x, ENERGY_STEPS, fixed_point=True)
-    write_text(out_dir / "parity.json", json.dumps(par, indent=2))
+    par = run_parity(stage / nir_path.name, x, ENERGY_STEPS, fixed_point=True)
+    par["graph"] = str(nir_path)
+    write_text(stage / "parity.json", json.dumps(par, indent=2))
     print(f"[demo] 5/6 Lava, bit-accurate fixed point, {LAVA_IMAGES} images x T={ENERGY_STEPS}: "
           f"{par['mismatched_spikes']} of {par['reference_spikes']:,} spikes differ from the reference "
           f"({'PASS' if par['passed'] else 'FAIL'}), predictions {par['lava_predictions']}, "
@@ -69,7 +83,7 @@ def run_demo(out: str = "runs/demo", epochs: int | None = None, retrain: bool = 
                                 on_run=lambda r: print(run_line(r, ENERGY_STEPS), flush=True))
     print(f"ANN of the same network: {rep['ann']['macs']:,} MACs, "
           f"{rep['ann']['energy_uJ']['45nm-fp32']:.2f} uJ at 45 nm fp32")
-    write_report(rep, out_dir, spikes)
+    write_report(rep, stage, spikes)
     runs = {str(r["ratio"]): r for r in rep["runs"]}
     summary = {"model": "mst-tiny", "dataset": "digits", "checkpoint": str(ckpt), "nir": str(nir_path),
                "mask": model.config.mask, "attention": model.config.attention, "ann_accuracy": ann,
@@ -84,13 +98,10 @@ def run_demo(out: str = "runs/demo", epochs: int | None = None, retrain: bool = 
                "energy_uJ_loihi1": {p: r["energy_uJ"]["loihi1"]["total"] for p, r in runs.items()},
                "energy_uJ_45nm_fp32": {p: r["energy_uJ"]["45nm-fp32"]["total"] for p, r in runs.items()},
                "ann_energy_uJ_45nm_fp32": rep["ann"]["energy_uJ"]["45nm-fp32"]}
-    write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
+    write_text(stage / "summary.json", json.dumps(summary, indent=2))
     trained = runs[str(SWEEP[-1])]
     print(f"[demo] summary: ANN {100 * ann:.2f}%, SNN {100 * curve[32]:.2f}% at T=32; Lava parity "
           f"{par['mismatched_spikes']} differing spikes; at the trained ratio {SWEEP[-1]}: "
           f"{trained['per_inference']['synaptic_events']:,.0f} synaptic events and "
           f"{trained['energy_uJ']['loihi1']['total']:.0f} uJ (Loihi 1) per inference")
-    print("[demo] files written:")
-    for f in sorted(p for p in out_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
-        print(f"  {f}")
     return summary

@@ -20,7 +20,7 @@ from mstdeploy.data import datasets
 from mstdeploy.models.config import preset
 from mstdeploy.models.registry import build_model
 from mstdeploy.simulate.engine import Simulator
-from mstdeploy.simulate.evaluate import pick_device
+from mstdeploy.machine import pick_device
 
 
 def best_of(fn, n: int) -> float:

@@ -3,8 +3,43 @@ that simulate a graph on a data set, and loading that graph and its images."""
 from __future__ import annotations
 
 import argparse
+import math
+import pathlib
 
 from ..errors import UserError
+
+
+def count(text: str) -> int:
+    """A whole number >= 1 (images, batch size, epochs)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} is not >= 1")
+    return v
+
+
+def number(text: str) -> float:
+    """A finite number (no nan, no inf)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+    return v
+
+
+def seed(text: str) -> int:
+    """A random seed: a whole number in [0, 2^32) (what numpy and torch both take)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= v < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"{v} is not in [0, 2^32)")
+    return v
 
 
 def ratio_list(text: str) -> list[float]:
@@ -32,8 +67,8 @@ def add_run_options(p: argparse.ArgumentParser, default_images, default_steps: i
     p.add_argument("graph")
     p.add_argument("--dataset", default="digits")
     p.add_argument("--data", metavar="PATH")
-    p.add_argument("-T", "--steps", type=int, default=default_steps, help="time steps per image")
-    p.add_argument("-n", "--images", type=int, default=default_images, help="first N test images")
+    p.add_argument("-T", "--steps", type=count, default=default_steps, help="time steps per image")
+    p.add_argument("-n", "--images", type=count, default=default_images, help="first N test images")
     p.add_argument("--fixed-point", action="store_true",
                    help="Loihi-style integer arithmetic, as Lava's bit-accurate models (docs/fixed-point.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -41,14 +76,19 @@ def add_run_options(p: argparse.ArgumentParser, default_images, default_steps: i
 
 def add_lava_options(p: argparse.ArgumentParser, report: str | None) -> None:
     """The Lava run's time limit and, where the command writes one, its report file."""
-    p.add_argument("--timeout", type=float, default=900, help="stop a Lava run after this many seconds")
+    p.add_argument("--timeout", type=number, default=900, help="stop a Lava run after this many seconds")
     if report:
         p.add_argument("--json", metavar="FILE", help=f"report file (default runs/{report}/<graph>-<mode>.json)")
 
 
-def check_steps(args) -> None:
-    if args.steps < 1:
-        raise UserError("-T must be >= 1")
+def report_path(args, kind: str) -> str:
+    """The JSON report of a Lava command (--json, or runs/<kind>/<graph>-<mode>.json), checked
+    before any work."""
+    from ..atomic import check_outputs
+    mode = "fixed_point" if args.fixed_point else "float"
+    path = args.json or f"runs/{kind}/{pathlib.Path(args.graph).stem}-{mode}.json"
+    check_outputs({"--json": path}, [args.graph, args.data])
+    return path
 
 
 def graph_and_images(args, lava: bool = False):
@@ -56,7 +96,6 @@ def graph_and_images(args, lava: bool = False):
     checked) before any data is loaded."""
     from ..ir.io import read_graph
     from ..simulate.evaluate import load_images
-    check_steps(args)
     graph = read_graph(args.graph)
     if lava:
         from ..backends.lava_nc.network import SUPPORTED

@@ -20,7 +20,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..compare.energy_report import energy_report, run_line, write_report
+    import pathlib
+    from ..atomic import check_outputs, output_folder
+    from ..compare.energy_report import REPORT_FILES, energy_report, run_line, write_report
+    output_folder(args.out, "--out")
+    check_outputs({f"--out ({name})": pathlib.Path(args.out) / name for name in REPORT_FILES}, [args.graph, args.data])
     ratios = None
     if args.sweep is not None:
         ratios = ratio_list(args.sweep)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from .common import add_mask_options, mask_overrides
+from .common import add_mask_options, count, mask_overrides, seed
 
 
 def add_parser(sub) -> None:
@@ -12,18 +12,19 @@ def add_parser(sub) -> None:
     e.add_argument("--dataset", help="default: the data set it was trained on")
     e.add_argument("--data", metavar="PATH")
     add_mask_options(e)
-    e.add_argument("--batch-size", type=int, default=256)
-    e.add_argument("--seed", type=int, default=0, help="seed of the RSM masks")
+    e.add_argument("--batch-size", type=count, default=256)
+    e.add_argument("--seed", type=seed, default=0, help="seed of the RSM masks")
     e.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     e.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..atomic import write_text
+    from ..atomic import check_outputs, write_text
     from ..data import datasets
     from ..models import checkpoint
     from ..models.evaluate import accuracy
     from ..models.registry import accuracy_label, accuracy_name
+    check_outputs({"--json": args.json}, [args.checkpoint])
     model, ck = checkpoint.load(args.checkpoint, **mask_overrides(args))
     name = args.dataset or ck["meta"].get("dataset", "digits")
     data = datasets.load(name, "test", model.config.img_size, args.data)

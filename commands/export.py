@@ -1,7 +1,7 @@
 """`mst export` (checkpoint -> NIR file) and `mst inspect` (what a NIR file holds)."""
 from __future__ import annotations
 
-from .common import add_mask_options, mask_overrides
+from .common import add_mask_options, mask_overrides, seed
 
 
 def add_parser(sub) -> None:
@@ -9,7 +9,7 @@ def add_parser(sub) -> None:
     x.add_argument("checkpoint")
     x.add_argument("-o", "--output", required=True, help="NIR file to write (atomically)")
     add_mask_options(x)
-    x.add_argument("--seed", type=int, default=0, help="seed of the gating random stream")
+    x.add_argument("--seed", type=seed, default=0, help="seed of the gating random stream")
     x.add_argument("--standard", action="store_true",
                    help="stock NIR nodes only (ResNet/VGG without masking); fails otherwise")
     x.set_defaults(func=run)
@@ -20,10 +20,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..atomic import check_outputs
     from ..export.lower import to_nir
     from ..ir.io import write_graph
     from ..ir.nodes import SynapseGate
     from ..models import checkpoint
+    check_outputs({"--output": args.output}, [args.checkpoint])
     model, _ = checkpoint.load(args.checkpoint, **mask_overrides(args))
     graph = to_nir(model, seed=args.seed, standard=args.standard)
     write_graph(graph, args.output)

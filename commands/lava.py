@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import pathlib
 
-from .common import add_lava_options, add_run_options, lava_images
+from .common import add_lava_options, add_run_options, lava_images, report_path
 
 
 def add_parser(sub) -> None:
@@ -18,6 +18,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..atomic import write_text
+    json_path = report_path(args, "lava")
     from ..backends.lava_nc.run import run_lava
     x, labels = lava_images(args)
     x = x.numpy()
@@ -54,7 +55,6 @@ def run(args) -> int:
               **{k: m[k] for k in ("lava_steps", "depth", "processes", "delays_inserted", "build_seconds",
                                    "compile_seconds", "run_seconds", "quantization")},
               "logits": run_.logits.sum(0).tolist()}
-    json_path = args.json or f"runs/lava/{pathlib.Path(args.graph).stem}-{report['mode']}.json"
     write_text(json_path, json.dumps(report, indent=2))
     print(f"report -> {json_path}")
     return 0

@@ -3,9 +3,8 @@ neuron's spikes compared (compare/parity.py); a table, PASS or FAIL (exit 1), a 
 from __future__ import annotations
 
 import json
-import pathlib
 
-from .common import add_lava_options, add_run_options, lava_images
+from .common import add_lava_options, add_run_options, lava_images, report_path
 
 
 def add_parser(sub) -> None:
@@ -17,11 +16,11 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..atomic import write_text
+    json_path = report_path(args, "parity")
     from ..compare.parity import run_parity
     x, _ = lava_images(args)
     report = run_parity(args.graph, x, args.steps, args.fixed_point, args.timeout, not args.no_progress)
     _print(report)
-    json_path = args.json or f"runs/parity/{pathlib.Path(args.graph).stem}-{report['mode']}.json"
     write_text(json_path, json.dumps(report, indent=2))
     print(f"report -> {json_path}")
     return 0 if report["passed"] else 1

@@ -14,9 +14,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..atomic import write_text
+    from ..atomic import check_outputs, write_text
     from ..ir.io import read_graph
     from ..loihi.resources import PROFILES, resources
+    check_outputs({"--json": args.json}, [args.graph])
     graph = read_graph(args.graph)
     rep = resources(graph, PROFILES[args.profile])
     w = max([len(r["layer"]) for r in rep["layers"]] + [5])

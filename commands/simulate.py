@@ -7,7 +7,7 @@ import pathlib
 import time
 
 from ..errors import UserError
-from .common import add_run_options, graph_and_images
+from .common import add_run_options, count, graph_and_images
 
 TABLE_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -15,7 +15,7 @@ TABLE_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 def add_parser(sub) -> None:
     s = sub.add_parser("simulate", help="reference simulator: accuracy vs T, events, spikes")
     add_run_options(s, None, default_steps=64)
-    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--batch-size", type=count, default=64)
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     s.add_argument("--json", metavar="FILE", help="result file (default runs/simulate/<graph>.json)")
@@ -41,9 +41,12 @@ def write_spikes(path, spikes: dict, steps: int) -> None:
 
 def run(args) -> int:
     import torch
-    from ..atomic import write_text
+    from ..atomic import check_outputs, write_text
     from ..simulate.engine import Simulator
-    from ..simulate.evaluate import evaluate, pick_device
+    from ..machine import pick_device
+    from ..simulate.evaluate import evaluate
+    json_path = args.json or f"runs/simulate/{pathlib.Path(args.graph).stem}.json"
+    check_outputs({"--json": json_path, "--spikes-out": args.spikes_out}, [args.graph, args.data])
     graph, data = graph_and_images(args)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     sim = Simulator(graph, pick_device(args.device), dtype, fixed_point=args.fixed_point)
@@ -82,7 +85,6 @@ def run(args) -> int:
         out["saturation"] = {k: v for k, v in ev.saturation.items() if any(v.values())}
         print("saturated membranes (steps x neurons): " + (", ".join(
             f"{k} high {v['high']} low {v['low']}" for k, v in out["saturation"].items()) or "none"))
-    json_path = args.json or f"runs/simulate/{pathlib.Path(args.graph).stem}.json"
     write_text(json_path, json.dumps(out, indent=2))
     print(f"synaptic events per image: {out['per_inference']['synaptic_events']:,.0f}  -> {json_path}")
     if record:

@@ -1,7 +1,7 @@
 """`mst train`: train a QCFS ANN (MST, ResNet, VGG) or a directly trained SNN (SAFormer)."""
 from __future__ import annotations
 
-from .common import add_mask_options, mask_overrides
+from .common import add_mask_options, count, mask_overrides, number, seed
 
 
 def add_parser(sub) -> None:
@@ -15,15 +15,15 @@ def add_parser(sub) -> None:
     t.add_argument("--mask-sites", metavar="S1,S2", help="MST / SAFormer sites among q,k,attn,mlp "
                                                         "(default q,k,attn)")
     t.add_argument("--attention", choices=["softmax", "spiking"], help="MST attention mode")
-    t.add_argument("-T", "--steps", type=int, help="SAFormer: time steps per image (default 4)")
-    t.add_argument("--epochs", type=int, default=60)
-    t.add_argument("--batch-size", type=int, default=64, help="global batch (split across ranks)")
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--weight-decay", type=float, default=0.05)
-    t.add_argument("--warmup-epochs", type=float, default=3.0)
-    t.add_argument("--label-smoothing", type=float, default=0.1)
-    t.add_argument("--clip-grad", type=float, default=5.0)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("-T", "--steps", type=count, help="SAFormer: time steps per image (default 4)")
+    t.add_argument("--epochs", type=count, default=60)
+    t.add_argument("--batch-size", type=count, default=64, help="global batch (split across ranks)")
+    t.add_argument("--lr", type=number, default=2e-3)
+    t.add_argument("--weight-decay", type=number, default=0.05)
+    t.add_argument("--warmup-epochs", type=number, default=3.0)
+    t.add_argument("--label-smoothing", type=number, default=0.1)
+    t.add_argument("--clip-grad", type=number, default=5.0)
+    t.add_argument("--seed", type=seed, default=0)
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--out", default="ckpt.pt", help="checkpoint path (written atomically)")
@@ -31,7 +31,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..atomic import check_outputs
     from ..models.train import TrainArgs, train
+    check_outputs({"--out": args.out}, [args.data])
     overrides = mask_overrides(args)
     if args.attention:
         overrides["attention"] = args.attention

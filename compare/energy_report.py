@@ -9,7 +9,7 @@ from typing import Callable
 
 import nir
 
-from ..atomic import write_text
+from ..atomic import staged_folder, write_text
 from ..errors import UserError
 from ..ir import nodes as X
 from ..ir.gating import with_ratio
@@ -109,8 +109,14 @@ def run_line(run: dict, steps: int) -> str:
             f"Loihi 1 {e['loihi1']['total']:.2f} uJ, 45 nm fp32 {e['45nm-fp32']['total']:.2f} uJ")
 
 
+# Every file a report may hold: a new report replaces them all (a file it no longer writes goes).
+REPORT_FILES = ("energy.json", "events_per_layer.png", "accuracy_vs_T.png", "sweep.png", "raster.png")
+
+
 def write_report(report: dict, out_dir, spikes) -> list[pathlib.Path]:
-    """energy.json and the plots into out_dir; returns every file written."""
+    """energy.json and the plots into out_dir, whole or not at all; returns the files written."""
     out_dir = pathlib.Path(out_dir)
-    write_text(out_dir / "energy.json", json.dumps(report, indent=2))
-    return [out_dir / "energy.json"] + write_plots(report, out_dir, report["raster"], spikes)
+    with staged_folder(out_dir, owned=REPORT_FILES) as stage:
+        write_text(stage / "energy.json", json.dumps(report, indent=2))
+        plots = write_plots(report, stage, report["raster"], spikes)
+    return [out_dir / "energy.json"] + [out_dir / p.name for p in plots]

@@ -108,6 +108,24 @@ class _ResizedImages(Dataset):
         return _normalise(resize(x, self.size), self.inf)[0], int(self.labels[i])
 
 
+class _Refused(pickle.UnpicklingError):
+    pass
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Pickle reading restricted to what CIFAR batches hold: dicts, lists, bytes, numbers and numpy
+    arrays. Any other global (a function a crafted file would call) is refused before it is looked
+    up, so no code from the file runs."""
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise _Refused(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
 def _cifar(name: str, root: pathlib.Path, split: str, size: int, inf: DataInfo) -> Dataset:
     files, label_key, subdir = _CIFAR_FILES[name]
     if (root / subdir).is_dir():
@@ -119,9 +137,11 @@ def _cifar(name: str, root: pathlib.Path, split: str, size: int, inf: DataInfo) 
             raise UserError(f"{name}: expected file {f} (python-pickle CIFAR format)")
         try:
             with open(f, "rb") as fh:
-                batch = pickle.load(fh, encoding="bytes")
+                batch = _CifarUnpickler(fh, encoding="bytes").load()
             data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             lab = np.asarray(batch[label_key], dtype=np.int64)
+        except _Refused as e:
+            raise UserError(f"{name}: {f} is not a CIFAR batch: it asks to load {e} (nothing in it was run)") from None
         except Exception as e:  # noqa: BLE001 - any decoding failure is a format error
             raise UserError(f"{name}: {f} is not a CIFAR python-pickle batch ({type(e).__name__})") from None
         if len(lab) != len(data) or (len(lab) and (lab.min() < 0 or lab.max() >= inf.num_classes)):

@@ -5,6 +5,7 @@ import nir
 import numpy as np
 
 from .nodes import EXTENSIONS, HOST_OPS
+from .validate import shown
 
 _PARAM_FIELDS = ("weight", "bias", "scale", "threshold", "v_init", "r", "v_threshold", "v_reset")
 
@@ -25,7 +26,7 @@ def describe(graph: nir.NIRGraph) -> str:
     rows = []
     for name, node in graph.nodes.items():
         kind = "host" if isinstance(node, HOST_OPS) else "ext" if isinstance(node, EXTENSIONS) else "nir"
-        rows.append((name, type(node).__name__, kind, _shape(node.input_type), _shape(node.output_type),
+        rows.append((shown(name), type(node).__name__, kind, _shape(node.input_type), _shape(node.output_type),
                      param_count(node)))
     w = [max(len(str(r[i])) for r in rows + [("node", "type", "kind", "in", "out", "params")]) for i in range(6)]
     lines = ["  ".join(h.ljust(w[i]) for i, h in enumerate(("node", "type", "kind", "in", "out", "params")))]
@@ -40,8 +41,8 @@ def describe(graph: nir.NIRGraph) -> str:
                   f"extension, host = non-neuromorphic)",
               "node types: " + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())),
               "edges:"]
-    lines += [f"  {a} -> {b}" for a, b in graph.edges]
+    lines += [f"  {shown(a)} -> {shown(b)}" for a, b in graph.edges]
     meta = {k: v for k, v in (graph.metadata or {}).items() if k != "config"}
     if meta:
-        lines.append("metadata: " + ", ".join(f"{k}={v}" for k, v in meta.items()))
+        lines.append("metadata: " + ", ".join(f"{shown(k)}={shown(v)}" for k, v in meta.items()))
     return "\n".join(lines)

@@ -9,6 +9,7 @@ import nir
 from ..atomic import atomic_path
 from ..errors import UserError
 from . import nodes  # noqa: F401  (registers the extension node types with nir.read)
+from .validate import check_graph
 
 
 def write_graph(graph: nir.NIRGraph, path) -> None:
@@ -46,8 +47,10 @@ def read_graph(path) -> nir.NIRGraph:
     if unknown:
         raise UserError(f"{p}: unknown NIR node type(s): {', '.join(unknown)}")
     try:
-        return nir.read(p)
+        graph = nir.read(p)
     except ValueError as e:
         raise UserError(f"{p}: invalid graph: {str(e).splitlines()[0]}") from None
     except Exception as e:  # noqa: BLE001
         raise UserError(f"{p}: cannot load the graph ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    check_graph(graph, str(p))
+    return graph

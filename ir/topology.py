@@ -10,7 +10,9 @@ import nir
 import numpy as np
 
 from ..errors import UserError
+from ..machine import check_fits
 from . import nodes as X
+from .validate import shown
 
 # Nodes that move values without synapses: their inputs' activity flows through unchanged.
 ROUTING = (X.Route, nir.Flatten, X.SynapseGate, nir.Delay)
@@ -63,7 +65,10 @@ class Topology:
         self.input, self.output = inputs[0], outputs[0]
         for n in self.order:
             if n != self.input and not self.preds[n]:
-                raise UserError(f"node {n!r} has no input edge")
+                raise UserError(f"node {shown(n)} has no input edge")
+        # a small file may declare huge layers: say so before anything allocates them
+        self.values = sum(int(np.prod(node_shape(graph.nodes[n]), dtype=np.float64)) for n in self.order)
+        check_fits(8 * self.values, f"the graph ({self.values:,.0f} values per sample)", "the graph's layer sizes")
 
     def node(self, name: str):
         return self.graph.nodes[name]
@@ -81,25 +86,31 @@ class Topology:
 
 
 def topological_order(graph: nir.NIRGraph, preds: dict | None = None) -> list[str]:
+    """Depth-first post-order over predecessors (the order of the first path to each node), with an
+    explicit stack: a chain of any length works (no recursion limit)."""
     if preds is None:
         preds = defaultdict(list)
         for a, b in graph.edges:
             preds[b].append(a)
     order, state = [], {}
-
-    def visit(n):
-        if state.get(n) == 1:
-            raise UserError(f"the graph has a cycle through node {n!r} (not supported)")
-        if state.get(n) == 2:
-            return
-        state[n] = 1
-        for p in preds[n]:
-            visit(p)
-        state[n] = 2
-        order.append(n)
-
-    for n in graph.nodes:
-        visit(n)
+    for root in graph.nodes:
+        if state.get(root) == 2:
+            continue
+        state[root] = 1
+        stack = [(root, iter(preds[root]))]
+        while stack:
+            n, todo = stack[-1]
+            for p in todo:
+                if state.get(p) == 1:
+                    raise UserError(f"the graph has a cycle through node {shown(p)} (not supported)")
+                if state.get(p) != 2:
+                    state[p] = 1
+                    stack.append((p, iter(preds[p])))
+                    break
+            else:
+                stack.pop()
+                state[n] = 2
+                order.append(n)
     return order
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pathlib
 import pickle
+import re
 import zipfile
 
 import torch
@@ -15,10 +16,12 @@ from torch import nn
 
 from ..atomic import atomic_path
 from ..errors import UserError
+from ..machine import check_fits
 from .config import config_from_dict
 from .registry import build_model
 
 FORMAT, VERSION = "mstdeploy-checkpoint", 1
+_UNSAFE = re.compile(r"unsupported GLOBAL (\S+)")      # torch's message for a refused global
 
 
 def save(path, model: nn.Module, meta: dict | None = None) -> None:
@@ -37,19 +40,42 @@ def read(path) -> dict:
         raise UserError(f"checkpoint not found: {p}")
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError):
+    except pickle.UnpicklingError as e:
+        found = _UNSAFE.search(str(e))
+        if found:
+            raise UserError(f"{p} is not a safe checkpoint: it asks to run {found.group(1)} when loaded; "
+                            "it was refused and nothing in it ran") from None
+        raise UserError(f"{p} is not a readable checkpoint (corrupt or truncated file)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, TypeError, AttributeError):
         raise UserError(f"{p} is not a readable checkpoint (corrupt or truncated file)") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{p} is not an mstdeploy checkpoint")
     if payload.get("version") != VERSION:
-        raise UserError(f"{p}: checkpoint version {payload.get('version')} is not supported")
+        raise UserError(f"{p}: checkpoint version {payload.get('version')!r} is not supported")
+    for key, kind in (("config", dict), ("state_dict", dict), ("meta", dict)):
+        if not isinstance(payload.get(key), kind):
+            raise UserError(f"{p}: the checkpoint's {key!r} is missing or not a {kind.__name__}")
+    for name, t in payload["state_dict"].items():
+        if not isinstance(t, torch.Tensor):
+            raise UserError(f"{p}: weight {name!r} is not a tensor")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise UserError(f"{p}: weight {name!r} holds NaN or infinite values")
     return payload
+
+
+def check_size(cfg) -> None:
+    """Before building a model: its weights fit in memory (a config may ask for anything)."""
+    with torch.device("meta"):
+        model = build_model(cfg)
+    n = sum(t.numel() for t in model.parameters()) + sum(t.numel() for t in model.buffers())
+    check_fits(8 * n, f"the {cfg.arch} model ({n:,} weights)", "the model's sizes (embed_dim, depths, width)")
 
 
 def load(path, **overrides) -> tuple[nn.Module, dict]:
     """(model in eval mode, checkpoint dict). `overrides` change config fields, e.g. mask=0.5."""
     payload = read(path)
     cfg = config_from_dict({**payload["config"], **overrides})
+    check_size(cfg)
     model = build_model(cfg)
     try:
         model.load_state_dict(payload["state_dict"])

@@ -6,6 +6,7 @@ architecture has one config class; `arch` names it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -26,6 +27,35 @@ def resolve_ratios(mask: MaskRatio, count: int, what: str) -> list[float]:
     return [check_ratio(mask)] * count
 
 
+MAX_SIZE = 1 << 20       # no size in any config (channels, tokens, layers) is larger
+
+
+def _like(v, default) -> bool:
+    """v has default's kind: a flag, a size in [1, MAX_SIZE], a finite number, a name, or a list
+    whose elements are each like one of default's elements."""
+    if isinstance(default, bool):
+        return isinstance(v, bool)
+    if isinstance(v, bool):
+        return False
+    if isinstance(default, int):
+        return isinstance(v, int) and 1 <= v <= MAX_SIZE
+    if isinstance(default, float):
+        return isinstance(v, (int, float)) and math.isfinite(v)
+    if isinstance(default, str):
+        return isinstance(v, str)
+    if isinstance(default, list):
+        return isinstance(v, list) and all(any(_like(e, d) for d in default) for e in v)
+    return True
+
+
+def _check_value(what: str, v, default) -> None:
+    # a masking ratio may be one number or one per block (resolve_ratios checks the values)
+    ok = _like(v, default) or (isinstance(default, float) and isinstance(v, list)
+                               and all(_like(e, default) for e in v))
+    if not ok:
+        raise UserError(f"{what} has an unusable value {v!r} (expected like {default!r})")
+
+
 @dataclass
 class _Config:
     arch: str = ""
@@ -43,8 +73,16 @@ class _Config:
         return out
 
     def validate(self) -> None:
+        self._check_types()
         if self.img_size < 1 or self.in_chans < 1 or self.num_classes < 2:
             raise UserError("img_size, in_chans must be >= 1 and num_classes >= 2")
+
+    def _check_types(self) -> None:
+        """Every field has its default's type (a checkpoint's config may be anything): whole numbers
+        in [1, MAX_SIZE], finite numbers, strings, flags, and lists of those."""
+        for f in dataclasses.fields(self):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            _check_value(f"{self.arch} config field {f.name}", getattr(self, f.name), default)
 
 
 @dataclass

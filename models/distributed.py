@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..machine import pick_device
+
 
 @dataclass
 class Dist:
@@ -50,7 +52,7 @@ def setup(device: str = "auto") -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available() and device in ("auto", "cuda")
+    cuda = pick_device(device).type == "cuda"         # an error for cuda without a CUDA device
     dev = torch.device(f"cuda:{local}" if cuda else "cpu")
     if world > 1 and not dist.is_initialized():
         if cuda:

@@ -21,6 +21,7 @@ from ..ir import stream
 from ..ir.topology import (NEURONS, POOLS, SUPPORTED, SYNAPTIC, Topology, check_supported, delay_steps,
                            node_shape)
 from ..loihi.plan import FixedPlan
+from ..machine import check_fits
 from ..loihi.quantize import quantize_input
 from . import counting, fixed, neurons, ops
 
@@ -94,6 +95,9 @@ class Simulator:
         if steps < 1:
             raise UserError("the number of steps must be >= 1")
         T, B = steps, x.shape[0]
+        widest = max(int(np.prod(node_shape(self.graph.nodes[n]))) for n in self.order)
+        check_fits(4 * widest * T * B * torch.finfo(self.dtype).bits // 8,
+                   f"simulating {B} samples x {T} steps", "-T or the batch size")
         if self.plan is not None:
             x = torch.as_tensor(quantize_input(x.cpu().numpy()), dtype=torch.float64)
         x = x.to(self.device, self.dtype)

@@ -87,11 +87,3 @@ def evaluate(sim: Simulator, data, steps: int, batch_size: int = 64, progress: b
                 acc[kind] += n
     ev.spikes = {k: np.concatenate(v) for k, v in recorded.items()}
     return ev
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available")
-    return torch.device(device)

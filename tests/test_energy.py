@@ -96,7 +96,7 @@ def test_bad_input_to_the_new_commands_is_one_line_and_exit_2(mst, tmp_path):
     vgg = tmp_path / "vgg.nir"
     write_graph(to_nir(calibrated("vgg", levels=16).float()), vgg)
     cases = [(("parity", tmp_path / "none.nir"), "not found"),
-             (("lava", mst, "-T", "0"), "-T must be >= 1"),
+             (("lava", mst, "-T", "0"), "-T/--steps: 0 is not >= 1"),
              (("energy", mst, "-n", "2", "--raster", "nope"), "not a neuron node"),
              (("resources", bad), "not a readable NIR file"),
              (("parity", mst, "-n", "2", "--dataset", "cifar10", "--data", tmp_path / "nowhere"), "does not exist"),

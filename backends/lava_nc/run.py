@@ -16,11 +16,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import UserError
+from ...ir.io import read_graph
+from ...ir.topology import Topology
+from ...machine import check_fits
 from ...progress import bar as progress_bar
 
 # One BLAS thread per process model: a run has one OS process per node on a few cores.
 _ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 SHM_DIR = pathlib.Path("/dev/shm")
+PROCESS_BYTES = 8 << 20      # memory of one Lava process model (measured 6-7 MiB, docs/sources.md)
 
 
 def shm_prefix(worker_pid: int) -> str:
@@ -53,6 +57,11 @@ def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, firs
         raise UserError("the number of steps must be >= 1")
     if len(images) == 0:
         raise UserError("no images to run")
+    graph = read_graph(graph_path)
+    Topology(graph)                                   # the graph's own size fits
+    inputs = int(np.prod(images.shape[1:]))
+    check_fits(8 * inputs * len(images) * steps + PROCESS_BYTES * len(graph.nodes),
+               f"a Lava run of {len(images)} images x {steps} steps", "-T or -n")
     with tempfile.TemporaryDirectory(prefix="mst-lava-") as out:
         np.save(os.path.join(out, "images.npy"), np.asarray(images, np.float64))
         job = {"graph": str(pathlib.Path(graph_path).resolve()), "steps": int(steps), "fixed_point": bool(fixed_point),
@@ -65,10 +74,29 @@ def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, firs
 
 
 def _run_worker(job_path: str, out: str, timeout: float, progress: bool) -> None:
+    """Run the worker; stop it (and everything it started) on an error, a timeout or our exit."""
     env = {**os.environ, **_ENV}
-    with open(os.path.join(out, "stderr.txt"), "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "mstdeploy.backends.lava_nc.worker", job_path],
-                                stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
+    # A pipe the worker watches: when this process dies (even by SIGKILL) its end closes, and the
+    # worker removes its processes, shared memory and `out` (worker.py, watch_parent).
+    lifeline, keep = os.pipe()
+    try:
+        with open(os.path.join(out, "stderr.txt"), "w") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "mstdeploy.backends.lava_nc.worker", job_path,
+                                     str(lifeline)], stdout=subprocess.DEVNULL, stderr=err, env=env,
+                                    start_new_session=True, pass_fds=(lifeline,))
+    finally:
+        os.close(lifeline)
+    try:
+        _wait(proc, out, timeout, progress)
+    finally:
+        os.close(keep)
+    if proc.returncode != 0:
+        lines = pathlib.Path(out, "stderr.txt").read_text().strip().splitlines()
+        last = lines[-1] if lines else f"exit status {proc.returncode}"
+        raise UserError(last[len("error: "):] if last.startswith("error: ") else f"Lava worker failed: {last}")
+
+
+def _wait(proc: subprocess.Popen, out: str, timeout: float, progress: bool) -> None:
     bar = progress_bar(total=None, desc="lava", unit="step", enabled=progress)
     errors = os.path.join(out, "errors.txt")
     start = time.time()
@@ -88,10 +116,6 @@ def _run_worker(job_path: str, out: str, timeout: float, progress: bool) -> None
         if proc.poll() is None:
             _kill(proc)
         bar.close()
-    if proc.returncode != 0:
-        lines = pathlib.Path(out, "stderr.txt").read_text().strip().splitlines()
-        last = lines[-1] if lines else f"exit status {proc.returncode}"
-        raise UserError(last[len("error: "):] if last.startswith("error: ") else f"Lava worker failed: {last}")
 
 
 def _progress(bar, path: str) -> None:

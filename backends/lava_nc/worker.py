@@ -1,4 +1,4 @@
-"""One Lava simulation in its own interpreter: `python -m mstdeploy.backends.lava_nc.worker JOB.json`.
+"""One Lava simulation in its own interpreter: `python -m mstdeploy.backends.lava_nc.worker JOB.json [FD]`.
 
 A fresh interpreter keeps torch out of the parent of Lava's forked process models (torch there can
 deadlock, docs/sources.md, "Lava in practice") and lets the caller stop a run that hangs. Writes result.npz and
@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 
@@ -18,7 +21,7 @@ import numpy as np
 from ...errors import UserError
 from ...ir.io import read_graph
 from .network import Network
-from .run import shm_prefix
+from .run import SHM_DIR, shm_prefix
 
 
 def name_shared_memory() -> None:
@@ -28,6 +31,23 @@ def name_shared_memory() -> None:
     from multiprocessing import shared_memory
     prefix = shm_prefix(os.getpid())
     shared_memory._make_filename = lambda: prefix + secrets.token_hex(6)
+
+
+def watch_parent(fd: int, out_dir: str) -> None:
+    """When the caller dies (its end of the pipe `fd` closes, whatever killed it), remove this run's
+    shared memory and files and kill this worker with every Lava process it started (one group)."""
+    def watch():
+        try:
+            while os.read(fd, 1):
+                pass
+        except OSError:
+            pass
+        prefix = shm_prefix(os.getpid()).lstrip("/")
+        for seg in SHM_DIR.glob(prefix + "*"):
+            seg.unlink(missing_ok=True)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def run_job(job: dict) -> None:
@@ -76,7 +96,10 @@ def main(argv: list[str]) -> int:
     """The last line on stderr is the message for the user (run.py shows it)."""
     try:
         with open(argv[0]) as f:
-            run_job(json.load(f))
+            job = json.load(f)
+        if len(argv) > 1:
+            watch_parent(int(argv[1]), job["out_dir"])
+        run_job(job)
     except UserError as e:
         message, status = f"error: {e}", 2
     except Exception as e:  # noqa: BLE001 - a bug: full traceback above the one-line message

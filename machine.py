@@ -1,0 +1,34 @@
+"""What this machine offers a run: memory available now, and the torch device asked for."""
+from __future__ import annotations
+
+from .errors import UserError
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (Linux: MemAvailable), or a large number where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62
+
+
+def check_fits(need: int, what: str, lower: str) -> None:
+    """A clear error before allocating `need` bytes that are not there; `lower` says what to lower."""
+    have = available_memory()
+    if need > have:
+        raise UserError(f"{what} needs about {need / 2**30:.1f} GiB of memory, {have / 2**30:.1f} GiB is "
+                        f"available: lower {lower}")
+
+
+def pick_device(device: str):
+    """`auto` (CUDA when there is one), `cpu` or `cuda`; `cuda` without a CUDA device is an error."""
+    import torch
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available")
+    return torch.device(device)
