@@ -184,12 +184,16 @@ def staged_folder(folder, owned: tuple[str, ...] = ()):
 
 def check_outputs(outputs: dict, inputs=()) -> None:
     """Before any work: every output (option -> path, None when not asked for) can be written,
-    none is one of the run's inputs, and no two are the same file."""
+    none is one of the run's inputs, and no two are the same file. `--json -` is standard output."""
     seen: dict[str, str] = {}
     ins = {os.path.realpath(i): str(i) for i in inputs if i is not None}
     for option, path in outputs.items():
-        if path is None or str(path) == "-":
+        if path is None:
             continue
+        if str(path) == "-":
+            if option == "--json":             # a JSON report may go to standard output
+                continue
+            raise UserError(f"{option} -: this output cannot go to standard output; name a file")
         real = os.path.realpath(output_target(path, option))
         if real in ins:
             raise UserError(f"{option} {path} is the input {ins[real]}: refusing to overwrite it")

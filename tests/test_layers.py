@@ -10,7 +10,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Lowest first. A unit is a top-level module or package of mstdeploy.
 LAYERS = [
-    {"errors", "atomic", "progress", "machine"},
+    {"errors"},
+    {"atomic", "progress", "machine"},   # files, progress bars, memory and devices
     {"ir", "data"},                      # the graph format; data sets
     {"loihi"},                           # Loihi's arithmetic, on the graph
     {"models"},                          # torch models (may train on Loihi's grid)
