@@ -6,40 +6,24 @@ import argparse
 import math
 import pathlib
 
-from ..errors import UserError
 
 
-def count(text: str) -> int:
-    """A whole number >= 1 (images, batch size, epochs)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} is not >= 1")
-    return v
+def _checked(convert, kind: str, ok, rule: str):
+    """An argparse type: convert(text), which must be `kind` and satisfy `ok` (`rule` says how)."""
+    def parse(text: str):
+        try:
+            v = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"{v} is not {rule}")
+        return v
+    return parse
 
 
-def number(text: str) -> float:
-    """A finite number (no nan, no inf)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
-    return v
-
-
-def seed(text: str) -> int:
-    """A random seed: a whole number in [0, 2^32) (what numpy and torch both take)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 <= v < 2 ** 32:
-        raise argparse.ArgumentTypeError(f"{v} is not in [0, 2^32)")
-    return v
+count = _checked(int, "a whole number", lambda v: v >= 1, ">= 1")                 # images, steps, epochs
+number = _checked(float, "a number", math.isfinite, "a finite number")            # no nan, no inf
+seed = _checked(int, "a whole number", lambda v: 0 <= v < 2 ** 32, "in [0, 2^32)")  # numpy and torch both take it
 
 
 def ratio_list(text: str) -> list[float]:
