@@ -4,8 +4,12 @@ from __future__ import annotations
 from .errors import UserError
 
 
-def available_memory() -> int:
-    """Bytes of memory available now (Linux: MemAvailable), or a large number where unknown."""
+def available_memory(device=None) -> int:
+    """Bytes of memory available now: a CUDA device's free memory, else the host's (Linux:
+    MemAvailable), or a large number where unknown."""
+    if device is not None and getattr(device, "type", None) == "cuda":
+        import torch
+        return int(torch.cuda.mem_get_info(device)[0])
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -16,9 +20,10 @@ def available_memory() -> int:
     return 1 << 62
 
 
-def check_fits(need: int, what: str, lower: str) -> None:
-    """A clear error before allocating `need` bytes that are not there; `lower` says what to lower."""
-    have = available_memory()
+def check_fits(need: int, what: str, lower: str, device=None) -> None:
+    """A clear error before allocating `need` bytes that are not there (on `device`, default the
+    host); `lower` says what to lower."""
+    have = available_memory(device)
     if need > have:
         raise UserError(f"{what} needs about {need / 2**30:.1f} GiB of memory, {have / 2**30:.1f} GiB is "
                         f"available: lower {lower}")

@@ -97,7 +97,7 @@ class Simulator:
         T, B = steps, x.shape[0]
         widest = max(int(np.prod(node_shape(self.graph.nodes[n]))) for n in self.order)
         check_fits(4 * widest * T * B * torch.finfo(self.dtype).bits // 8,
-                   f"simulating {B} samples x {T} steps", "-T or the batch size")
+                   f"simulating {B} samples x {T} steps", "-T or the batch size", self.device)
         if self.plan is not None:
             x = torch.as_tensor(quantize_input(x.cpu().numpy()), dtype=torch.float64)
         x = x.to(self.device, self.dtype)
