@@ -37,4 +37,4 @@ def _print(r: dict) -> None:
           f"predictions {'equal' if r['predictions_equal'] else 'DIFFER'}")
     print(f"Lava {r['lava_seconds']:.1f} s ({r['lava']['processes']} processes, {r['lava']['lava_steps']} Lava steps, "
           f"depth {r['lava']['depth']}), reference {r['reference_seconds']:.2f} s")
-    print(("PASS" if r["passed"] else "FAIL") + f" ({r['criterion']})")
+    print(("PASS" if r["passed"] else "FAIL: " + "; ".join(r["failed"])) + f" ({r['criterion']})")

@@ -223,3 +223,38 @@ def test_event_counts_from_lava_equal_the_reference(graphs, fixed):
     lava.delivered[gate][tuple(where)] = False
     changed = lava_counts(g, x, lava, fixed)
     assert sum(changed.gated_events.values()) > sum(ref.gated_events.values())
+
+
+def test_stock_lif_with_r_1_runs_in_float_lava_with_parity(tmp_path):
+    # the reading snnTorch and Norse write (r = 1, so the input gain is 1 / tau): float Lava folds
+    # the gain into the weights that feed the neuron, fixed point into its units
+    rng = np.random.default_rng(0)
+    nodes = {"input": nir.Input(input_type={"input": np.array([1, 8, 8])}),
+             "flat": nir.Flatten(input_type={"input": np.array([1, 8, 8])}, start_dim=0),
+             "fc1": nir.Affine(weight=rng.normal(0, 0.6, (16, 64)).astype(np.float32),
+                               bias=np.full(16, 0.05, np.float32)),
+             "lif": nir.LIF(tau=np.full(16, 5.0, np.float32), r=np.ones(16, np.float32),
+                            v_leak=np.zeros(16, np.float32), v_threshold=np.full(16, 0.3, np.float32),
+                            v_reset=np.zeros(16, np.float32)),
+             "fc2": nir.Linear(weight=rng.normal(0, 0.5, (10, 16)).astype(np.float32)),
+             "output": nir.Output(output_type={"output": np.array([10])})}
+    g = nir.NIRGraph(nodes=nodes, edges=[("input", "flat"), ("flat", "fc1"), ("fc1", "lif"), ("lif", "fc2"),
+                                         ("fc2", "output")])
+    write_graph(g, tmp_path / "lif.nir")
+    for fixed in (False, True):
+        res, _, _ = _parity(tmp_path / "lif.nir", fixed=fixed, T=16)
+        assert res["reference_spikes"] > 50 and res["passed"], (fixed, res["failed"])
+        assert res["mismatched_spikes"] == 0
+
+
+def test_a_parity_failure_says_why(graphs):
+    res, ref, lava = _parity(graphs["vgg"], fixed=True, n=2)
+    assert res["passed"] and res["failed"] == []
+    node = next(iter(lava.saturation))
+    lava.saturation[node] = {**lava.saturation[node], "high": lava.saturation[node]["high"] + 1}
+    res = compare(ref, lava, True)
+    assert not res["passed"] and res["mismatched_spikes"] == 0
+    assert res["failed"] == [f"{node}: saturation counts differ (reference {ref.saturation[node]}, "
+                             f"Lava {lava.saturation[node]})"]
+    lava.spikes[node][0, 0].flat[0] ^= True
+    assert compare(ref, lava, True)["failed"][0] == "1 spikes differ"

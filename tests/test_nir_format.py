@@ -86,3 +86,17 @@ def test_corrupt_truncated_unknown_and_mismatched_files(tmp_path):
         f["node/nodes/aff/weight"] = np.ones((2, 5), np.float32)
     with pytest.raises(UserError, match="invalid graph.*mismatch"):
         read_graph(path)
+
+
+def test_import_mstdeploy_lets_nir_read_our_nodes(tmp_path):
+    # a user's script: `import mstdeploy` alone, then nir.read of an extension file
+    import subprocess
+    import sys
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([4])}),
+                            "gate": X.SynapseGate(shape=(4,), p=0.5, seed=1, stream=2),
+                            "output": nir.Output(output_type={"output": np.array([4])})},
+                     edges=[("input", "gate"), ("gate", "output")])
+    write_graph(g, tmp_path / "g.nir")
+    code = f"import mstdeploy, nir; print(type(nir.read({str(tmp_path / 'g.nir')!r}).nodes['gate']).__name__)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "SynapseGate", r.stderr[-2000:]

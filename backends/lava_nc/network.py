@@ -36,6 +36,14 @@ def _pad(node) -> tuple:
     return pair(p)
 
 
+def _one(value, what: str, name: str) -> float:
+    """The one value of a per-neuron parameter that Lava's LIF holds per process."""
+    v = np.unique(np.asarray(value, np.float64))
+    if v.size != 1:
+        raise UserError(f"{name}: Lava's LIF needs one {what} per node")
+    return float(v[0])
+
+
 def _connect(port, in_port) -> None:
     """Connect, reshaping (a virtual port, no process) where only the shapes differ."""
     if tuple(port.shape) != tuple(in_port.shape):
@@ -121,11 +129,32 @@ class Network:
         return 0 if len(preds) == 1 and preds[0] in self.spiking else GRADED_BITS
 
     def _weights(self, name: str, w: np.ndarray) -> tuple[np.ndarray, int]:
-        """Float weights, or the plan's integers and exponent."""
+        """Float weights (times the input gain of the neurons they feed), or the plan's integers
+        and exponent (the plan folds the gain into its units)."""
         if self.fixed_point:
             q = self.plan.synapses[name]
             return q.weight, q.exp
-        return np.asarray(w, np.float64), 0
+        return np.asarray(w, np.float64) * self._gain(name), 0
+
+    def _gain(self, name: str) -> float:
+        """Float: the input-to-voltage gain of one step of the stock neurons synaptic node `name`
+        feeds (IF: r; LIF, CubaLIF: ir/cuba.py's g_in g_u). Lava's LIF has none (its input enters
+        u and v with weight 1), so it is folded into the weights: exact, as u is linear in them."""
+        p = self.where[name]
+        if p.kind != "neuron":
+            return 1.0
+        gains = {self._neuron_gain(t) for t in p.targets}
+        if len(gains) != 1:
+            raise UserError(f"{name} feeds neurons with different input gains ({sorted(gains)})")
+        return gains.pop()
+
+    def _neuron_gain(self, name: str) -> float:
+        node = self.topo.node(name)
+        if isinstance(node, nir.IF):
+            return _one(node.r, "r", name)
+        if isinstance(node, LEAKY):
+            return _one(cuba(node).gain, "input gain (r, w_in)", name)
+        return 1.0
 
     # -- nodes ----------------------------------------------------------------------------
     def _build(self, name: str, images: np.ndarray) -> None:
@@ -190,7 +219,7 @@ class Network:
                 q = self.plan.synapses[name]
                 proc = self._ours("Product", name, weight=int(q.weight), exp=q.exp, **common)
             else:
-                proc = self._ours("Product", name, scale=float(node.scale), **common)
+                proc = self._ours("Product", name, scale=float(node.scale) * self._gain(name), **common)
             self._wire(name, proc.s_in)
             self.ports[name] = proc.a_out
         elif isinstance(node, (X.Route, X.SynapseGate, nir.Delay)):
@@ -223,22 +252,18 @@ class Network:
         return proc
 
     def _float_lif(self, name, node, shape) -> dict:
-        """du, dv, vth, bias of Lava's float LIF; its input gains are 1 and it resets to 0."""
-        def one(value, what):
-            v = np.unique(np.asarray(value, np.float64))
-            if v.size != 1:
-                raise UserError(f"{name}: Lava's LIF needs one {what} per node")
-            return float(v[0])
+        """du, dv, vth, bias of Lava's float LIF, which resets to 0; the input gain is in the
+        weights that feed it (_gain), and so in the synaptic biases moved here."""
         if isinstance(node, nir.IF):
-            du, dv, gain, th, own, reset = 1.0, 0.0, one(node.r, "r"), one(node.v_threshold, "v_threshold"), 0.0, node.v_reset
+            du, dv, th, own, reset = 1.0, 0.0, _one(node.v_threshold, "v_threshold", name), 0.0, node.v_reset
         else:
             c = cuba(node)
-            du, dv, th, own, reset = one(c.du, "tau_syn"), one(c.dv, "tau_mem"), one(c.threshold, "v_threshold"), c.bias, c.v_reset
-            gain = one(c.g_in, "w_in / tau_syn") * one(c.g_u, "r / tau_mem")
-        if gain != 1.0 or np.any(np.asarray(reset) != 0):
-            raise UserError(f"{name}: Lava's float LIF needs an input gain of 1 (IF: r = 1; LIF: r = tau; "
-                            "CubaLIF: r = tau_mem, w_in = tau_syn) and v_reset = 0")
-        bias = np.broadcast_to(own, shape) + np.broadcast_to(self.biases.get(name, 0.0), shape)
+            du, dv, th, own, reset = (_one(c.du, "tau_syn", name), _one(c.dv, "tau_mem", name),
+                                      _one(c.threshold, "v_threshold", name), c.bias, c.v_reset)
+        if np.any(np.asarray(reset) != 0):
+            raise UserError(f"{name}: Lava's LIF resets to 0; this neuron resets to {np.unique(reset)}")
+        moved = np.broadcast_to(self.biases.get(name, 0.0), shape) * self._neuron_gain(name)
+        bias = np.broadcast_to(own, shape) + moved
         return dict(du=du, dv=dv, vth=th, bias_mant=bias.astype(np.float64))
 
     def _conv1d(self, name, node, shape, in_shape, Dense):
@@ -274,7 +299,7 @@ class Network:
                     q = self.plan.synapses[name]
                     w, e = np.full((C, 1) + k, int(q.weight), np.int64), q.exp
             else:
-                w = np.full((C, 1) + k, 1.0 / area if isinstance(node, nir.AvgPool2d) else 1.0)
+                w = np.full((C, 1) + k, 1.0 / area if isinstance(node, nir.AvgPool2d) else 1.0) * self._gain(name)
                 e = 0
             args = dict(stride=pair(node.stride), padding=_pad(node), dilation=(1, 1), groups=C)
         else:
