@@ -48,6 +48,13 @@ class NeuronQ:
     dv: int = 0               # Lava's dv register: v decays by dv / 4096
     gain: float = 1.0         # float input-to-voltage gain of one step (stock neurons' r, w_in)
     own_bias: np.ndarray | float = 0.0   # the node's own constant drive, in voltage terms (float)
+    current_bias: np.ndarray | None = None  # int64: synaptic biases added to the input every step,
+    #                                         where the current remembers (du < 4095); else in `bias`
+
+    @property
+    def remembers(self) -> bool:
+        """The current decays slower than one step, so a constant input is not a constant voltage."""
+        return self.du < DECAY_ONE - 1
 
     @property
     def threshold(self) -> int:
@@ -162,7 +169,11 @@ class FixedPlan:
         for name, q in self.neurons.items():
             node = topo.node(name)
             shape = node_shape(node)
-            total = np.broadcast_to(q.own_bias, shape) + biases.get(name, 0.0) * q.gain
+            moved = biases.get(name, 0.0)
+            if q.remembers and np.any(moved):              # a synaptic bias is a current: it accumulates
+                q.current_bias = np.round(np.broadcast_to(moved, shape) / q.unit).astype(np.int64)
+                moved = 0.0
+            total = np.broadcast_to(q.own_bias, shape) + moved * q.gain
             v = total / (q.unit * q.gain) * (1 << ACT_SHIFT)
             q.bias_mant, q.bias_exp, q.bias_clipped = quantize_bias(np.broadcast_to(v, shape))
         out = topo.node(topo.output)

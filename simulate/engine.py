@@ -224,6 +224,8 @@ class Simulator:
             return x * plan.output_unit + self.param(name, "ob", plan.output_bias)
         if isinstance(node, NEURONS):
             q = plan.neurons[name]
+            if q.current_bias is not None:                 # a synaptic bias into a remembering current
+                x = x + self.param(name, "qcb", q.current_bias)
             sat = fixed.Saturation(**res.saturation.get(name, {}))
             y = fixed.neuron(q, x, self.param(name, "qb", q.bias), self.param(name, "qv0", q.v_init), sat)
             res.saturation[name] = asdict(sat)

@@ -243,17 +243,23 @@ class Network:
         if self.fixed_point:
             q = self.plan.neurons[name]
             proc = LIFReset(du=q.du, dv=q.dv, vth=q.vth, bias_mant=q.bias_mant, bias_exp=q.bias_exp, **common)
+            current = q.current_bias
         else:
-            proc = LIFReset(bias_exp=0, **common, **self._float_lif(name, node, shape))
+            params, current = self._float_lif(name, node, shape)
+            proc = LIFReset(bias_exp=0, **common, **params)
         self._wire(name, proc.a_in)
+        if current is not None:
+            self._constant_input(name, current, proc.a_in)
         rec = self._ours("Recorder", name, shape=shape)
         proc.s_out.connect(rec.a_in)
         self.ports[name] = proc.s_out
         return proc
 
-    def _float_lif(self, name, node, shape) -> dict:
-        """du, dv, vth, bias of Lava's float LIF, which resets to 0; the input gain is in the
-        weights that feed it (_gain), and so in the synaptic biases moved here."""
+    def _float_lif(self, name, node, shape) -> tuple[dict, np.ndarray | None]:
+        """du, dv, vth, bias of Lava's float LIF, which resets to 0, and the constant input current
+        (None when there is none). The input gain is in the weights that feed the neuron (_gain),
+        and so in the synaptic biases moved here: into the voltage bias where the current is one
+        step's input, into a constant input where the current remembers (it accumulates there)."""
         if isinstance(node, nir.IF):
             du, dv, th, own, reset = 1.0, 0.0, _one(node.v_threshold, "v_threshold", name), 0.0, node.v_reset
         else:
@@ -263,8 +269,18 @@ class Network:
         if np.any(np.asarray(reset) != 0):
             raise UserError(f"{name}: Lava's LIF resets to 0; this neuron resets to {np.unique(reset)}")
         moved = np.broadcast_to(self.biases.get(name, 0.0), shape) * self._neuron_gain(name)
-        bias = np.broadcast_to(own, shape) + moved
-        return dict(du=du, dv=dv, vth=th, bias_mant=bias.astype(np.float64))
+        current = moved.astype(np.float64) if du < 1.0 and np.any(moved) else None
+        bias = np.broadcast_to(own, shape) + (0.0 if current is not None else moved)
+        return dict(du=du, dv=dv, vth=th, bias_mant=bias.astype(np.float64)), current
+
+    def _constant_input(self, name: str, value: np.ndarray, in_port) -> None:
+        """A source that adds `value` to a neuron's input at every step (Lava sums an InPort's
+        connections); the neuron's reset at each image's first step clears what came before."""
+        from lava.proc.io.source import RingBuffer as Source
+        data = np.repeat(np.asarray(value)[..., None], self.lava_steps, axis=-1)
+        proc = Source(data=data.astype(np.int32) if self.fixed_point else data)
+        proc.s_out.connect(in_port)
+        self.procs[f"{name}.bias"] = proc
 
     def _conv1d(self, name, node, shape, in_shape, Dense):
         w = np.asarray(node.weight)
