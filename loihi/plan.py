@@ -65,10 +65,11 @@ class NeuronQ:
         return self.bias_mant << self.bias_exp
 
 
-def _uniform(value, what: str, name: str) -> float:
+def uniform(value, what: str, name: str, who: str = "fixed point") -> float:
+    """The one value of a parameter that Loihi keeps per node (a register, not per neuron)."""
     v = np.unique(np.asarray(value, np.float64))
     if v.size != 1:
-        raise UserError(f"fixed point: {name} has a non-uniform {what}; one value per node is needed")
+        raise UserError(f"{who}: {name} has a non-uniform {what}; one value per node is needed")
     return float(v[0])
 
 
@@ -184,7 +185,7 @@ class FixedPlan:
         if isinstance(node, LEAKY):
             return self._cuba_unit(name, node, shape)
         if isinstance(node, X.ResetSubIF):
-            th = _uniform(node.threshold, "threshold", name)
+            th = uniform(node.threshold, "threshold", name)
             if th <= 0:
                 raise UserError(f"fixed point: {name} has a non-positive threshold")
             unit = th / VTH_MANT
@@ -192,20 +193,20 @@ class FixedPlan:
             v0 = np.clip(v0, -V_LIMIT, V_LIMIT).astype(np.int64)
             return NeuronQ(unit, VTH_MANT, v0, None, None, 0, subtract=True,
                            own_bias=np.asarray(node.bias, np.float64))
-        th = _uniform(node.v_threshold, "v_threshold", name)
-        if _uniform(node.r, "r", name) != 1.0 or np.any(np.asarray(node.v_reset) != 0) or th <= 0:
+        th = uniform(node.v_threshold, "v_threshold", name)
+        if uniform(node.r, "r", name) != 1.0 or np.any(np.asarray(node.v_reset) != 0) or th <= 0:
             raise UserError(f"fixed point: stock IF {name} needs r = 1, v_reset = 0 and a positive threshold")
         return NeuronQ(th / VTH_MANT, VTH_MANT, np.zeros(shape, np.int64), None, None, 0, subtract=False)
 
     def _cuba_unit(self, name: str, node, shape) -> NeuronQ:
         """LIF / CubaLIF as Lava's LIF: vth = 64 * threshold, 12-bit decays (du with Lava's +1)."""
         c = cuba(node)
-        th = _uniform(c.threshold, "v_threshold", name)
-        gain = _uniform(c.gain, "input gain (r, w_in)", name)
+        th = uniform(c.threshold, "v_threshold", name)
+        gain = uniform(c.gain, "input gain (r, w_in)", name)
         if th <= 0 or gain <= 0 or np.any(c.v_reset != 0):
             raise UserError(f"fixed point: {name} needs a positive threshold and gain and v_reset = 0")
-        dv = round(_uniform(c.dv, "tau_mem", name) * DECAY_ONE)
-        du = round(_uniform(c.du, "tau_syn", name) * DECAY_ONE) - 1
+        dv = round(uniform(c.dv, "tau_mem", name) * DECAY_ONE)
+        du = round(uniform(c.du, "tau_syn", name) * DECAY_ONE) - 1
         if not (0 <= dv < DECAY_ONE and 0 <= du < DECAY_ONE):
             raise UserError(f"fixed point: {name}: decays (du {du + 1}, dv {dv} of 4096) outside Lava's "
                             "12-bit registers")

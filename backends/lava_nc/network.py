@@ -19,7 +19,7 @@ from ...ir.cuba import LEAKY, cuba
 from ...ir.topology import SUPPORTED as IR_NODES
 from ...ir.topology import POOLS, Topology, check_supported, delay_steps, node_shape, pair
 from ...loihi.placement import moved_biases, placements
-from ...loihi.plan import FixedPlan
+from ...loihi.plan import FixedPlan, uniform
 from ...loihi.quantize import quantize_input
 from ...loihi.widths import GRADED_BITS
 from .schedule import schedule
@@ -37,11 +37,7 @@ def _pad(node) -> tuple:
 
 
 def _one(value, what: str, name: str) -> float:
-    """The one value of a per-neuron parameter that Lava's LIF holds per process."""
-    v = np.unique(np.asarray(value, np.float64))
-    if v.size != 1:
-        raise UserError(f"{name}: Lava's LIF needs one {what} per node")
-    return float(v[0])
+    return uniform(value, what, name, who="Lava's LIF")
 
 
 def _connect(port, in_port) -> None:
