@@ -279,3 +279,22 @@ def test_13_a_malicious_checkpoint_is_named_as_such(tmp_path):
     torch.save({"format": "mstdeploy-checkpoint", "version": 1, "x": Evil()}, tmp_path / "evil.pt")
     line = one_line_error(run_mst("export", tmp_path / "evil.pt", "-o", tmp_path / "x.nir"))
     assert "not a safe checkpoint" in line and "system" in line and not marker.exists()
+
+
+def test_3_what_a_run_killed_with_its_worker_left_is_removed_by_the_next_run():
+    from mstdeploy.backends.lava_nc.run import remove_stale_runs
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True).stdout)
+    folder = pathlib.Path("/tmp") / f"mst-lava-{dead}-stale"
+    folder.mkdir()
+    (folder / "job.json").write_text("{}")
+    seg = pathlib.Path("/dev/shm") / f"mstlava{dead}_0123456789ab"
+    seg.write_bytes(b"\0" * 16)
+    mine = pathlib.Path("/tmp") / f"mst-lava-{os.getpid()}-alive"
+    mine.mkdir()
+    try:
+        remove_stale_runs()
+        assert not folder.exists() and not seg.exists() and mine.exists()
+    finally:
+        mine.rmdir()
+        seg.unlink(missing_ok=True)

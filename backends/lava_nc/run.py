@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...atomic import alive
 from ...errors import UserError
 from ...ir.io import read_graph
 from ...ir.topology import Topology
@@ -62,7 +65,8 @@ def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, firs
     inputs = int(np.prod(images.shape[1:]))
     check_fits(8 * inputs * len(images) * steps + PROCESS_BYTES * len(graph.nodes),
                f"a Lava run of {len(images)} images x {steps} steps", "-T or -n")
-    with tempfile.TemporaryDirectory(prefix="mst-lava-") as out:
+    remove_stale_runs()
+    with tempfile.TemporaryDirectory(prefix=f"mst-lava-{os.getpid()}-") as out:
         np.save(os.path.join(out, "images.npy"), np.asarray(images, np.float64))
         job = {"graph": str(pathlib.Path(graph_path).resolve()), "steps": int(steps), "fixed_point": bool(fixed_point),
                "first_sample": int(first_sample), "out_dir": out}
@@ -71,6 +75,21 @@ def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, firs
             json.dump(job, f)
         _run_worker(job_path, out, timeout, progress)
         return _collect(out, steps, len(images))
+
+
+def remove_stale_runs() -> None:
+    """What runs killed together with their worker (no one left to clean) left: temp folders
+    named after a dead caller, shared memory named after a dead worker."""
+    pattern = re.compile(r"^mst-lava-(\d+)-")
+    for folder in pathlib.Path(tempfile.gettempdir()).glob("mst-lava-*"):
+        m = pattern.match(folder.name)
+        if m and not alive(int(m.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+    shm = re.compile(r"^" + re.escape(shm_prefix(0).lstrip("/")[:-2]) + r"(\d+)_")
+    for seg in SHM_DIR.glob(shm_prefix(0).lstrip("/")[:-2] + "*"):
+        m = shm.match(seg.name)
+        if m and not alive(int(m.group(1))):
+            seg.unlink(missing_ok=True)
 
 
 def _run_worker(job_path: str, out: str, timeout: float, progress: bool) -> None:
