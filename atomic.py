@@ -31,6 +31,16 @@ def _kind(mode: int) -> str:
     return "special file"
 
 
+def _check_creatable(folder: pathlib.Path, what: str, path) -> None:
+    """`folder` exists, or can be created, in a folder we can write: the nearest one that exists."""
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"{what} {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path}: the folder {folder} is not writable")
+
+
 def output_target(path, what: str = "output") -> pathlib.Path:
     """The regular file a write to `path` replaces (a symlink's target), checked before any work:
     not empty, not a folder, device, FIFO or socket, in a folder we can create and write."""
@@ -47,13 +57,7 @@ def output_target(path, what: str = "output") -> pathlib.Path:
             raise UserError(f"{what} {path} is a {_kind(mode)}, not a regular file: refusing to replace it"
                             + (" (write to a file, or - for standard output where the option allows it)"
                                if not stat.S_ISDIR(mode) else ""))
-    folder = target.parent
-    while not folder.exists():                    # the nearest folder that exists will hold the new ones
-        folder = folder.parent
-    if not folder.is_dir():
-        raise UserError(f"{what} {path}: {folder} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{what} {path}: the folder {folder} is not writable")
+    _check_creatable(target.parent, what, path)
     return target
 
 
@@ -64,11 +68,7 @@ def output_folder(path, what: str = "output folder") -> pathlib.Path:
     p = pathlib.Path(os.path.realpath(path))
     if p.exists() and not p.is_dir():
         raise UserError(f"{what} {path} exists and is not a folder")
-    folder = p
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{what} {path}: {folder} is not a writable folder")
+    _check_creatable(p, what, path)
     return p
 
 

@@ -64,6 +64,7 @@ class Simulator:
         self._cache: dict[str, dict] = {}
         self._analog = counting.analog_sources(topo)
         self._needs_activity = counting.activity_needed(topo, self._analog)
+        self._widest = max(int(np.prod(node_shape(graph.nodes[n]))) for n in self.order)  # for memory checks
 
     def cached(self, name: str, key: str, make):
         """A per-node value built once (parameters as tensors, plans, fan-outs)."""
@@ -95,8 +96,7 @@ class Simulator:
         if steps < 1:
             raise UserError("the number of steps must be >= 1")
         T, B = steps, x.shape[0]
-        widest = max(int(np.prod(node_shape(self.graph.nodes[n]))) for n in self.order)
-        check_fits(4 * widest * T * B * torch.finfo(self.dtype).bits // 8,
+        check_fits(4 * self._widest * T * B * torch.finfo(self.dtype).bits // 8,
                    f"simulating {B} samples x {T} steps", "-T or the batch size", self.device)
         if self.plan is not None:
             x = torch.as_tensor(quantize_input(x.cpu().numpy()), dtype=torch.float64)
