@@ -12,7 +12,7 @@ import sys
 from .errors import UserError
 
 # Modules of commands/, in the order `mst --help` lists their subcommands (export adds inspect).
-COMMANDS = ("train", "eval", "export", "simulate", "lava", "parity", "energy", "resources", "demo")
+COMMANDS = ("train", "import_", "eval", "export", "simulate", "lava", "parity", "energy", "resources", "demo")  # modules
 
 
 class _Parser(argparse.ArgumentParser):

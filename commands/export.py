@@ -10,6 +10,10 @@ def add_parser(sub) -> None:
     x.add_argument("-o", "--output", required=True, help="NIR file to write (atomically)")
     add_mask_options(x)
     x.add_argument("--seed", type=seed, default=0, help="seed of the gating random stream")
+    x.add_argument("--layernorm", choices=["cumulative", "per_step"], default="cumulative",
+                   help="how the SNN reads an MST's LayerNorm head: cumulative (the norm of the running "
+                        "mean, the exact readout; default) or per_step (each step's value, as the "
+                        "official conversion)")
     x.add_argument("--standard", action="store_true",
                    help="stock NIR nodes only (ResNet/VGG without masking); fails otherwise")
     x.set_defaults(func=run)
@@ -27,7 +31,7 @@ def run(args) -> int:
     from ..models import checkpoint
     check_outputs({"--output": args.output}, [args.checkpoint])
     model, _ = checkpoint.load(args.checkpoint, **mask_overrides(args))
-    graph = to_nir(model, seed=args.seed, standard=args.standard)
+    graph = to_nir(model, seed=args.seed, standard=args.standard, layernorm=args.layernorm)
     write_graph(graph, args.output)
     gates = sum(1 for n in graph.nodes.values() if isinstance(n, SynapseGate))
     print(f"wrote {args.output}: {len(graph.nodes)} nodes, {len(graph.edges)} edges, "

@@ -1,8 +1,12 @@
 """Data sets: digits (embedded default), CIFAR-10/100 (python-pickle) and ImageNet (ImageFolder).
 
 All return a torch Dataset of (float image tensor (C, S, S), int label) at the model's image size
-S, normalised per channel. Images are resized with bilinear interpolation (antialiased when
-shrinking). Augmentation is done on batches in training (see `augment`), not here.
+S, normalised per channel. CIFAR and ImageNet go through the official MST code's test transforms
+(its data/build.py), with torchvision: CIFAR `Resize(S) -> ToTensor -> Normalize((0.4914, 0.4822,
+0.4465), (0.2023, 0.1994, 0.2010))` (the same constants for CIFAR-100, as there), ImageNet
+`Resize(256/224 S, bicubic) -> CenterCrop(S) -> ToTensor -> Normalize(ImageNet mean, std)`. A
+training split takes another transform from the recipe (models/recipe.py); otherwise augmentation
+is done on batches (see `augment`).
 
 digits: scikit-learn's 1797 8x8 grey images (0..16), a fixed stratified 80/20 split with seed 0
 (1437 train / 360 test); upsampled from 8x8 to the model's size (mst-tiny: 16x16).
@@ -19,6 +23,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
 from ..errors import UserError
+from . import vision
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagenet")
 
@@ -34,8 +39,8 @@ class DataInfo:
 
 INFO = {
     "digits": DataInfo(1, 10, (0.305,), (0.319,), False),  # measured on the 16x16 train split
-    "cifar10": DataInfo(3, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), True),
-    "cifar100": DataInfo(3, 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), True),
+    "cifar10": DataInfo(3, 10, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), True),   # official MST
+    "cifar100": DataInfo(3, 100, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), True),
     "imagenet": DataInfo(3, 1000, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), True),
 }
 
@@ -60,8 +65,20 @@ def _normalise(x: torch.Tensor, inf: DataInfo) -> torch.Tensor:
     return (x - mean) / std
 
 
-def load(name: str, split: str, image_size: int, path: str | None = None) -> Dataset:
-    """The `split` ('train' or 'test') of data set `name` at `image_size`."""
+def test_transform(name: str, size: int):
+    """The official MST code's test transform of a CIFAR or ImageNet PIL image (module docstring)."""
+    T = vision.transforms()
+    inf = info(name)
+    if name == "imagenet":
+        first = [T.Resize(int(256 / 224 * size), interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size)]
+    else:
+        first = [T.Resize(size)]
+    return T.Compose(first + [T.ToTensor(), T.Normalize(inf.mean, inf.std)])
+
+
+def load(name: str, split: str, image_size: int, path: str | None = None, transform=None) -> Dataset:
+    """The `split` ('train' or 'test') of data set `name` at `image_size`; `transform` (a PIL image
+    -> tensor, CIFAR and ImageNet) replaces the test transform (a training recipe's)."""
     inf = info(name)
     if split not in ("train", "test"):
         raise ValueError(split)
@@ -72,9 +89,10 @@ def load(name: str, split: str, image_size: int, path: str | None = None) -> Dat
     root = pathlib.Path(path)
     if not root.exists():
         raise UserError(f"data path does not exist: {root}")
+    transform = transform or test_transform(name, image_size)
     if name in ("cifar10", "cifar100"):
-        return _cifar(name, root, split, image_size, inf)
-    return ImageFolder(root, split, image_size, inf)
+        return _cifar(name, root, split, inf, transform)
+    return ImageFolder(root, split, transform)
 
 
 def _digits(split: str, size: int, inf: DataInfo) -> Dataset:
@@ -94,18 +112,18 @@ _CIFAR_FILES = {"cifar10": ({"train": [f"data_batch_{i}" for i in range(1, 6)], 
                 "cifar100": ({"train": ["train"], "test": ["test"]}, b"fine_labels", "cifar-100-python")}
 
 
-class _ResizedImages(Dataset):
-    """uint8 (N, C, H, W) images resized and normalised lazily, one at a time."""
+class _Images(Dataset):
+    """uint8 (N, H, W, C) images, transformed lazily one at a time as PIL images."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, size: int, inf: DataInfo):
-        self.images, self.labels, self.size, self.inf = images, labels, size, inf
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform):
+        self.images, self.labels, self.transform = images, labels, transform
 
     def __len__(self):
         return len(self.labels)
 
     def __getitem__(self, i):
-        x = self.images[i:i + 1].float() / 255.0
-        return _normalise(resize(x, self.size), self.inf)[0], int(self.labels[i])
+        from PIL import Image
+        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
 class _Refused(pickle.UnpicklingError):
@@ -126,7 +144,7 @@ class _CifarUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _cifar(name: str, root: pathlib.Path, split: str, size: int, inf: DataInfo) -> Dataset:
+def _cifar(name: str, root: pathlib.Path, split: str, inf: DataInfo, transform) -> Dataset:
     files, label_key, subdir = _CIFAR_FILES[name]
     if (root / subdir).is_dir():
         root = root / subdir
@@ -146,17 +164,17 @@ def _cifar(name: str, root: pathlib.Path, split: str, size: int, inf: DataInfo) 
             raise UserError(f"{name}: {f} is not a CIFAR python-pickle batch ({type(e).__name__})") from None
         if len(lab) != len(data) or (len(lab) and (lab.min() < 0 or lab.max() >= inf.num_classes)):
             raise UserError(f"{name}: {f} has inconsistent labels")
-        images.append(torch.from_numpy(data))
-        labels.append(torch.from_numpy(lab))
-    return _ResizedImages(torch.cat(images), torch.cat(labels), size, inf)
+        images.append(data.transpose(0, 2, 3, 1))
+        labels.append(lab)
+    return _Images(np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels), transform)
 
 
 class ImageFolder(Dataset):
-    """root/{train,val}/<class>/<image>: classes sorted by name, decoded with PIL, resized square."""
+    """root/{train,val}/<class>/<image>: classes sorted by name, decoded with PIL as RGB."""
 
     EXTENSIONS = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
 
-    def __init__(self, root: pathlib.Path, split: str, size: int, inf: DataInfo):
+    def __init__(self, root: pathlib.Path, split: str, transform):
         d = root / ("train" if split == "train" else "val")
         if not d.is_dir():
             raise UserError(f"imagenet: expected folder {d} with one sub-folder per class")
@@ -165,9 +183,9 @@ class ImageFolder(Dataset):
                         if f.suffix.lower() in self.EXTENSIONS]
         if not self.samples:
             raise UserError(f"imagenet: no images found under {d}")
-        if len(self.classes) > inf.num_classes:
-            raise UserError(f"imagenet: {len(self.classes)} classes, at most {inf.num_classes}")
-        self.size, self.inf = size, inf
+        if len(self.classes) > INFO["imagenet"].num_classes:
+            raise UserError(f"imagenet: {len(self.classes)} classes, at most {INFO['imagenet'].num_classes}")
+        self.transform = transform
 
     def __len__(self):
         return len(self.samples)
@@ -177,11 +195,10 @@ class ImageFolder(Dataset):
         f, label = self.samples[i]
         try:
             with Image.open(f) as im:
-                arr = np.asarray(im.convert("RGB").resize((self.size, self.size), Image.BILINEAR))
+                img = im.convert("RGB")
         except (OSError, UnidentifiedImageError):
             raise UserError(f"imagenet: cannot decode image {f}") from None
-        x = torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0).float() / 255.0
-        return _normalise(x, self.inf)[0], label
+        return self.transform(img), label
 
 
 def augment(x: torch.Tensor, natural: bool, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:

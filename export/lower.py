@@ -19,17 +19,22 @@ from .saformer import lower_saformer
 FORMAT = "mstdeploy-nir/1"
 
 
-def to_nir(model: torch.nn.Module, seed: int = 0, standard: bool = False) -> nir.NIRGraph:
-    """The converted SNN of `model` (eval mode, its masks as stochastic synapse gating)."""
+LAYERNORM_MODES = ("cumulative", "per_step")
+
+
+def to_nir(model: torch.nn.Module, seed: int = 0, standard: bool = False,
+           layernorm: str = "cumulative") -> nir.NIRGraph:
+    """The converted SNN of `model` (eval mode, its masks as stochastic synapse gating). `layernorm`:
+    how an MST's LayerNorm head reads the residual stream, `cumulative` (the norm of its running
+    mean: the exact readout) or `per_step` (each step's value: the official conversion)."""
+    if layernorm not in LAYERNORM_MODES:
+        raise UserError(f"layernorm must be one of {list(LAYERNORM_MODES)}, got {layernorm!r}")
     model = model.eval()
     cfg = model.config
-    if isinstance(model, MST) and cfg.head_norm != "batch":
-        raise UserError("this MST uses a LayerNorm head, which has no spiking equivalent; "
-                        "train with head_norm='batch' to export it")
     with torch.no_grad():
         try:
             if isinstance(model, MST):
-                b = lower_mst(model, seed)
+                b = lower_mst(model, seed, layernorm)
             elif isinstance(model, VGG):
                 b = lower_vgg(model, seed, standard)
             elif isinstance(model, SAFormer):
@@ -49,6 +54,8 @@ def to_nir(model: torch.nn.Module, seed: int = 0, standard: bool = False) -> nir
             "config": json.dumps(cfg.to_dict())}
     if hasattr(cfg, "attention"):
         meta["attention"] = cfg.attention
+    if isinstance(model, MST) and cfg.head_norm == "layer":
+        meta["layernorm"] = layernorm
     if hasattr(cfg, "steps"):
         meta["steps"] = int(cfg.steps)              # informational: the T it was trained with
     return b.build(meta)

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 import nir
 import numpy as np
+import torch
 
 from ..models.attention import WindowAttention
 from ..models.mst import MST, MSTBlock, PatchMerging
 from .builder import GraphBuilder, bn_affine, fold_bn, np32, qcfs_lam
-from ..ir.nodes import HostSoftmax, Route, SpikeProduct
+from ..ir.nodes import HostLayerNorm, HostSoftmax, Route, SpikeProduct
 
 
 @dataclass
@@ -120,7 +121,7 @@ def _attention(b: GraphBuilder, pre: str, blk: MSTBlock, s1: str, lam1: float, C
     nW = tok.shape[0]
     x1 = Lin.of(s1, (C, N), lam1)
     wqkv, bqkv = fold_bn(att.qkv.weight, att.qkv.bias, None)
-    acts = (att.q_act, att.k_act, att.v_act)
+    acts = (att.q_if, att.k_if, att.v_if)
     spikes = []
     for i, nm in enumerate("qkv"):
         sl = slice(i * C, (i + 1) * C)
@@ -135,16 +136,16 @@ def _attention(b: GraphBuilder, pre: str, blk: MSTBlock, s1: str, lam1: float, C
 
     spiking = att.mode == "spiking"
     mode = "cumulative" if spiking else "per_step"
-    lq, lk = qcfs_lam(att.q_act), qcfs_lam(att.k_act)
+    lq, lk = qcfs_lam(att.q_if), qcfs_lam(att.k_if)
     qk = spike_product(b, f"{pre}.qk", (sq, (C, N), q_map), (sk, (C, N), kt_map), mode, att.scale * lq * lk)
     a_shape = (nW, heads, Nw, Nw)
     bias = np32(att.position_bias())[None]                                      # (1, heads, Nw, Nw)
     if blk.shift_mask is not None:
         bias = bias + np32(blk.shift_mask)[:, None]
     bias = np.broadcast_to(bias, a_shape)
-    lam_a, lam_v = qcfs_lam(att.attn_act), qcfs_lam(att.v_act)
+    lam_a, lam_v = qcfs_lam(att.attn_if), qcfs_lam(att.v_if)
     # spiking: the bias (and shift mask) drive the attention neuron; softmax: the host op
-    a = b.neuron(f"{pre}.attn", att.attn_act, a_shape, qk, bias=bias if spiking else 0.0)
+    a = b.neuron(f"{pre}.attn", att.attn_if, a_shape, qk, bias=bias if spiking else 0.0)
     a = b.gate(f"{pre}.attn.gate", a, att.mask_attn.p, a_shape)
     av_scale = lam_a * lam_v
     if not spiking:
@@ -157,28 +158,27 @@ def _attention(b: GraphBuilder, pre: str, blk: MSTBlock, s1: str, lam1: float, C
     inv = np.empty(C * N, np.int64)
     inv[q_map.reshape(-1)] = np.arange(q_map.size)
     back = b.add(f"{pre}.av.out", Route(in_shape=q_map.shape, index=inv.reshape(C, N)), av)
-    o = b.neuron(f"{pre}.out", att.out_act, (C, N), back)
+    o = b.neuron(f"{pre}.out", att.attn_v_if, (C, N), back)
     wp, bp = fold_bn(att.proj.weight, att.proj.bias, None)
-    sp = neuron_from(b, f"{pre}.proj", Lin.of(o, (C, N), qcfs_lam(att.out_act)), att.proj_act, wp, bp)
-    return Lin.of(sp, (C, N), qcfs_lam(att.proj_act))
+    sp = neuron_from(b, f"{pre}.proj", Lin.of(o, (C, N), qcfs_lam(att.attn_v_if)), att.proj_if, wp, bp)
+    return Lin.of(sp, (C, N), qcfs_lam(att.proj_if))
 
 
 def _block(b: GraphBuilder, pre: str, blk: MSTBlock, x: Lin) -> Lin:
+    """Official block: the attention's shortcut is the block input x itself (before norm1)."""
     C, N = x.shape
-    res = blk.resolution
-    s1 = neuron_from(b, f"{pre}.act1", x.affine(*bn_affine(blk.norm1)), blk.act1)
-    lam1 = qcfs_lam(blk.act1)
-    x_mid = Lin.of(s1, (C, N), lam1).plus(_attention(b, f"{pre}.attn", blk, s1, lam1, C, res))
+    s1 = neuron_from(b, f"{pre}.act1", x.affine(*bn_affine(blk.norm1)), blk.shortcut1_if)
+    x_mid = x.plus(_attention(b, f"{pre}.attn", blk, s1, qcfs_lam(blk.shortcut1_if), C, blk.resolution))
     y = x_mid.affine(*bn_affine(blk.norm2))
     mlp = blk.mlp
-    s_in = neuron_from(b, f"{pre}.mlp_in", y, blk.mlp_in)
+    s_in = neuron_from(b, f"{pre}.mlp_in", y, blk.shortcut2_if)
     g1 = b.gate(f"{pre}.fc1.gate", s_in, mlp.mask_fc1.p, (C, N))
-    w1, b1 = fold_bn(mlp.fc1.weight, mlp.fc1.bias, mlp.bn1)
-    h1 = neuron_from(b, f"{pre}.fc1", Lin.of(g1, (C, N), qcfs_lam(blk.mlp_in)), mlp.act1, w1, b1)
+    w1, b1 = fold_bn(mlp.fc1.weight, mlp.fc1.bias, mlp.norm1)
+    h1 = neuron_from(b, f"{pre}.fc1", Lin.of(g1, (C, N), qcfs_lam(blk.shortcut2_if)), mlp.fc1_if, w1, b1)
     g2 = b.gate(f"{pre}.fc2.gate", h1, mlp.mask_fc2.p, (w1.shape[0], N))
-    w2, b2 = fold_bn(mlp.fc2.weight, mlp.fc2.bias, mlp.bn2)
-    h2 = neuron_from(b, f"{pre}.fc2", Lin.of(g2, (w1.shape[0], N), qcfs_lam(mlp.act1)), mlp.act2, w2, b2)
-    return y.plus(Lin.of(h2, (C, N), qcfs_lam(mlp.act2)))
+    w2, b2 = fold_bn(mlp.fc2.weight, mlp.fc2.bias, mlp.norm2)
+    h2 = neuron_from(b, f"{pre}.fc2", Lin.of(g2, (w1.shape[0], N), qcfs_lam(mlp.fc1_if)), mlp.fc2_if, w2, b2)
+    return y.plus(Lin.of(h2, (C, N), qcfs_lam(mlp.fc2_if)))
 
 
 def _merge(b: GraphBuilder, pre: str, m: PatchMerging, x: Lin, res: int) -> Lin:
@@ -191,16 +191,38 @@ def _merge(b: GraphBuilder, pre: str, m: PatchMerging, x: Lin, res: int) -> Lin:
         parts.append(np.arange(C)[:, None] * N + tok[None, :])
     xc = x.routed(np.concatenate(parts, 0)).affine(*bn_affine(m.norm))
     w, _ = fold_bn(m.reduction.weight, None, None)
-    s = neuron_from(b, f"{pre}", xc, m.act, w, np.zeros(w.shape[0]))
-    return Lin.of(s, (w.shape[0], h2 * h2), qcfs_lam(m.act))
+    s = neuron_from(b, f"{pre}", xc, m.reduction_if, w, np.zeros(w.shape[0]))
+    return Lin.of(s, (w.shape[0], h2 * h2), qcfs_lam(m.reduction_if))
 
 
-def _head(b: GraphBuilder, model: MST, x: Lin) -> str:
+def _head(b: GraphBuilder, model: MST, x: Lin, layernorm: str) -> str:
+    """norm -> token mean -> Linear. BatchNorm folds into the classifier. LayerNorm is a host op
+    on the residual stream's spike streams (HostLayerNorm, `layernorm` cumulative or per_step)
+    whose affine folds into the classifier."""
     C, N = x.shape
-    xh = x.affine(*bn_affine(model.head_norm))
     wh, bh = fold_bn(model.head.weight, model.head.bias, None)
     K = wh.shape[0]
     out = b.add("output", nir.Output(output_type={"output": np.array([K, 1])}))
+    if isinstance(model.norm, torch.nn.LayerNorm):
+        ln = model.norm
+        gamma, beta = (np.ones(C), np.zeros(C)) if ln.weight is None else \
+            (ln.weight.double().numpy(), ln.bias.double().numpy())
+        packed = (len(x.terms), C, N)
+        inputs = []
+        for k, t in enumerate(x.terms):
+            base = np.arange(int(np.prod(t.src_shape))).reshape(t.src_shape) if t.route is None else t.route
+            index = -np.ones(packed, np.int64)
+            index[k] = base
+            inputs.append(b.add(f"head.norm.in{k}", Route(in_shape=t.src_shape, index=index), t.src))
+        weight = np.stack([t.w for t in x.terms])[:, :, None]
+        norm = b.add("head.norm", HostLayerNorm(shape=(C, N), weight=weight, bias=x.const, axis=0,
+                                                eps=float(ln.eps), mode=layernorm), *inputs)
+        w = np.repeat((wh * gamma[None, :])[:, :, None] / N, N, 2).astype(np.float32)
+        syn = b.add("head", nir.Conv1d(input_shape=N, weight=w, stride=1, padding=0, dilation=1, groups=1,
+                                       bias=np.float32(wh @ beta + bh)), norm)
+        b.edges.append((syn, out))
+        return out
+    xh = x.affine(*bn_affine(model.norm))
     for k, t in enumerate(xh.terms):
         src = _route_node(b, f"head.in{k}.route", t)
         w = np.repeat((wh * t.w[None, :])[:, :, None] / N, N, 2).astype(np.float32)
@@ -211,28 +233,27 @@ def _head(b: GraphBuilder, model: MST, x: Lin) -> str:
     return out
 
 
-def lower_mst(model: MST, seed: int = 0) -> GraphBuilder:
+def lower_mst(model: MST, seed: int = 0, layernorm: str = "cumulative") -> GraphBuilder:
     cfg = model.config
     b = GraphBuilder(seed)
     S = cfg.img_size
     inp = b.add("input", nir.Input(input_type={"input": np.array([cfg.in_chans, S, S])}))
-    w, bias = fold_bn(model.patch_embed.weight, model.patch_embed.bias, model.patch_norm)
+    pe = model.patch_embed
+    w, bias = fold_bn(pe.proj.weight, pe.proj.bias, pe.norm)
     P = cfg.patch_size
     res = S // P
     conv = b.add("patch_embed", nir.Conv2d(input_shape=(S, S), weight=np.float32(w), stride=P, padding=0,
                                            dilation=1, groups=1, bias=np.float32(bias)), inp)
     flat = b.tokens("patch_embed.flatten", [cfg.embed_dim, res, res], conv)
     C, N = cfg.embed_dim, res * res
-    s = b.neuron("patch_embed.if", model.patch_act, (C, N), flat)
-    x = Lin.of(s, (C, N), qcfs_lam(model.patch_act))
+    s = b.neuron("patch_embed.if", pe.proj_if, (C, N), flat)
+    x = Lin.of(s, (C, N), qcfs_lam(pe.proj_if))
     nb = 0
-    for i, stage in enumerate(model.stages):
-        for mod in stage:
-            if isinstance(mod, MSTBlock):
-                x = _block(b, f"block{nb}", mod, x)
-                nb += 1
-            else:
-                x = _merge(b, f"merge{i}", mod, x, res)
-                res //= 2
-    _head(b, model, x)
+    for i, mod in model.blocks():
+        if isinstance(mod, MSTBlock):
+            x = _block(b, f"block{nb}", mod, x)
+            nb += 1
+        else:
+            x = _merge(b, f"merge{i}", mod, x, mod.resolution)
+    _head(b, model, x, layernorm)
     return b

@@ -141,6 +141,46 @@ class HostSoftmax(_Extension):
 
 
 @dataclass(eq=False)
+class HostLayerNorm(_Extension):
+    """LayerNorm on the host of a weighted sum of K spike streams (MST's head norm).
+
+    The input is K packed streams of `shape` (in: (K, *shape); each arrives through a Route into
+    its slice, NIR sums them): x_t = sum_k weight[k] * in_t[k] + bias. With
+    norm(x) = (x - mean(x)) / sqrt(var(x) + eps) over `axis` of `shape` (biased variance, torch's
+    LayerNorm; its affine is folded into the consumer):
+    mode "cumulative" (exact readout): m_t = mean of x_1..x_t, out_t = t norm(m_t) - (t-1) norm(m_{t-1}),
+        so the outputs up to t sum to t norm(m_t): the head reads the norm of the mean, as the ANN;
+    mode "per_step" (the official snn_validate): out_t = norm(x_t).
+    """
+    shape: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray
+    axis: int
+    eps: float
+    mode: str
+    _ints = ("axis",)
+    _strs = ("mode",)
+
+    def __post_init__(self):
+        self.shape = np.asarray(_shape(self.shape), dtype=np.int64)
+        shape = tuple(self.shape)
+        self.weight, self.bias, self.eps = _arr(self.weight), _arr(self.bias), float(self.eps)
+        if self.mode not in ("cumulative", "per_step"):
+            raise ValueError(f"HostLayerNorm mode must be cumulative or per_step, got {self.mode!r}")
+        if self.weight.ndim != len(shape) + 1:
+            raise ValueError(f"HostLayerNorm weight must be (K, *shape) for shape {shape}")
+        np.broadcast_to(self.weight, (self.weight.shape[0],) + shape)
+        np.broadcast_to(self.bias, shape)
+        if not -len(shape) <= int(self.axis) < len(shape) or not self.eps > 0:
+            raise ValueError(f"HostLayerNorm needs an axis of {shape} and eps > 0")
+        self._io((self.streams,) + shape, shape)
+
+    @property
+    def streams(self) -> int:
+        return int(self.weight.shape[0])
+
+
+@dataclass(eq=False)
 class Route(_Extension):
     """Pure routing by an index map: out.flat[j] = in.flat[index.flat[j]], or 0 where index < 0.
 
@@ -158,8 +198,8 @@ class Route(_Extension):
         self._io(self.in_shape, self.index.shape)
 
 
-EXTENSIONS = (ResetSubIF, SpikeProduct, SynapseGate, HostSoftmax, Route)
-HOST_OPS = (HostSoftmax,)
+EXTENSIONS = (ResetSubIF, SpikeProduct, SynapseGate, HostSoftmax, HostLayerNorm, Route)
+HOST_OPS = (HostSoftmax, HostLayerNorm)
 
 
 def register() -> None:

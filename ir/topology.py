@@ -20,7 +20,7 @@ SYNAPTIC = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d, nir.Scale, nir.AvgPo
             X.SpikeProduct)
 POOLS = (nir.AvgPool2d, nir.SumPool2d)
 NEURONS = (X.ResetSubIF, nir.IF, nir.LIF, nir.CubaLIF)
-SUPPORTED = ROUTING + SYNAPTIC + NEURONS + (nir.Input, nir.Output, X.HostSoftmax)
+SUPPORTED = ROUTING + SYNAPTIC + NEURONS + (nir.Input, nir.Output) + X.HOST_OPS
 
 
 def pair(v) -> tuple[int, int]:

@@ -17,7 +17,8 @@ from ..ir.cuba import LEAKY, cuba
 from ..ir.topology import NEURONS, POOLS, ROUTING, SUPPORTED, SYNAPTIC, Topology, check_supported, node_shape
 from .placement import Placement, moved_biases, placements
 from .quantize import quantize_bias, quantize_weights
-from .widths import ACT_SHIFT, CUBA_SCALE, DECAY_ONE, INPUT_BITS, SOFTMAX_BITS, V_LIMIT, VTH_MANT, WEIGHT_MAX_MIXED
+from .widths import (ACT_SHIFT, CUBA_SCALE, DECAY_ONE, INPUT_BITS, LAYERNORM_BITS, SOFTMAX_BITS, V_LIMIT, VTH_MANT,
+                     WEIGHT_MAX_MIXED)
 
 
 
@@ -95,6 +96,8 @@ class FixedPlan:
             return 1.0
         if isinstance(node, X.HostSoftmax):
             return 2.0 ** -SOFTMAX_BITS
+        if isinstance(node, X.HostLayerNorm):
+            return 2.0 ** -LAYERNORM_BITS
         preds = topo.preds[name]
         bad = [p for p in preds if p not in self.scale]
         if bad:
@@ -110,7 +113,7 @@ class FixedPlan:
             return s / area if isinstance(node, nir.AvgPool2d) else s
         return s
 
-    def _in_scale(self, name: str) -> float:
+    def in_scale(self, name: str) -> float:
         """Float value of one unit of the node's (summed) input; for products, of a times b."""
         topo, node = self.topo, self.topo.node(name)
         preds = topo.preds[name]
@@ -227,10 +230,10 @@ class FixedPlan:
         return np.asarray(node.weight, np.float64)
 
     def _max_weight(self, name: str) -> float:
-        return float(np.abs(self._float_weight(name)).max()) * self._in_scale(name)
+        return float(np.abs(self._float_weight(name)).max()) * self.in_scale(name)
 
     def _quantize_synapse(self, name: str, unit: float) -> None:
-        in_scale = self._in_scale(name)
+        in_scale = self.in_scale(name)
         w = self._float_weight(name)
         m, e, sign, clipped, zeroed = quantize_weights(w * in_scale / unit)
         big = float(np.abs(w).max()) or 1.0

@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from .widths import (BIAS_EXP, BIAS_MANT, GRADED_LIMIT, INPUT_BITS, SOFTMAX_BITS, WEIGHT_EXP, WEIGHT_MAX,
-                     WEIGHT_MAX_MIXED)
+from .widths import (BIAS_EXP, BIAS_MANT, GRADED_LIMIT, INPUT_BITS, LAYERNORM_BITS, SOFTMAX_BITS, WEIGHT_EXP,
+                     WEIGHT_MAX, WEIGHT_MAX_MIXED)
 
 
 def shift(x, e: int):
@@ -32,6 +32,23 @@ def softmax_fixed(x: np.ndarray, in_scale: float, scale: float, bias: np.ndarray
     e = np.exp(z)
     y = e / e.sum(axis=axis, keepdims=True)
     return np.floor(y * (1 << SOFTMAX_BITS) + 0.5).astype(np.int64)
+
+
+def layer_norm(x: np.ndarray, axis: int, eps: float) -> np.ndarray:
+    """(x - mean) / sqrt(var + eps) over `axis`, biased variance (torch's LayerNorm without affine)."""
+    d = x - x.mean(axis=axis, keepdims=True)
+    return d / np.sqrt((d * d).mean(axis=axis, keepdims=True) + eps)
+
+
+def layernorm_fixed(total: np.ndarray, in_scale: float, t: int, weight: np.ndarray, bias: np.ndarray,
+                    axis: int, eps: float) -> np.ndarray:
+    """A host layer norm on one image's packed integer input summed over steps 1..t (K, *shape):
+    round(t * norm(sum_k weight_k in_scale total_k / t + bias)) with LAYERNORM_BITS fraction bits. The caller
+    differences successive results (mode cumulative) or passes one step's input with t = 1
+    (per_step). One image's array at a time, in both backends, so numpy rounds alike."""
+    x = (np.asarray(weight, np.float64) * (float(in_scale) * np.asarray(total, np.float64))).sum(axis=0) / t + bias
+    y = t * layer_norm(x, axis, eps)
+    return np.floor(y * (1 << LAYERNORM_BITS) + 0.5).astype(np.int64)
 
 
 def quantize_weights(w: np.ndarray) -> tuple[np.ndarray, int, str, int, int]:

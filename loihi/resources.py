@@ -43,6 +43,7 @@ CUSTOM = {
     X.SpikeProduct: "spike x spike product: custom neuron microcode, not a synaptic crossbar",
     X.SynapseGate: "stochastic synapse gating: no stock Loihi feature (per-synapse random gating)",
     X.HostSoftmax: "softmax: runs on the host",
+    X.HostLayerNorm: "layer norm: runs on the host",
     X.ResetSubIF: "reset by subtraction: Loihi 2 microcode neuron (stock LIF resets to zero)",
 }
 

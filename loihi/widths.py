@@ -32,3 +32,4 @@ VTH_MANT = 1 << 10            # IF threshold mantissa: one input unit = threshol
 CUBA_SCALE = 64               # LIF / CubaLIF: vth = 64 * threshold (lava-dl's w_scale)
 INPUT_BITS = 8                # fraction bits of the analog input, sent as graded spikes
 SOFTMAX_BITS = 8              # fraction bits of a host softmax's output, sent as graded spikes
+LAYERNORM_BITS = 8            # fraction bits of a host layer norm's output, sent as graded spikes

@@ -5,7 +5,8 @@ softmax (official MST): A = QCFS(mask(Qs) @ mask(Ks)^T * d^-1/2); S = mask(A) + 
 spiking (softmax-free): A = mask(QCFS(mask(Qs) @ mask(Ks)^T * d^-1/2 + bias (+ shift mask)));
     out = QCFS(A @ Vs). Every op is a spike x spike product, an affine map or an IF neuron, so the
     SNN is exact (docs/sources.md, "Exact spike products"); the -100 shift mask drives A to exactly 0.
-Both end in proj Linear -> QCFS. Relative position bias as in Swin.
+Both end in proj Linear -> QCFS. Relative position bias as in Swin. QCFS sites carry the
+official module names (q_if, k_if, v_if, attn_if, attn_v_if, proj_if).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class WindowAttention(nn.Module):
         self.scale = (dim // heads) ** -0.5
         q = lambda: QCFS(cfg.levels, cfg.lam_init)  # noqa: E731
         self.qkv = nn.Linear(dim, 3 * dim)
-        self.q_act, self.k_act, self.v_act, self.attn_act, self.out_act = q(), q(), q(), q(), q()
+        self.q_if, self.k_if, self.v_if, self.attn_if, self.attn_v_if = q(), q(), q(), q(), q()
         sites = cfg.mask_sites
         self.mask_q = RandomSpikeMask(p if "q" in sites else 0.0)
         self.mask_k = RandomSpikeMask(p if "k" in sites else 0.0)
@@ -41,7 +42,7 @@ class WindowAttention(nn.Module):
         self.register_buffer("relative_position_index", relative_position_index(window),
                              persistent=False)
         self.proj = nn.Linear(dim, dim)
-        self.proj_act = q()
+        self.proj_if = q()
 
     def position_bias(self) -> torch.Tensor:
         """(heads, N, N) relative position bias."""
@@ -52,9 +53,9 @@ class WindowAttention(nn.Module):
     def forward(self, x: torch.Tensor, shift_mask: torch.Tensor | None = None) -> torch.Tensor:
         Bw, N, C = x.shape
         qkv = self.qkv(x).reshape(Bw, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
-        q = self.mask_q(self.q_act(qkv[0]))
-        k = self.mask_k(self.k_act(qkv[1]))
-        v = self.v_act(qkv[2])
+        q = self.mask_q(self.q_if(qkv[0]))
+        k = self.mask_k(self.k_if(qkv[1]))
+        v = self.v_if(qkv[2])
         a = (q @ k.transpose(-2, -1)) * self.scale           # (Bw, heads, N, N)
         bias = self.position_bias().unsqueeze(0)
         if shift_mask is not None:                           # (nW, N, N), windows repeat per image
@@ -62,8 +63,8 @@ class WindowAttention(nn.Module):
             bias = (bias.unsqueeze(0) + shift_mask.unsqueeze(1).unsqueeze(0)).reshape(nW, self.heads, N, N)
             bias = bias.repeat(Bw // nW, 1, 1, 1)
         if self.mode == "spiking":
-            p = self.mask_attn(self.attn_act(a + bias))
+            p = self.mask_attn(self.attn_if(a + bias))
         else:
-            p = torch.softmax(self.mask_attn(self.attn_act(a)) + bias, dim=-1)
-        out = self.out_act(p @ v).transpose(1, 2).reshape(Bw, N, C)
-        return self.proj_act(self.proj(out))
+            p = torch.softmax(self.mask_attn(self.attn_if(a)) + bias, dim=-1)
+        out = self.attn_v_if(p @ v).transpose(1, 2).reshape(Bw, N, C)
+        return self.proj_if(self.proj(out))

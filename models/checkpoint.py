@@ -33,13 +33,14 @@ def save(path, model: nn.Module, meta: dict | None = None) -> None:
         torch.save(payload, tmp)
 
 
-def read(path) -> dict:
-    """The raw checkpoint dict, or a UserError saying why it cannot be one."""
+def load_file(path):
+    """torch.load of a file of tensors and plain types only (weights_only: nothing in it runs), or a
+    UserError saying why it cannot be read."""
     p = pathlib.Path(path)
     if not p.is_file():
         raise UserError(f"checkpoint not found: {p}")
     try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
+        return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         found = _UNSAFE.search(str(e))
         if found:
@@ -48,6 +49,12 @@ def read(path) -> dict:
         raise UserError(f"{p} is not a readable checkpoint (corrupt or truncated file)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, TypeError, AttributeError):
         raise UserError(f"{p} is not a readable checkpoint (corrupt or truncated file)") from None
+
+
+def read(path) -> dict:
+    """The raw checkpoint dict, or a UserError saying why it cannot be one."""
+    p = pathlib.Path(path)
+    payload = load_file(p)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{p} is not an mstdeploy checkpoint")
     if payload.get("version") != VERSION:
@@ -75,6 +82,10 @@ def load(path, **overrides) -> tuple[nn.Module, dict]:
     """(model in eval mode, checkpoint dict). `overrides` change config fields, e.g. mask=0.5."""
     payload = read(path)
     cfg = config_from_dict({**payload["config"], **overrides})
+    if cfg.arch == "mst" and any(k.startswith("stages.") for k in payload["state_dict"]):
+        raise UserError(f"{path} holds an MST of the layout before mstdeploy followed the official code "
+                        "(attention shortcut after norm1, other weight names); retrain it, or bring an "
+                        "official checkpoint with `mst import`")
     check_size(cfg)
     model = build_model(cfg)
     try:

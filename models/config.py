@@ -99,7 +99,8 @@ class _QCFSConfig(_Config):
 
 @dataclass
 class MSTConfig(_QCFSConfig):
-    """Masked Spiking Transformer on a Swin layout (BatchNorm everywhere but optionally the head)."""
+    """Masked Spiking Transformer in the official layout (models/mst.py): BatchNorm in blocks, patch
+    embed and merging, a LayerNorm head."""
     arch: str = "mst"
     img_size: int = 224
     patch_size: int = 4
@@ -111,7 +112,8 @@ class MSTConfig(_QCFSConfig):
     attention: str = "softmax"     # "softmax" (official MST) or "spiking" (softmax-free, exact)
     mask_sites: list = field(default_factory=lambda: ["q", "k", "attn"])
     mlp_bn: bool = False           # BN after fc1/fc2 (the official code: ImageNet only)
-    head_norm: str = "batch"       # "batch" (foldable, convertible) or "layer" (official code)
+    head_norm: str = "layer"       # "layer" (official) or "batch" (folds into the classifier)
+    drop_path: float = 0.0         # stochastic depth of the last block (training only; official 0.2)
 
     def validate(self) -> None:
         super().validate()
@@ -126,6 +128,8 @@ class MSTConfig(_QCFSConfig):
             raise UserError("depths and num_heads must have the same length")
         if self.img_size % self.patch_size:
             raise UserError(f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}")
+        if not 0.0 <= self.drop_path < 1.0:
+            raise UserError(f"drop_path must be in [0, 1), got {self.drop_path}")
         res = self.img_size // self.patch_size
         for i, heads in enumerate(self.num_heads):
             dim = self.embed_dim * 2 ** i
@@ -138,6 +142,11 @@ class MSTConfig(_QCFSConfig):
 
     def block_ratios(self) -> list[float]:
         return resolve_ratios(self.mask, sum(self.depths), "block")
+
+    def drop_paths(self) -> list[float]:
+        """Per-block stochastic depth rising linearly from 0 to `drop_path` (Swin's rule)."""
+        n = sum(self.depths)
+        return [self.drop_path * i / (n - 1) if n > 1 else 0.0 for i in range(n)]
 
 
 @dataclass

@@ -1,9 +1,12 @@
-"""Masked Spiking Transformer: Swin layout with BatchNorm and QCFS at every activation site.
+"""Masked Spiking Transformer in the layout of the official code, with its module names.
 
-Follows docs/sources.md, "MST" (the official MST code): patch embed Conv-BN-QCFS; blocks
-``x = QCFS(BN1(x))`` (also the shortcut), (shifted) window attention, ``y = BN2(x)``,
-``x = y + MLP(QCFS(y))``; patch merging concat-BN-Linear-QCFS; head norm -> average pool ->
-Linear. Tokens are kept channel-last, (B, H, W, C).
+Official `models/mst.py` (github bic-L/Masked-Spiking-Transformer, docs/sources.md "MST"), read and
+re-written: patch embed Conv -> BN -> QCFS; block `shortcut = x; x = QCFS(BN1(x))`, (shifted) window
+attention, `x = shortcut + drop_path(attn)`, `y = BN2(x)`, `x = y + drop_path(MLP(QCFS(y)))`;
+patch merging concat -> BN -> Linear -> QCFS; head LayerNorm -> token mean -> Linear. Every QCFS
+site has the official module's name (`shortcut1_if`, `attn.q_if`, ...), so an official state dict
+maps onto ours by renaming each threshold `.up` to `.lam` (models/official.py). Tokens are kept
+channel-last, (B, H, W, C) inside blocks and (B, N, C) between them.
 """
 from __future__ import annotations
 
@@ -21,6 +24,21 @@ class TokenBN(nn.BatchNorm1d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (training only): zero a residual branch for a whole sample with probability p,
+    scaling the kept ones by 1/(1-p), as timm's DropPath that the official code uses."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1.0 - self.p)
+        return x * keep / (1.0 - self.p)
 
 
 def window_partition(x: torch.Tensor, w: int) -> torch.Tensor:
@@ -50,69 +68,102 @@ def shift_attention_mask(H: int, W: int, w: int, s: int) -> torch.Tensor:
 
 
 class MLP(nn.Module):
-    """fc1 -> [BN] -> QCFS -> fc2 -> [BN] -> QCFS, with RSM on the fc1 and fc2 spike inputs."""
+    """fc1 -> [BN] -> QCFS -> fc2 -> [BN] -> QCFS, with RSM on the fc1 and fc2 spike inputs
+    (site `mlp`; the official code masks no MLP input). BN when `mlp_bn` (official: ImageNet)."""
 
     def __init__(self, dim: int, hidden: int, cfg: MSTConfig, p: float):
         super().__init__()
         site = "mlp" in cfg.mask_sites
         self.mask_fc1 = RandomSpikeMask(p if site else 0.0)
         self.fc1 = nn.Linear(dim, hidden)
-        self.bn1 = TokenBN(hidden) if cfg.mlp_bn else nn.Identity()
-        self.act1 = QCFS(cfg.levels, cfg.lam_init)
+        self.norm1 = TokenBN(hidden) if cfg.mlp_bn else nn.Identity()
+        self.fc1_if = QCFS(cfg.levels, cfg.lam_init)
         self.mask_fc2 = RandomSpikeMask(p if site else 0.0)
         self.fc2 = nn.Linear(hidden, dim)
-        self.bn2 = TokenBN(dim) if cfg.mlp_bn else nn.Identity()
-        self.act2 = QCFS(cfg.levels, cfg.lam_init)
+        self.norm2 = TokenBN(dim) if cfg.mlp_bn else nn.Identity()
+        self.fc2_if = QCFS(cfg.levels, cfg.lam_init)
 
     def forward(self, x):
-        x = self.act1(self.bn1(self.fc1(self.mask_fc1(x))))
-        return self.act2(self.bn2(self.fc2(self.mask_fc2(x))))
+        x = self.fc1_if(self.norm1(self.fc1(self.mask_fc1(x))))
+        return self.fc2_if(self.norm2(self.fc2(self.mask_fc2(x))))
 
 
 class MSTBlock(nn.Module):
     def __init__(self, dim: int, heads: int, resolution: int, window: int, shift: int,
-                 cfg: MSTConfig, p: float):
+                 cfg: MSTConfig, p: float, drop_path: float = 0.0):
         super().__init__()
         if resolution <= window:            # one window covers everything: no shift (Swin)
             window, shift = resolution, 0
         self.resolution, self.window, self.shift = resolution, window, shift
         self.norm1 = TokenBN(dim)
-        self.act1 = QCFS(cfg.levels, cfg.lam_init)
+        self.shortcut1_if = QCFS(cfg.levels, cfg.lam_init)
         self.attn = WindowAttention(dim, heads, window, cfg, p)
+        self.drop_path = DropPath(drop_path)
         self.norm2 = TokenBN(dim)
-        self.mlp_in = QCFS(cfg.levels, cfg.lam_init)
+        self.shortcut2_if = QCFS(cfg.levels, cfg.lam_init)
         self.mlp = MLP(dim, int(dim * cfg.mlp_ratio), cfg, p)
         mask = shift_attention_mask(resolution, resolution, window, shift) if shift else None
         self.register_buffer("shift_mask", mask, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, H, W, C = x.shape
-        x = self.act1(self.norm1(x))
-        shortcut = x
+        """x: (B, N, C) tokens of a resolution x resolution grid."""
+        B, N, C = x.shape
+        H = W = self.resolution
+        shortcut = x                                   # the block input, before norm1 (official)
+        x = self.shortcut1_if(self.norm1(x)).reshape(B, H, W, C)
         if self.shift:
             x = torch.roll(x, (-self.shift, -self.shift), dims=(1, 2))
         x = self.attn(window_partition(x, self.window), self.shift_mask)
         x = window_reverse(x, self.window, H, W)
         if self.shift:
             x = torch.roll(x, (self.shift, self.shift), dims=(1, 2))
-        x = shortcut + x
+        x = shortcut + self.drop_path(x.reshape(B, N, C))
         y = self.norm2(x)
-        return y + self.mlp(self.mlp_in(y))
+        return y + self.drop_path(self.mlp(self.shortcut2_if(y)))
 
 
 class PatchMerging(nn.Module):
     """Concatenate each 2x2 neighbourhood -> BN(4C) -> Linear(4C, 2C, no bias) -> QCFS."""
 
-    def __init__(self, dim: int, cfg: MSTConfig):
+    def __init__(self, dim: int, resolution: int, cfg: MSTConfig):
         super().__init__()
+        self.resolution = resolution
         self.norm = TokenBN(4 * dim)
         self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
-        self.act = QCFS(cfg.levels, cfg.lam_init)
+        self.reduction_if = QCFS(cfg.levels, cfg.lam_init)
 
     def forward(self, x):
+        B, N, C = x.shape
+        x = x.reshape(B, self.resolution, self.resolution, C)
         x0, x1 = x[:, 0::2, 0::2], x[:, 1::2, 0::2]
         x2, x3 = x[:, 0::2, 1::2], x[:, 1::2, 1::2]
-        return self.act(self.reduction(self.norm(torch.cat([x0, x1, x2, x3], -1))))
+        x = torch.cat([x0, x1, x2, x3], -1).reshape(B, -1, 4 * C)
+        return self.reduction_if(self.reduction(self.norm(x)))
+
+
+class PatchEmbed(nn.Module):
+    """Conv(k = s = patch) -> BN -> QCFS, to (B, N, C) tokens."""
+
+    def __init__(self, cfg: MSTConfig):
+        super().__init__()
+        self.proj = nn.Conv2d(cfg.in_chans, cfg.embed_dim, cfg.patch_size, cfg.patch_size)
+        self.norm = TokenBN(cfg.embed_dim)
+        self.proj_if = QCFS(cfg.levels, cfg.lam_init)
+
+    def forward(self, x):
+        return self.proj_if(self.norm(self.proj(x).flatten(2).transpose(1, 2)))
+
+
+class Stage(nn.Module):
+    def __init__(self, blocks: list, downsample: nn.Module | None):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.downsample = downsample
+
+    def forward(self, x):
+        for blk in self.blocks:
+            x = blk(x)
+        return x if self.downsample is None else self.downsample(x)
 
 
 class MST(nn.Module):
@@ -120,36 +171,39 @@ class MST(nn.Module):
         super().__init__()
         cfg.validate()
         self.config = cfg
-        C = cfg.embed_dim
-        self.patch_embed = nn.Conv2d(cfg.in_chans, C, cfg.patch_size, cfg.patch_size)
-        self.patch_norm = nn.BatchNorm2d(C)
-        self.patch_act = QCFS(cfg.levels, cfg.lam_init)
+        self.patch_embed = PatchEmbed(cfg)
         ratios = iter(cfg.block_ratios())
+        drops = iter(cfg.drop_paths())
         res = cfg.img_size // cfg.patch_size
-        self.stages = nn.ModuleList()
+        self.layers = nn.ModuleList()
         for i, (depth, heads) in enumerate(zip(cfg.depths, cfg.num_heads)):
-            dim = C * 2 ** i
-            blocks = [MSTBlock(dim, heads, res, cfg.window_size,
-                               0 if j % 2 == 0 else cfg.window_size // 2, cfg, next(ratios))
-                      for j in range(depth)]
-            if i < len(cfg.depths) - 1:
-                blocks.append(PatchMerging(dim, cfg))
-                res //= 2
-            self.stages.append(nn.Sequential(*blocks))
-        dim = C * 2 ** (len(cfg.depths) - 1)
-        self.head_norm = nn.BatchNorm1d(dim) if cfg.head_norm == "batch" else nn.LayerNorm(dim)
+            dim = cfg.embed_dim * 2 ** i
+            blocks = [MSTBlock(dim, heads, res, cfg.window_size, 0 if j % 2 == 0 else cfg.window_size // 2,
+                               cfg, next(ratios), next(drops)) for j in range(depth)]
+            last = i == len(cfg.depths) - 1
+            self.layers.append(Stage(blocks, None if last else PatchMerging(dim, res, cfg)))
+            res = res if last else res // 2
+        dim = cfg.embed_dim * 2 ** (len(cfg.depths) - 1)
+        self.norm = nn.LayerNorm(dim) if cfg.head_norm == "layer" else nn.BatchNorm1d(dim)
         self.head = nn.Linear(dim, cfg.num_classes)
         self.apply(_init)
 
+    def blocks(self):
+        """(stage index, module) for every block and patch merging, in forward order."""
+        for i, stage in enumerate(self.layers):
+            for blk in stage.blocks:
+                yield i, blk
+            if stage.downsample is not None:
+                yield i, stage.downsample
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_act(self.patch_norm(self.patch_embed(x))).permute(0, 2, 3, 1)
-        for stage in self.stages:
+        x = self.patch_embed(x)
+        for stage in self.layers:
             x = stage(x)
-        x = x.flatten(1, 2)                                 # (B, N, C)
-        if isinstance(self.head_norm, nn.BatchNorm1d):
-            x = self.head_norm(x.transpose(1, 2)).transpose(1, 2)
+        if isinstance(self.norm, nn.BatchNorm1d):
+            x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         else:
-            x = self.head_norm(x)
+            x = self.norm(x)
         return self.head(x.mean(1))
 
 

@@ -20,7 +20,7 @@ def analog_sources(topo: Topology) -> set[str]:
     analog = set()
     for n in topo.order:
         node = topo.node(n)
-        if isinstance(node, (nir.Input, X.HostSoftmax)):
+        if isinstance(node, (nir.Input,) + X.HOST_OPS):
             analog.add(n)
         elif isinstance(node, ROUTING) and any(p in analog for p in topo.preds[n]):
             analog.add(n)
@@ -84,7 +84,7 @@ def fanout(node, device="cpu") -> torch.Tensor:
 
 
 def host_macs(node, fan: torch.Tensor, steps: int, images: int) -> int:
-    """MACs of a synaptic node on analog input (the image, a softmax), done on the host."""
+    """MACs of a synaptic node on analog input (the image, a host op's output), done on the host."""
     if isinstance(node, X.SpikeProduct):
         a, b = node.a_shape, node.b_shape
         return steps * images * int(np.prod(a[:-1])) * int(a[-1]) * int(b[-1])

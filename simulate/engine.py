@@ -26,7 +26,7 @@ from ..loihi.quantize import quantize_input
 from . import counting, fixed, neurons, ops
 
 # Nodes whose arithmetic differs in fixed point (the others only move or gate values).
-FIXED_OWN = SYNAPTIC + NEURONS + (X.HostSoftmax, nir.Output)
+FIXED_OWN = SYNAPTIC + NEURONS + X.HOST_OPS + (nir.Output,)
 
 
 @dataclass
@@ -209,6 +209,8 @@ class Simulator:
             return ops.synapse(node, x, lambda key, value: self.param(name, key, value)), None
         if isinstance(node, X.HostSoftmax):
             return ops.softmax(node, x, self.param(name, "b", node.bias)), None
+        if isinstance(node, X.HostLayerNorm):
+            return ops.layer_norm(node, x, self.param(name, "w", node.weight), self.param(name, "b", node.bias)), None
         if isinstance(node, NEURONS):
             n = self._neuron(name, node)
             return neurons.scan(n.step, n.params, n.init(n.params, x[0]), n.drive(n.params, x))[0], None
@@ -218,7 +220,7 @@ class Simulator:
         return self.cached(name, "neuron", lambda: neurons.for_node(node, self.tensor))
 
     def _fixed(self, name, node, x, res: Result) -> torch.Tensor:
-        """Integer semantics of synapses, neurons, host softmax and output (values exact in float64)."""
+        """Integer semantics of synapses, neurons, host ops and output (values exact in float64)."""
         plan = self.plan
         if isinstance(node, nir.Output):
             return x * plan.output_unit + self.param(name, "ob", plan.output_bias)
@@ -232,6 +234,8 @@ class Simulator:
             return y
         if isinstance(node, X.HostSoftmax):
             return fixed.softmax(node, x, plan.scale[self.preds[name][0]])
+        if isinstance(node, X.HostLayerNorm):
+            return fixed.layer_norm(node, x, plan.in_scale(name))
         if isinstance(node, POOLS) and plan.placement[name].kind == "synapse":
             return fixed.pool_sum(node, x)
         q = plan.synapses[name]

@@ -16,7 +16,7 @@ from ..errors import UserError
 from ..ir import nodes as X
 from ..ir.topology import POOLS
 from ..loihi.plan import NeuronQ
-from ..loihi.quantize import softmax_fixed
+from ..loihi.quantize import layernorm_fixed, softmax_fixed
 from ..loihi.widths import ACT_SHIFT, DECAY_ONE, U_WRAP, V_LIMIT
 from ..ir.topology import pair
 from .ops import flat_steps, operands, pad
@@ -83,6 +83,27 @@ def softmax(node: X.HostSoftmax, x: torch.Tensor, in_scale: float) -> torch.Tens
     for t in range(T):
         for b in range(B):
             y[t, b] = softmax_fixed(flat[t, b], in_scale, node.scale, bias, int(node.axis))
+    return torch.as_tensor(y, dtype=x.dtype, device=x.device)
+
+
+def layer_norm(node: X.HostLayerNorm, x: torch.Tensor, in_scale: float) -> torch.Tensor:
+    """One step and image at a time, as Lava does (see loihi.quantize.layernorm_fixed)."""
+    T, B = x.shape[:2]
+    flat = x.cpu().numpy()
+    y = np.empty((T, B) + flat.shape[3:], np.int64)
+    shape = tuple(int(v) for v in node.shape)
+    bias = np.broadcast_to(np.asarray(node.bias, np.float64), shape)
+    weight = np.asarray(node.weight, np.float64)
+    args = (weight, bias, int(node.axis), float(node.eps))
+    for b in range(B):
+        total, last = np.zeros(flat.shape[2:]), np.zeros(shape, np.int64)
+        for t in range(T):
+            if node.mode == "per_step":
+                y[t, b] = layernorm_fixed(flat[t, b], in_scale, 1, *args)
+                continue
+            total = total + flat[t, b]
+            now = layernorm_fixed(total, in_scale, t + 1, *args)
+            y[t, b], last = now - last, now
     return torch.as_tensor(y, dtype=x.dtype, device=x.device)
 
 

@@ -120,3 +120,21 @@ def product(node: X.SpikeProduct, x: torch.Tensor) -> torch.Tensor:
 
 def softmax(node: X.HostSoftmax, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     return torch.softmax(node.scale * x + bias, dim=int(node.axis))
+
+
+def layer_norm(node: X.HostLayerNorm, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """x (T, B, K, *shape): the packed streams. Both modes of docs/nir-extensions.md, all steps at once."""
+    s = (weight * x).sum(2) + bias
+    dim = int(node.axis) + 2 if int(node.axis) >= 0 else int(node.axis)
+
+    def norm(v):
+        d = v - v.mean(dim, keepdim=True)
+        return d / torch.sqrt((d * d).mean(dim, keepdim=True) + node.eps)
+
+    if node.mode == "per_step":
+        return norm(s)
+    T = x.shape[0]
+    t = torch.arange(1, T + 1, dtype=s.dtype, device=s.device).reshape(T, *([1] * (s.dim() - 1)))
+    y = t * norm(s.cumsum(0) / t)
+    y[1:] -= y[:-1].clone()
+    return y

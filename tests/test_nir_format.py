@@ -26,6 +26,9 @@ def every_node_graph() -> nir.NIRGraph:
         "prod": X.SpikeProduct(a_shape=(3, 4), b_shape=(4, 3),
                                mode="cumulative", scale=0.5),
         "soft": X.HostSoftmax(shape=(3, 3), scale=2.0, bias=np.eye(3, dtype=f), axis=-1),
+        "rl": X.Route(in_shape=(3, 3), index=np.arange(9).reshape(1, 3, 3)),
+        "ln": X.HostLayerNorm(shape=(3, 3), weight=np.full((1, 3, 1), 0.5, f), bias=np.ones((3, 1), f), axis=0,
+                              eps=1e-5, mode="per_step"),
         "delay": nir.Delay(delay=np.ones((3, 3), f)),
         "fl2": nir.Flatten(input_type={"input": np.array([3, 3])}, start_dim=0, end_dim=1),
         "aff": nir.Affine(weight=np.ones((2, 9), f), bias=np.ones(2, f)),
@@ -34,7 +37,7 @@ def every_node_graph() -> nir.NIRGraph:
     }
     e = [("input", "conv"), ("conv", "flat"), ("flat", "if"), ("if", "gate"), ("gate", "lin"),
          ("lin", "scale"), ("scale", "ra"), ("if", "rb"), ("ra", "prod"), ("rb", "prod"), ("prod", "soft"),
-         ("soft", "delay"), ("delay", "fl2"), ("fl2", "aff"), ("aff", "sif"), ("sif", "output")]
+         ("soft", "rl"), ("rl", "ln"), ("ln", "delay"), ("delay", "fl2"), ("fl2", "aff"), ("aff", "sif"), ("sif", "output")]
     return nir.NIRGraph(nodes=n, edges=e, metadata={"format": "test"})
 
 

@@ -11,8 +11,8 @@ from mstdeploy.ir import nodes as X
 from mstdeploy.export.lower import to_nir
 from mstdeploy.simulate.engine import Simulator
 
-@pytest.mark.parametrize("name", list(SMALL))
-def test_lowering_is_exact_at_one_step_with_one_level(name):
+@pytest.mark.parametrize("name,layernorm", [(n, "cumulative") for n in SMALL] + [("mst-softmax", "per_step")])
+def test_lowering_is_exact_at_one_step_with_one_level(name, layernorm):
     # With L = 1 a QCFS is floor(z/lam + 1/2) clipped to {0, lam}, exactly what an IF neuron that
     # starts at lam/2 does in one step; products and softmax are exact at t = 1. So the one-step SNN
     # must reproduce the ANN to rounding error: this checks every folded weight, route and bias.
@@ -20,7 +20,7 @@ def test_lowering_is_exact_at_one_step_with_one_level(name):
     x = torch.randn(16, 1, 8, 8, dtype=torch.float64)
     with torch.no_grad():
         ann = m(x)
-    snn = Simulator(to_nir(m), dtype=torch.float64).run(x, 1).logits[0]
+    snn = Simulator(to_nir(m, layernorm=layernorm), dtype=torch.float64).run(x, 1).logits[0]
     assert ann.abs().mean() > 0.01 and ann.std(0).mean() > 0.001   # alive and input-dependent
     assert torch.allclose(snn, ann, atol=1e-6), (snn - ann).abs().max()
 
@@ -53,6 +53,28 @@ def test_cumulative_product_sums_to_product_of_means():
     for t in (1, 7, 24):
         want = 0.5 * t * a[:t].mean(0) @ b[:t].mean(0)
         assert torch.allclose(out[:t].sum(0), want, atol=1e-12)
+
+
+def test_host_layer_norm_modes():
+    # cumulative: the outputs up to t sum to t * norm(mean of the weighted inputs up to t);
+    # per_step: each step's norm. Weights per stream and channel, a bias, the norm over channels.
+    T, K, C, N = 12, 2, 5, 3
+    g = torch.Generator().manual_seed(2)
+    x = (torch.rand(T, 2, K, C, N, generator=g) < 0.5).double()
+    w = torch.rand(K, C, 1, generator=g, dtype=torch.float64) + 0.5
+    bias = torch.rand(C, 1, generator=g, dtype=torch.float64)
+    s = (w * x).sum(2) + bias
+
+    def norm(v):
+        return torch.nn.functional.layer_norm(v.transpose(-1, -2), (C,), eps=1e-5).transpose(-1, -2)
+
+    for mode in ("cumulative", "per_step"):
+        node = X.HostLayerNorm(shape=(C, N), weight=w.numpy(), bias=bias.numpy(), axis=0, eps=1e-5, mode=mode)
+        out = ops.layer_norm(node, x, w, bias)
+        for t in (1, 5, 12):
+            want = t * norm(s[:t].mean(0)) if mode == "cumulative" else norm(s[t - 1])
+            got = out[:t].sum(0) if mode == "cumulative" else out[t - 1]
+            assert torch.allclose(got, want, atol=1e-10), (mode, t)
 
 
 def test_event_counts_are_exact_on_a_hand_checked_graph():

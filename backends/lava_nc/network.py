@@ -86,6 +86,7 @@ class Network:
             "Gate": (routing.Gate, routing.GateFloat, routing.GateFixed),
             "Delay": (routing.Delay, routing.DelayFloat, routing.DelayFixed),
             "Softmax": (host.Softmax, host.SoftmaxFloat, host.SoftmaxFixed),
+            "LayerNorm": (host.LayerNorm, host.LayerNormFloat, host.LayerNormFixed),
         }
         self.P = {kind: proc for kind, (proc, _, _) in pairs.items()}
         self._model_of = {proc: fixed if self.fixed_point else flt for proc, flt, fixed in pairs.values()}
@@ -224,6 +225,12 @@ class Network:
             in_scale = self.plan.scale[self.topo.preds[name][0]] if self.fixed_point else 1.0
             proc = self._ours("Softmax", name, shape=shape, scale=node.scale, bias=node.bias,
                               axis=int(node.axis), in_scale=in_scale)
+            self._wire(name, proc.s_in)
+            self.ports[name] = proc.s_out
+        elif isinstance(node, X.HostLayerNorm):
+            proc = self._ours("LayerNorm", name, shape=shape, weight=node.weight, bias=node.bias,
+                              axis=int(node.axis), eps=node.eps, mode=node.mode,
+                              in_scale=self.plan.in_scale(name) if self.fixed_point else 1.0)
             self._wire(name, proc.s_in)
             self.ports[name] = proc.s_out
         else:                                    # check_supported rules this out
