@@ -16,13 +16,17 @@ def add_parser(sub) -> None:
                                                         "(default q,k,attn)")
     t.add_argument("--attention", choices=["softmax", "spiking"], help="MST attention mode")
     t.add_argument("-T", "--steps", type=count, help="SAFormer: time steps per image (default 4)")
-    t.add_argument("--epochs", type=count, default=60)
+    t.add_argument("--recipe", choices=["default", "official"], default="default",
+                   help="official: the official MST training recipe (AdamW 1e-4, 300 epochs with 20 of warm-up, "
+                        "drop path 0.2, mixup/cutmix, RandAugment and random erasing on ImageNet, AMP on GPU); "
+                        "options given below override its numbers")
+    t.add_argument("--epochs", type=count, help="default 60 (official recipe: 300)")
     t.add_argument("--batch-size", type=count, default=64, help="global batch (split across ranks)")
-    t.add_argument("--lr", type=number, default=2e-3)
-    t.add_argument("--weight-decay", type=number, default=0.05)
-    t.add_argument("--warmup-epochs", type=number, default=3.0)
-    t.add_argument("--label-smoothing", type=number, default=0.1)
-    t.add_argument("--clip-grad", type=number, default=5.0)
+    t.add_argument("--lr", type=number, help="peak learning rate (default 2e-3; official 1e-4)")
+    t.add_argument("--weight-decay", type=number, help="default 0.05")
+    t.add_argument("--warmup-epochs", type=number, help="default 3 (official: 20 of 300 epochs, in proportion)")
+    t.add_argument("--label-smoothing", type=number, help="default 0.1")
+    t.add_argument("--clip-grad", type=number, help="default 5")
     t.add_argument("--seed", type=seed, default=0)
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -32,6 +36,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..atomic import check_outputs
+    from ..models.recipe import DEFAULTS, resolve
     from ..models.train import TrainArgs, train
     check_outputs({"--out": args.out}, [args.data])
     overrides = mask_overrides(args)
@@ -41,11 +46,10 @@ def run(args) -> int:
         overrides["mask_sites"] = [s for s in args.mask_sites.split(",") if s]
     if args.steps is not None:
         overrides["steps"] = args.steps
-    a = TrainArgs(model=args.model, dataset=args.dataset, data=args.data, out=args.out,
-                  overrides=overrides, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                  weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
-                  label_smoothing=args.label_smoothing, clip_grad=args.clip_grad, seed=args.seed,
-                  device=args.device, progress=not args.no_progress)
+    numbers = resolve(args.recipe, {k: getattr(args, k, None) for k in DEFAULTS[args.recipe]})
+    a = TrainArgs(model=args.model, dataset=args.dataset, data=args.data, out=args.out, overrides=overrides,
+                  batch_size=args.batch_size, seed=args.seed, device=args.device, progress=not args.no_progress,
+                  recipe=args.recipe, **numbers)
     r = train(a)
     if r.get("rank", 0) == 0:
         print(f"{r['accuracy_label']} top-1 accuracy on {a.dataset} test: {100 * r['accuracy']:.2f}%  -> {a.out}")

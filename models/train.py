@@ -2,7 +2,9 @@
 
 Runs unchanged as one process or under `torchrun --nproc_per_node N -m mstdeploy.cli train ...`
 (gloo on CPU). `batch_size` is the global batch, split evenly across ranks. QCFS thresholds,
-biases, norms and relative-position tables get no weight decay.
+biases, norms and relative-position tables get no weight decay. `recipe` "official" adds the
+official MST code's augmentation, mixing, schedule and mixed precision (models/recipe.py).
+An MST trained on ImageNet gets BatchNorm in its MLPs, as the official code builds it.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from . import checkpoint
 from .config import preset
 from .distributed import setup
 from .evaluate import accuracy
+from .recipe import DROP_PATH, Official
 from .registry import accuracy_label, accuracy_name, build_model
 
 
@@ -34,6 +37,7 @@ class TrainArgs:
     batch_size: int = 64
     lr: float = 2e-3
     min_lr: float = 1e-5
+    warmup_lr: float = 0.0
     weight_decay: float = 0.05
     warmup_epochs: float = 3.0
     label_smoothing: float = 0.1
@@ -42,6 +46,7 @@ class TrainArgs:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    recipe: str = "default"      # or "official" (models/recipe.py)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -66,12 +71,22 @@ def train(a: TrainArgs) -> dict:
     if a.epochs < 1 or a.batch_size < 1:
         raise UserError("--epochs and --batch-size must be >= 1")
     inf = datasets.info(a.dataset)
-    cfg = preset(a.model, in_chans=inf.in_chans, num_classes=inf.num_classes, **a.overrides)
-    train_set = datasets.load(a.dataset, "train", cfg.img_size, a.data)
+    official = Official(a.dataset, inf.num_classes, a.label_smoothing) if a.recipe == "official" else None
+    implied = {}
+    if a.model.startswith("mst"):
+        implied["mlp_bn"] = a.dataset == "imagenet"          # the official models/mst.py SpikingMlp
+        if official:
+            implied["drop_path"] = DROP_PATH
+    cfg = preset(a.model, in_chans=inf.in_chans, num_classes=inf.num_classes, **{**implied, **a.overrides})
+    transform = official.train_transform(cfg.img_size) if official else None
+    train_set = datasets.load(a.dataset, "train", cfg.img_size, a.data, transform)
     test_set = datasets.load(a.dataset, "test", cfg.img_size, a.data)
     d = setup(a.device)
     if a.batch_size % d.world:
         raise UserError(f"--batch-size {a.batch_size} is not divisible by {d.world} processes")
+    if official and (a.batch_size // d.world) % 2:
+        raise UserError(f"--recipe official mixes pairs of images: the batch per process "
+                        f"({a.batch_size // d.world}) must be even")
     torch.manual_seed(a.seed)                     # identical initial weights on every rank
     model = build_model(cfg).to(d.device)
     opt = torch.optim.AdamW(param_groups(model, a.weight_decay), lr=a.lr)
@@ -82,8 +97,14 @@ def train(a: TrainArgs) -> dict:
     loader = DataLoader(train_set, batch_size=a.batch_size // d.world, sampler=sampler, drop_last=True)
     steps = a.epochs * len(loader)
     warm = int(a.warmup_epochs * len(loader))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, warm, a.min_lr / a.lr))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
+    if official:
+        sched = _Updates(official.scheduler(opt, steps, warm, a.min_lr, a.warmup_lr))
+        mix, loss_fn = official.mixup(), official.loss()
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, warm, a.min_lr / a.lr))
+        mix, loss_fn = None, nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
+    amp = official is not None and d.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
     torch.manual_seed(a.seed + 1 + d.rank)        # masks and augmentation differ across ranks
     bar = progress_bar(total=steps, desc=f"train {a.model}", enabled=a.progress and d.main, unit="step")
     model.train()
@@ -91,13 +112,20 @@ def train(a: TrainArgs) -> dict:
         if d.enabled:
             sampler.set_epoch(epoch)
         for x, y in loader:
-            x = datasets.augment(x, inf.natural, a.translate).to(d.device)
-            loss = loss_fn(net(x), y.to(d.device))
+            if transform is None:
+                x = datasets.augment(x, inf.natural, a.translate)
+            x, y = x.to(d.device), y.to(d.device)
+            if mix is not None:
+                x, y = mix(x, y)
+            with torch.autocast(d.device.type, dtype=torch.float16, enabled=amp):
+                loss = loss_fn(net(x), y)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             if a.clip_grad > 0:
+                scaler.unscale_(opt)
                 nn.utils.clip_grad_norm_(model.parameters(), a.clip_grad)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             bar.update()
         bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)
@@ -106,11 +134,22 @@ def train(a: TrainArgs) -> dict:
     acc = accuracy(model, test_set, seed=a.seed, dist=d)
     key = accuracy_name(cfg)
     result = {"model": a.model, "dataset": a.dataset, key: acc, "accuracy": acc,
-              "accuracy_label": accuracy_label(cfg), "epochs": a.epochs,
+              "accuracy_label": accuracy_label(cfg), "epochs": a.epochs, "recipe": a.recipe,
               "processes": d.world, "rank": d.rank, "config": cfg.to_dict()}
     if d.main:
-        checkpoint.save(a.out, model, {"dataset": a.dataset, key: acc, "seed": a.seed,
+        checkpoint.save(a.out, model, {"dataset": a.dataset, key: acc, "seed": a.seed, "recipe": a.recipe,
                                        "epochs": a.epochs, "processes": d.world})
     d.barrier()
     d.close()
     return result
+
+
+class _Updates:
+    """A timm scheduler stepped per iteration (its step_update), like torch's schedulers."""
+
+    def __init__(self, sched):
+        self.sched, self.n = sched, 0
+
+    def step(self) -> None:
+        self.n += 1
+        self.sched.step_update(self.n)

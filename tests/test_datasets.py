@@ -38,6 +38,30 @@ def test_cifar_pickle_format(tmp_path, name):
     assert tr[0][0].shape == (3, 32, 32) and te[0][0].shape == (3, 48, 48)
 
 
+def test_cifar_and_imagenet_are_fed_as_the_official_code_feeds_them(tmp_path):
+    # Official data/build.py, written out here with PIL and numpy only: CIFAR test images are
+    # PIL-resized (bilinear, uint8) to 224 and normalised with (0.4914, 0.4822, 0.4465),
+    # (0.2023, 0.1994, 0.2010); ImageNet val: shorter side to 256 (bicubic), centre crop 224,
+    # ImageNet mean and std.
+    from PIL import Image
+    _write_cifar(tmp_path, "cifar10")
+    with open(tmp_path / "test_batch", "rb") as fh:
+        raw = pickle.load(fh)[b"data"][2].reshape(3, 32, 32).transpose(1, 2, 0)
+    up = np.asarray(Image.fromarray(raw).resize((224, 224), Image.BILINEAR), np.float32) / 255
+    want = (up - np.array([0.4914, 0.4822, 0.4465])) / np.array([0.2023, 0.1994, 0.2010])
+    got = datasets.load("cifar10", "test", 224, str(tmp_path))[2][0].numpy().transpose(1, 2, 0)
+    assert np.allclose(got, want, atol=1e-5)
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    (tmp_path / "val" / "n01").mkdir(parents=True)
+    Image.fromarray(img).save(tmp_path / "val" / "n01" / "a.png")
+    r = np.asarray(Image.fromarray(img).resize((341, 256), Image.BICUBIC), np.float32) / 255
+    top, left = round((256 - 224) / 2), round((341 - 224) / 2)     # torchvision's CenterCrop
+    want = (r[top:top + 224, left:left + 224] - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    got = datasets.load("imagenet", "test", 224, str(tmp_path))[0][0].numpy().transpose(1, 2, 0)
+    assert np.allclose(got, want, atol=1e-5)
+
+
 def test_cifar_errors(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         datasets.load("cifar10", "train", 32, str(tmp_path / "nope"))
