@@ -12,6 +12,7 @@ import json
 import pathlib
 
 from .atomic import staged_folder, write_text
+from .errors import UserError
 
 DEMO_EPOCHS = 60
 DEMO_STEPS = 64            # accuracy against T, up to this
@@ -46,14 +47,18 @@ def _steps(out_dir: pathlib.Path, stage: pathlib.Path, epochs: int | None, retra
     from .simulate.evaluate import evaluate, stack_images
 
     ckpt = out_dir / "mst-tiny.pt"
-    if retrain or not ckpt.exists():
+    model = None
+    if not retrain and ckpt.exists():
+        try:
+            model, _ = checkpoint.load(ckpt)
+            print(f"[demo] 1/6 reusing {ckpt} (pass --retrain to train again)")
+        except UserError as e:                 # e.g. a checkpoint of an older model layout
+            print(f"[demo] cannot reuse {ckpt} ({e}); training again")
+    if model is None:
         print(f"[demo] 1/6 training mst-tiny on digits with 75% RSM -> {ckpt}")
         train(TrainArgs(model="mst-tiny", dataset="digits", out=str(stage / ckpt.name),
                         overrides={"attention": "spiking", "mask": 0.75}, epochs=epochs or DEMO_EPOCHS))
         model, _ = checkpoint.load(stage / ckpt.name)
-    else:
-        print(f"[demo] 1/6 reusing {ckpt} (pass --retrain to train again)")
-        model, _ = checkpoint.load(ckpt)
     test = datasets.load("digits", "test", model.config.img_size)
     ann = accuracy(model, test)
     print(f"[demo] 2/6 ANN top-1 accuracy (digits test, {len(test)} images, one masked pass): {100 * ann:.2f}%")
