@@ -65,7 +65,8 @@ def test_pyproject_lists_every_package_and_admits_the_pins():
     assert found == listed, (found ^ listed)
     pins = {}
     for line in (ROOT / "requirements.txt").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
+        line = line.split("#")[0]
+        if line.strip():
             name, version = line.split("==")
             pins[name.strip().lower()] = version.strip()
     for dep in map(Requirement, meta["project"]["dependencies"]):

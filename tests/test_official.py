@@ -60,3 +60,29 @@ def test_import_cli_then_the_whole_road(tmp_path):
     torch.save(sd, bad)
     assert "unknown keys extra.weight" in one_line_error(run_mst("import", bad, "-o", tmp_path / "x.pt"))
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_official_recipe_numbers_and_transforms():
+    from mstdeploy.models.recipe import Official, resolve
+    r = resolve("official", {"epochs": 30})
+    assert (r["lr"], r["warmup_lr"], r["min_lr"], r["weight_decay"], r["clip_grad"]) == (1e-4, 1e-6, 1e-5, 0.05, 5.0)
+    assert r["epochs"] == 30 and r["warmup_epochs"] == 2.0           # 20 of 300, in proportion
+    assert resolve("official", {"lr": 3e-4})["lr"] == 3e-4 and resolve("default", {})["epochs"] == 60
+    text = repr(Official("imagenet", 1000, 0.1).train_transform(224))
+    assert "RandAugment" in text and "RandomErasing(p=0.25" in text and "bicubic" in text
+    text = repr(Official("cifar10", 10, 0.1).train_transform(224))
+    assert "RandomCrop(size=(32, 32), padding=4)" in text and "Resize(size=224" in text
+    mix = Official("cifar10", 10, 0.1).mixup()
+    assert (mix.mixup_alpha, mix.cutmix_alpha, mix.switch_prob, mix.label_smoothing) == (0.8, 1.0, 0.5, 0.1)
+
+
+def test_official_recipe_trains(tmp_path):
+    ck = tmp_path / "m.pt"
+    r = run_mst("train", "--recipe", "official", "--epochs", "1", "--batch-size", "32", "--no-progress", "--out", ck)
+    assert r.returncode == 0, r.stderr
+    from mstdeploy.models import checkpoint
+    model, payload = checkpoint.load(ck)
+    assert payload["meta"]["recipe"] == "official" and model.config.drop_path == 0.2
+    assert not model.config.mlp_bn                                   # digits is not ImageNet
+    assert "even" in one_line_error(run_mst("train", "--recipe", "official", "--epochs", "1",
+                                            "--batch-size", "33", "--out", tmp_path / "x.pt"))
