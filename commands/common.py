@@ -58,6 +58,15 @@ def add_run_options(p: argparse.ArgumentParser, default_images, default_steps: i
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def add_simulator_options(p: argparse.ArgumentParser) -> None:
+    """Where the reference simulator runs and how many steps at a time (memory grows with the
+    chunk, not with -T)."""
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="the reference simulator's device (auto: CUDA when there is one)")
+    p.add_argument("--chunk", metavar="K", type=count, default=None,
+                   help="simulate K steps at a time, carrying state (default: as many as fit in memory)")
+
+
 def add_lava_options(p: argparse.ArgumentParser, report: str | None) -> None:
     """The Lava run's time limit and, where the command writes one, its report file."""
     p.add_argument("--timeout", type=number, default=900, help="stop a Lava run after this many seconds")

@@ -1,15 +1,17 @@
 """`mst energy`: events, energy and accuracy per inference with either backend, optionally for a
-sweep of masking ratios; energy.json and PNG plots (compare/energy_report.py)."""
+sweep of masking ratios; energy.json and PNG plots (compare/energy_report.py). Under torchrun the
+reference backend's images are shared out over the ranks; rank 0 prints and writes."""
 from __future__ import annotations
 
 from ..errors import UserError
-from .common import add_lava_options, add_run_options, graph_and_images, ratio_list
+from .common import add_simulator_options, add_lava_options, add_run_options, graph_and_images, ratio_list
 
 
 def add_parser(sub) -> None:
     en = sub.add_parser("energy", help="events, energy (Loihi 1, 45 nm) and accuracy per inference, "
                                        "optionally for a sweep of masking ratios; JSON and plots")
     add_run_options(en, None)
+    add_simulator_options(en)
     en.add_argument("--backend", choices=["reference", "lava"], default="reference",
                     help="where the events come from (lava: 8 images unless -n)")
     en.add_argument("--sweep", metavar="P1,P2,..", help="re-gate the graph at each ratio (weights unchanged)")
@@ -23,6 +25,7 @@ def run(args) -> int:
     import pathlib
     from ..atomic import check_outputs, output_folder
     from ..compare.energy_report import REPORT_FILES, energy_report, run_line, write_report
+    from ..distributed import setup
     output_folder(args.out, "--out")
     check_outputs({f"--out ({name})": pathlib.Path(args.out) / name for name in REPORT_FILES}, [args.graph, args.data])
     ratios = None
@@ -33,10 +36,17 @@ def run(args) -> int:
     if args.images is None and args.backend == "lava":
         args.images = 8
     graph, data = graph_and_images(args)
-    report, spikes = energy_report(graph, data, args.steps, source=str(args.graph), dataset=args.dataset,
-                                   fixed_point=args.fixed_point, backend=args.backend, ratios=ratios,
-                                   raster=args.raster, timeout=args.timeout, progress=not args.no_progress,
-                                   on_run=lambda r: print(run_line(r, args.steps), flush=True))
+    ranks = setup(args.device)
+    try:
+        report, spikes = energy_report(
+            graph, data, args.steps, source=str(args.graph), dataset=args.dataset, fixed_point=args.fixed_point,
+            backend=args.backend, ratios=ratios, raster=args.raster, timeout=args.timeout,
+            progress=not args.no_progress, chunk=args.chunk, ranks=ranks,
+            on_run=lambda r: ranks.main and print(run_line(r, args.steps), flush=True))
+    finally:
+        ranks.close()
+    if not ranks.main:
+        return 0
     ann = report["ann"]
     print(f"ANN of the same network: {ann['macs']:,} MACs, {ann['energy_uJ']['45nm-fp32']:.2f} uJ at 45 nm fp32")
     files = write_report(report, args.out, spikes)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
-from .common import add_lava_options, add_run_options, lava_images, report_path
+from .common import add_simulator_options, add_lava_options, add_run_options, lava_images, report_path
 
 
 def add_parser(sub) -> None:
     pa = sub.add_parser("parity", help="spike-by-spike comparison of Lava and the reference simulator")
     add_run_options(pa, 8)
+    add_simulator_options(pa)
     add_lava_options(pa, "parity")
     pa.set_defaults(func=run)
 
@@ -18,8 +19,10 @@ def run(args) -> int:
     from ..atomic import write_text
     json_path = report_path(args, "parity")
     from ..compare.parity import run_parity
+    from ..machine import pick_device
     x, _ = lava_images(args)
-    report = run_parity(args.graph, x, args.steps, args.fixed_point, args.timeout, not args.no_progress)
+    report = run_parity(args.graph, x, args.steps, args.fixed_point, args.timeout, not args.no_progress,
+                        chunk=args.chunk, device=pick_device(args.device))
     _print(report)
     write_text(json_path, json.dumps(report, indent=2))
     print(f"report -> {json_path}")

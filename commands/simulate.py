@@ -1,5 +1,6 @@
 """`mst simulate`: the reference simulator on a data set: accuracy-vs-T table, JSON report and
-optional spike recordings."""
+optional spike recordings. Under torchrun the images are shared out over the ranks; rank 0
+prints and writes the figures of the whole set."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,7 @@ import pathlib
 import time
 
 from ..errors import UserError
-from .common import add_run_options, count, graph_and_images
+from .common import add_simulator_options, add_run_options, count, graph_and_images
 
 TABLE_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -15,8 +16,8 @@ TABLE_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 def add_parser(sub) -> None:
     s = sub.add_parser("simulate", help="reference simulator: accuracy vs T, events, spikes")
     add_run_options(s, None, default_steps=64)
+    add_simulator_options(s)
     s.add_argument("--batch-size", type=count, default=64)
-    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     s.add_argument("--json", metavar="FILE", help="result file (default runs/simulate/<graph>.json)")
     s.add_argument("--record", metavar="NODES", help="record spikes of these nodes (comma list, or all)")
@@ -41,15 +42,24 @@ def write_spikes(path, spikes: dict, steps: int) -> None:
 
 def run(args) -> int:
     import torch
-    from ..atomic import check_outputs, write_text
+    from ..atomic import check_outputs
+    from ..distributed import setup
     from ..simulate.engine import Simulator
-    from ..machine import pick_device
-    from ..simulate.evaluate import evaluate
     json_path = args.json or f"runs/simulate/{pathlib.Path(args.graph).stem}.json"
     check_outputs({"--json": json_path, "--spikes-out": args.spikes_out}, [args.graph, args.data])
     graph, data = graph_and_images(args)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
-    sim = Simulator(graph, pick_device(args.device), dtype, fixed_point=args.fixed_point)
+    ranks = setup(args.device)
+    try:
+        return _run(args, graph, data, Simulator(graph, ranks.device, dtype, fixed_point=args.fixed_point,
+                                                 chunk=args.chunk), ranks, json_path)
+    finally:
+        ranks.close()
+
+
+def _run(args, graph, data, sim, ranks, json_path) -> int:
+    from ..atomic import write_text
+    from ..simulate.evaluate import evaluate
     mode = "fixed point" if args.fixed_point else args.dtype
     record = None
     if args.record:
@@ -60,17 +70,22 @@ def run(args) -> int:
         if not args.spikes_out:
             raise UserError("--record needs --spikes-out FILE")
     t0 = time.time()
-    ev = evaluate(sim, data, args.steps, args.batch_size, progress=not args.no_progress, record=record)
+    ev = evaluate(sim, data, args.steps, args.batch_size, progress=not args.no_progress, record=record,
+                  ranks=ranks)
     seconds = time.time() - t0
+    if not ranks.main:
+        return 0
+    where = f"{ranks.world} ranks, " if ranks.enabled else ""
     print(f"{pathlib.Path(args.graph).name} on {args.dataset}: {ev.images} images, {args.steps} steps, "
-          f"{seconds:.1f} s ({sim.device}, {mode})")
+          f"{seconds:.1f} s ({where}{sim.device}, {mode})")
     print("    T  accuracy")
     for t in report_steps(args.steps):
         print(f"{t:5d}  {100 * ev.accuracy(t):7.2f}%")
     per_image = max(ev.images, 1)
     out = {
         "graph": str(args.graph), "dataset": args.dataset, "images": ev.images, "steps": args.steps,
-        "device": str(sim.device), "dtype": args.dtype, "fixed_point": args.fixed_point, "seconds": seconds,
+        "device": str(sim.device), "ranks": ranks.world, "dtype": args.dtype, "fixed_point": args.fixed_point,
+        "seconds": seconds,
         "accuracy": {str(t): a for t, a in ev.curve().items()},
         "per_inference": {"spikes": sum(ev.spike_counts.values()) / per_image,
                           "synaptic_events": sum(ev.synaptic_events.values()) / per_image,

@@ -10,6 +10,7 @@ from typing import Callable
 import nir
 
 from ..atomic import staged_folder, write_text
+from ..distributed import Dist
 from ..errors import UserError
 from ..ir import nodes as X
 from ..ir.gating import with_ratio
@@ -32,14 +33,14 @@ def masked_sites(graph: nir.NIRGraph) -> list[str]:
     return [n for n in topo.order if isinstance(topo.node(n), SYNAPTIC) and any(p in gated for p in topo.preds[n])]
 
 
-def _reference(graph, data, steps, fixed_point, raster, progress):
-    ev = evaluate(Simulator(graph, fixed_point=fixed_point), data, steps, progress=progress,
-                  record={raster} if raster else None)
+def _reference(graph, data, steps, fixed_point, raster, progress, chunk, ranks):
+    ev = evaluate(Simulator(graph, ranks.device, fixed_point=fixed_point, chunk=chunk), data, steps,
+                  progress=progress, record={raster} if raster else None, ranks=ranks)
     spikes = ev.spikes[raster][0].astype(bool) if raster else None        # image 0: (T, *shape)
     return ev, ev.images, ev.curve(), spikes
 
 
-def _lava(graph, data, steps, fixed_point, raster, timeout, progress):
+def _lava(graph, data, steps, fixed_point, raster, timeout, progress, chunk):
     from ..backends.lava_nc.run import run_lava
     from .playback import lava_counts
     x, y = stack_images(data)
@@ -47,7 +48,7 @@ def _lava(graph, data, steps, fixed_point, raster, timeout, progress):
         path = pathlib.Path(tmp) / "g.nir"
         write_graph(graph, path)
         run = run_lava(path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress)
-    res = lava_counts(graph, x, run, fixed_point)
+    res = lava_counts(graph, x, run, fixed_point, chunk=chunk)
     pred = run.logits.cumsum(0).argmax(-1)                                  # (T, images)
     curve = {t: float((pred[t - 1] == y).mean()) for t in range(1, steps + 1)}
     return res, len(x), curve, (run.spikes[raster][0] if raster else None)
@@ -56,15 +57,21 @@ def _lava(graph, data, steps, fixed_point, raster, timeout, progress):
 def energy_report(graph: nir.NIRGraph, data, steps: int, *, source: str, dataset: str,
                   fixed_point: bool = False, backend: str = "reference", ratios: list | None = None,
                   raster: str | None = None, timeout: float = 900, progress: bool = True,
-                  on_run: Callable[[dict], None] | None = None):
+                  on_run: Callable[[dict], None] | None = None, chunk: int | None = None,
+                  ranks: Dist | None = None):
     """Events, energy and accuracy per inference of `graph` on `data` (a data set), as exported
     (`ratios` None) or re-gated at each ratio. Returns the report (energy.json) and the raster
     node's spikes on the first image of the first run. `source`, `dataset`: labels for the report;
-    `on_run` sees each run's figures as soon as they are known."""
+    `on_run` sees each run's figures as soon as they are known; `chunk`: the reference
+    simulator's steps at a time (None: from memory); `ranks`: torchrun's ranks, over which the
+    reference backend shares out the images (every rank gets the whole report)."""
+    ranks = ranks or Dist()
     if steps < 1:
         raise UserError("the number of steps must be >= 1")
     if backend not in ("reference", "lava"):
         raise UserError(f"unknown backend {backend!r} (reference or lava)")
+    if backend == "lava" and ranks.enabled:
+        raise UserError("--backend lava runs in one process: start it without torchrun")
     Simulator(graph, fixed_point=fixed_point)             # checks support (and the fixed-point plan)
     neurons = [k for k, n in graph.nodes.items() if isinstance(n, NEURONS)]
     raster = raster or (neurons[0] if neurons else None)
@@ -77,9 +84,9 @@ def energy_report(graph: nir.NIRGraph, data, steps: int, *, source: str, dataset
     for p in ratios or [None]:
         g = graph if p is None else with_ratio(graph, p)
         if backend == "lava":
-            res, images, curve, spikes = _lava(g, data, steps, fixed_point, raster, timeout, progress)
+            res, images, curve, spikes = _lava(g, data, steps, fixed_point, raster, timeout, progress, chunk)
         else:
-            res, images, curve, spikes = _reference(g, data, steps, fixed_point, raster, progress)
+            res, images, curve, spikes = _reference(g, data, steps, fixed_point, raster, progress, chunk, ranks)
         counts = per_inference(res, images)
         site_events = sum(res.synaptic_events.get(k, 0) for k in sites) / max(images, 1)
         run = {"ratio": p, "accuracy": curve[steps], "accuracy_by_step": {str(t): a for t, a in curve.items()},
@@ -93,7 +100,7 @@ def energy_report(graph: nir.NIRGraph, data, steps: int, *, source: str, dataset
             on_run(run)
     ann = {"macs": sum(macs.values()), "energy_uJ": {k: v * 1e6 for k, v in ann_energy(sum(macs.values())).items()}}
     report = {"graph": source, "backend": backend, "mode": "fixed_point" if fixed_point else "float",
-              "dataset": dataset, "images": images, "steps": steps,
+              "dataset": dataset, "images": images, "steps": steps, "ranks": ranks.world,
               "models": {k: m.source for k, m in MODELS.items()}, "ann": ann,
               "ann_macs_per_node": macs, "masked_sites": sites, "raster": raster, "runs": runs}
     return report, first_spikes

@@ -74,10 +74,11 @@ def compare(ref: Result, lava: LavaRun, fixed_point: bool) -> dict:
 
 
 def run_parity(graph_path, x: torch.Tensor, steps: int, fixed_point: bool, timeout: float = 900,
-               progress: bool = True) -> dict:
-    """Both backends on images x (B, ...), samples 0..B-1; the report of the module docstring."""
+               progress: bool = True, chunk: int | None = None, device="cpu") -> dict:
+    """Both backends on images x (B, ...), samples 0..B-1; the report of the module docstring.
+    `chunk`, `device`: the reference simulator's steps at a time (None: from memory) and device."""
     graph = read_graph(graph_path)
-    sim = Simulator(graph, "cpu", torch.float64, fixed_point=fixed_point)
+    sim = Simulator(graph, device, torch.float64, fixed_point=fixed_point, chunk=chunk)
     check_supported(graph, LAVA_SUPPORTED, "the Lava backend")
     neurons = {k for k, n in graph.nodes.items() if isinstance(n, NEURONS)}
     t0 = time.perf_counter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .distributed import Dist
+from ..distributed import Dist
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ from ..progress import bar as progress_bar
 from ..data import datasets
 from . import checkpoint
 from .config import preset
-from .distributed import setup
+from ..distributed import setup
 from .evaluate import accuracy
 from .recipe import DROP_PATH, Official
 from .registry import accuracy_label, accuracy_name, build_model

@@ -21,7 +21,7 @@ from ..ir import stream
 from ..ir.topology import (NEURONS, POOLS, SUPPORTED, SYNAPTIC, Topology, check_supported, delay_steps,
                            node_shape)
 from ..loihi.plan import FixedPlan
-from ..machine import check_fits
+from ..machine import available_memory, check_fits
 from ..loihi.quantize import quantize_input
 from . import counting, fixed, neurons, ops
 
@@ -45,12 +45,40 @@ class Result:
         return self.logits.cumsum(0).argmax(-1)
 
 
+@dataclass(frozen=True)
+class Clock:
+    """Where a chunk of time sits: its samples (global indices), its 1-based step numbers and
+    the run's total steps (the gate stream and cumulative nodes key on these, not on the chunk)."""
+    samples: torch.Tensor
+    steps: torch.Tensor
+    total: int
+
+
+def _add(counts: dict, key: str, value) -> None:
+    counts[key] = counts.get(key, 0) + value
+
+
+def carried_size(graph: nir.NIRGraph, order) -> int:
+    """Values per sample that nodes carry between chunks: neuron state (u and v), delay lines,
+    cumulative products' running operands (an upper bound, for the memory check)."""
+    n = 0
+    for name in order:
+        node = graph.nodes[name]
+        if isinstance(node, NEURONS):
+            n += 2 * int(np.prod(node_shape(node)))
+        elif isinstance(node, nir.Delay):
+            n += delay_steps(name, node) * int(np.prod(node_shape(node)))
+        elif isinstance(node, (X.SpikeProduct, X.HostLayerNorm)):
+            n += 2 * int(np.prod(node_shape(node, "input"))) + 2 * int(np.prod(node_shape(node)))
+    return n
+
+
 class Simulator:
     """Runs a graph in floating point (NIR semantics), or with `fixed_point=True` in the integer
     arithmetic of docs/fixed-point.md (the Lava backend's bit-accurate mode)."""
 
     def __init__(self, graph: nir.NIRGraph, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32, fixed_point: bool = False):
+                 dtype: torch.dtype = torch.float32, fixed_point: bool = False, chunk: int | None = None):
         check_supported(graph, SUPPORTED, "the reference simulator")
         self.topo = topo = Topology(graph)
         # fixed point: integers held exactly in float64 (CUDA has no integer matmul)
@@ -65,6 +93,10 @@ class Simulator:
         self._analog = counting.analog_sources(topo)
         self._needs_activity = counting.activity_needed(topo, self._analog)
         self._widest = max(int(np.prod(node_shape(graph.nodes[n]))) for n in self.order)  # for memory checks
+        self._state = carried_size(graph, self.order)
+        if chunk is not None and chunk < 1:
+            raise UserError("the chunk must be >= 1 steps")
+        self.chunk = chunk                          # steps per chunk of time; None: from memory
 
     def cached(self, name: str, key: str, make):
         """A per-node value built once (parameters as tensors, plans, fan-outs)."""
@@ -83,11 +115,26 @@ class Simulator:
         return self.cached(name, "fanout", lambda: counting.fanout(self.graph.nodes[name], self.device))
 
     # -- execution ---------------------------------------------------------------------------
+    def chunk_steps(self, steps: int, batch: int) -> int:
+        """Steps per chunk of time: `self.chunk` if set, else as many as fit in half the memory
+        available now (all `steps` when they fit, as for most runs); an error when not one fits."""
+        per_step = 4 * self._widest * batch * torch.finfo(self.dtype).bits // 8
+        held = 2 * self._state * batch * torch.finfo(self.dtype).bits // 8       # carried between chunks
+        k = self.chunk
+        if k is None:
+            k = max(1, min(steps, (available_memory(self.device) // 2 - held) // per_step))
+        k = min(k, steps)
+        check_fits(per_step * k + held, f"simulating {batch} samples x {k} steps at a time",
+                   "--chunk or the batch size" if self.chunk else "the batch size", self.device)
+        return k
+
     @torch.no_grad()
     def run(self, x: torch.Tensor, steps: int, first_sample: int = 0, record: set | None = None,
             count: bool = True, playback: dict | None = None) -> Result:
         """Run `steps` steps on x (B, *input_shape); x[i] is sample `first_sample + i`.
 
+        Time runs in chunks of `chunk_steps` steps, every node's state carried from one chunk to
+        the next: memory depends on the chunk, not on `steps`, and the result is the same.
         `playback` (node -> (T, B, *shape) 0/1 tensor) replaces the outputs of those neurons and
         gates by recorded ones (another backend's), so that the event counts are that run's."""
         if tuple(x.shape[1:]) != self.input_shape:
@@ -96,24 +143,41 @@ class Simulator:
         if steps < 1:
             raise UserError("the number of steps must be >= 1")
         T, B = steps, x.shape[0]
-        check_fits(4 * self._widest * T * B * torch.finfo(self.dtype).bits // 8,
-                   f"simulating {B} samples x {T} steps", "-T or the batch size", self.device)
+        K = self.chunk_steps(T, B)
         if self.plan is not None:
             x = torch.as_tensor(quantize_input(x.cpu().numpy()), dtype=torch.float64)
         x = x.to(self.device, self.dtype)
         res = Result(logits=torch.empty(0))
-        record = record or set()
-        clock = (torch.arange(first_sample, first_sample + B, device=self.device, dtype=torch.int64),
-                 torch.arange(1, T + 1, device=self.device, dtype=torch.int64))
+        samples = torch.arange(first_sample, first_sample + B, device=self.device, dtype=torch.int64)
+        state: dict[str, object] = {}              # node -> what it carries into the next chunk
+        logits, spikes = [], {}
+        for t0 in range(0, T, K):
+            clock = Clock(samples, torch.arange(t0 + 1, min(t0 + K, T) + 1, device=self.device,
+                                                dtype=torch.int64), T)
+            part = None if playback is None else {n: v[t0:t0 + K] for n, v in playback.items()}
+            out, recorded = self._chunk(x, clock, state, res, record or set(), count, part)
+            logits.append(out.reshape(out.shape[0], B, -1).to(torch.float64).cpu())
+            for n, v in recorded.items():
+                spikes.setdefault(n, []).append(v)
+        res.logits = torch.cat(logits)
+        res.spikes = {k: torch.cat(v) for k, v in spikes.items()}
+        return res
+
+    def _chunk(self, x, clock: "Clock", state: dict, res: Result, record: set, count: bool,
+               playback: dict | None) -> tuple[torch.Tensor, dict]:
+        """The graph over one chunk of steps: the Output's values (k, B, ...) and the chunk's
+        recorded spikes; counts are added to `res`."""
+        k, B = len(clock.steps), x.shape[0]
         outs: dict[str, torch.Tensor] = {}
         dropped: dict[str, torch.Tensor] = {}      # per node: spikes removed by gates upstream
-        acts: dict[str, torch.Tensor] = {}         # per node: events per element (all steps, samples)
+        acts: dict[str, torch.Tensor] = {}         # per node: events per element (chunk steps, samples)
+        recorded: dict[str, torch.Tensor] = {}
         remaining = {n: len(self.consumers[n]) for n in self.order}
         for name in self.order:
             node = self.graph.nodes[name]
             preds = self.preds[name]
             if isinstance(node, nir.Input):
-                outs[name] = x.unsqueeze(0).expand(T, *x.shape)
+                outs[name] = x.unsqueeze(0).expand(k, *x.shape)
                 continue
             inp = outs[preds[0]]
             for p in preds[1:]:
@@ -121,22 +185,22 @@ class Simulator:
             drop_in = counting.sum_counts(dropped.get(p) for p in preds) if count else None
             act_in = counting.sum_counts(acts.get(p) for p in preds) if count else None
             if count and isinstance(node, SYNAPTIC):
-                self._count(name, node, act_in, drop_in, res, T, B)
+                self._count(name, node, act_in, drop_in, res, k, B)
             if playback and name in playback and isinstance(node, NEURONS + (X.SynapseGate,)):
                 y, drop_out = self._playback(node, inp, playback[name], drop_in, count)
             elif self.plan is not None and isinstance(node, FIXED_OWN):
-                y, drop_out = self._fixed(name, node, inp, res), None
+                y, drop_out = self._fixed(name, node, inp, res, clock, state), None
             else:
-                y, drop_out = self._step(name, node, inp, drop_in, clock, count)
+                y, drop_out = self._step(name, node, inp, drop_in, clock, state, count)
             if drop_out is not None:
                 dropped[name] = drop_out
             if isinstance(node, NEURONS):
-                res.neuron_updates[name] = T * B * int(np.prod(node_shape(node)))
+                _add(res.neuron_updates, name, k * B * int(np.prod(node_shape(node))))
                 if count:
                     acts[name] = counting.spike_counts(y)
-                    res.spike_counts[name] = int(acts[name].sum().item())
+                    _add(res.spike_counts, name, int(acts[name].sum().item()))
                 if name in record:
-                    res.spikes[name] = y.bool().cpu()
+                    recorded[name] = y.bool().cpu()
             if count and name in self._needs_activity and name not in acts:
                 acts[name] = self._activity(name, node, y, act_in, drop_out, drop_in)
             for p in preds:
@@ -145,8 +209,7 @@ class Simulator:
                     for held in (outs, dropped, acts):
                         held.pop(p, None)
             outs[name] = y
-        res.logits = outs[self.output].reshape(T, B, -1).to(torch.float64).cpu()
-        return res
+        return outs[self.output], recorded
 
     def _playback(self, node, x, rec, drop, count):
         """A recorded neuron's spikes, or a recorded gate's passed spikes (the rest were dropped)."""
@@ -177,19 +240,20 @@ class Simulator:
     def _count(self, name, node, act_in, drop_in, res: Result, T: int, B: int) -> None:
         fan = self.fanout(name)
         if any(p in self._analog for p in self.preds[name]):
-            res.host_macs[name] = counting.host_macs(node, fan, T, B)
+            _add(res.host_macs, name, counting.host_macs(node, fan, T, B))
             return
-        res.synaptic_events[name] = counting.events(act_in, fan)
+        _add(res.synaptic_events, name, counting.events(act_in, fan))
         if drop_in is not None:
-            res.gated_events[name] = counting.events(drop_in, fan)
+            _add(res.gated_events, name, counting.events(drop_in, fan))
 
     def _route(self, name, node: X.Route):
         """(route plan, full index with -1 for routing count vectors)."""
         return self.cached(name, "route", lambda: (
             ops.route_plan(node, self.device), torch.as_tensor(node.index, dtype=torch.int64, device=self.device)))
 
-    def _step(self, name, node, x, drop, clock, count):
-        """Output (T, B, *shape) of one node, and the routed count of gated-out spikes."""
+    def _step(self, name, node, x, drop, clock, state, count):
+        """Output (k, B, *shape) of one node over a chunk, and the routed count of gated-out
+        spikes; `state[name]` is what the node carries from chunk to chunk."""
         if isinstance(node, nir.Output):
             return x, None
         if isinstance(node, X.Route):
@@ -199,27 +263,36 @@ class Simulator:
             out = node_shape(node)
             return x.reshape(*x.shape[:2], *out), (None if drop is None else drop.reshape(out))
         if isinstance(node, nir.Delay):
-            return ops.delay(x, delay_steps(name, node)), drop
+            y, state[name] = ops.delay(x, delay_steps(name, node), state.get(name))
+            return y, drop
         if isinstance(node, X.SynapseGate):
             y, gone = self._gate(name, node, x, clock)
             if not count:
                 return y, None
             return y, gone if drop is None else drop + gone
+        if isinstance(node, X.SpikeProduct):
+            y, state[name] = ops.product(node, x, clock.steps, clock.total, state.get(name))
+            return y, None
         if isinstance(node, SYNAPTIC):
             return ops.synapse(node, x, lambda key, value: self.param(name, key, value)), None
         if isinstance(node, X.HostSoftmax):
             return ops.softmax(node, x, self.param(name, "b", node.bias)), None
         if isinstance(node, X.HostLayerNorm):
-            return ops.layer_norm(node, x, self.param(name, "w", node.weight), self.param(name, "b", node.bias)), None
+            y, state[name] = ops.layer_norm(node, x, self.param(name, "w", node.weight),
+                                            self.param(name, "b", node.bias), clock.steps, state.get(name))
+            return y, None
         if isinstance(node, NEURONS):
             n = self._neuron(name, node)
-            return neurons.scan(n.step, n.params, n.init(n.params, x[0]), n.drive(n.params, x))[0], None
+            v = state.get(name)
+            y, state[name] = neurons.scan(n.step, n.params, n.init(n.params, x[0]) if v is None else v,
+                                          n.drive(n.params, x))
+            return y, None
         raise AssertionError(type(node))
 
     def _neuron(self, name, node) -> neurons.Neuron:
         return self.cached(name, "neuron", lambda: neurons.for_node(node, self.tensor))
 
-    def _fixed(self, name, node, x, res: Result) -> torch.Tensor:
+    def _fixed(self, name, node, x, res: Result, clock, state) -> torch.Tensor:
         """Integer semantics of synapses, neurons, host ops and output (values exact in float64)."""
         plan = self.plan
         if isinstance(node, nir.Output):
@@ -229,16 +302,21 @@ class Simulator:
             if q.current_bias is not None:                 # a synaptic bias into a remembering current
                 x = x + self.param(name, "qcb", q.current_bias)
             sat = fixed.Saturation(**res.saturation.get(name, {}))
-            y = fixed.neuron(q, x, self.param(name, "qb", q.bias), self.param(name, "qv0", q.v_init), sat)
+            y, state[name] = fixed.neuron(q, x, self.param(name, "qb", q.bias), self.param(name, "qv0", q.v_init),
+                                          sat, state.get(name))
             res.saturation[name] = asdict(sat)
             return y
         if isinstance(node, X.HostSoftmax):
             return fixed.softmax(node, x, plan.scale[self.preds[name][0]])
         if isinstance(node, X.HostLayerNorm):
-            return fixed.layer_norm(node, x, plan.in_scale(name))
+            y, state[name] = fixed.layer_norm(node, x, plan.in_scale(name), clock.steps, state.get(name))
+            return y
         if isinstance(node, POOLS) and plan.placement[name].kind == "synapse":
             return fixed.pool_sum(node, x)
         q = plan.synapses[name]
+        if isinstance(node, X.SpikeProduct):
+            y, state[name] = fixed.product(node, x, float(q.weight), q.exp, clock.steps, state.get(name))
+            return y
         return fixed.synapse(node, x, self.param(name, "wq", q.weight), q)
 
     def _gate(self, name, node, x, clock) -> tuple[torch.Tensor, torch.Tensor]:
@@ -247,7 +325,7 @@ class Simulator:
         imix, key = self.cached(name, "gate", lambda: (
             stream.mix32(torch.arange(int(np.prod(node.shape)), device=self.device, dtype=torch.int64)),
             stream.node_key(int(node.seed), int(node.stream))))
-        samples, steps = clock
+        samples, steps = clock.samples, clock.steps
         T, B = x.shape[:2]
         flat = x.reshape(T, B, -1)
         skey = stream.step_key(key, samples[None, :], steps[:, None])          # (T, B)

@@ -1,4 +1,5 @@
-"""Accuracy-vs-T of a NIR graph on a data set, with the reference simulator, in batches."""
+"""Accuracy-vs-T of a NIR graph on a data set, with the reference simulator, in batches; under
+torchrun the batches are shared out over the ranks and the figures gathered."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from ..distributed import Dist
 from ..errors import UserError
 from ..progress import bar
 from ..data import datasets
@@ -33,6 +35,22 @@ class Evaluation:
 
     def curve(self) -> dict[int, float]:
         return {t: self.accuracy(t) for t in range(1, self.steps + 1)}
+
+    def add(self, other: "Evaluation") -> None:
+        """Add another part's images and counts (recorded spikes follow this part's)."""
+        self.images += other.images
+        self.correct_by_step = self.correct_by_step + other.correct_by_step
+        for mine, theirs in ((self.spike_counts, other.spike_counts), (self.synaptic_events, other.synaptic_events),
+                             (self.gated_events, other.gated_events), (self.host_macs, other.host_macs),
+                             (self.neuron_updates, other.neuron_updates)):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + v
+        for k, v in other.saturation.items():
+            acc = self.saturation.setdefault(k, dict.fromkeys(v, 0))
+            for kind, n in v.items():
+                acc[kind] += n
+        for k, v in other.spikes.items():
+            self.spikes[k] = np.concatenate([self.spikes[k], v]) if k in self.spikes else v
 
 
 def graph_image_shape(graph: nir.NIRGraph) -> tuple:
@@ -62,28 +80,31 @@ def stack_images(data, limit: int | None = None) -> tuple[torch.Tensor, np.ndarr
 
 
 def evaluate(sim: Simulator, data, steps: int, batch_size: int = 64, progress: bool = True,
-             record: set | None = None) -> Evaluation:
-    """Run every image of `data` for `steps` steps; image i of the set is gating sample i."""
+             record: set | None = None, ranks: Dist | None = None) -> Evaluation:
+    """Run every image of `data` for `steps` steps; image i of the set is gating sample i.
+    With `ranks` (torchrun), each rank runs a contiguous block of the batches and every rank
+    returns the whole set's figures: the same batches, samples and counts as one process."""
+    ranks = ranks or Dist()
+    n = len(data)
+    mine = ranks.shard(-(-n // batch_size))
+    first, stop = mine.start * batch_size, min(mine.stop * batch_size, n)
     ev = Evaluation(steps, 0, np.zeros(steps, np.int64))
-    offset = 0
+    offset = first
     recorded: dict[str, list] = {}
-    loader = DataLoader(data, batch_size=batch_size)
-    for x, y in bar(loader, desc=f"simulate T={steps}", enabled=progress, unit="batch"):
+    loader = DataLoader(Subset(data, range(first, stop)), batch_size=batch_size)
+    for x, y in bar(loader, desc=f"simulate T={steps}", enabled=progress and ranks.main, unit="batch"):
         r = sim.run(x, steps, first_sample=offset, record=record)
         for k, v in r.spikes.items():
             recorded.setdefault(k, []).append(v.transpose(0, 1).to(torch.uint8).numpy())
         offset += len(y)
         pred = r.predictions_by_step()
-        ev.correct_by_step += (pred == y[None, :]).sum(1).numpy()
-        ev.images += len(y)
-        for agg, part in ((ev.spike_counts, r.spike_counts), (ev.synaptic_events, r.synaptic_events),
-                          (ev.gated_events, r.gated_events), (ev.host_macs, r.host_macs),
-                          (ev.neuron_updates, r.neuron_updates)):
-            for k, v in part.items():
-                agg[k] = agg.get(k, 0) + v
-        for k, v in r.saturation.items():
-            acc = ev.saturation.setdefault(k, dict.fromkeys(v, 0))
-            for kind, n in v.items():
-                acc[kind] += n
+        part = Evaluation(steps, len(y), (pred == y[None, :]).sum(1).numpy(), r.spike_counts, r.synaptic_events,
+                          r.gated_events, r.host_macs, r.neuron_updates, r.saturation)
+        ev.add(part)
     ev.spikes = {k: np.concatenate(v) for k, v in recorded.items()}
-    return ev
+    if not ranks.enabled:
+        return ev
+    whole = Evaluation(steps, 0, np.zeros(steps, np.int64))
+    for part in ranks.gather(ev):
+        whole.add(part)
+    return whole

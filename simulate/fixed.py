@@ -19,7 +19,7 @@ from ..loihi.plan import NeuronQ
 from ..loihi.quantize import layernorm_fixed, softmax_fixed
 from ..loihi.widths import ACT_SHIFT, DECAY_ONE, U_WRAP, V_LIMIT
 from ..ir.topology import pair
-from .ops import flat_steps, operands, pad
+from .ops import flat_steps, increments, operands, pad, running_sum, step_numbers
 
 
 def shift(y: torch.Tensor, e: int) -> torch.Tensor:
@@ -41,9 +41,8 @@ def pool_sum(node, x: torch.Tensor) -> torch.Tensor:
 
 
 def synapse(node, x: torch.Tensor, w: torch.Tensor, q) -> torch.Tensor:
-    """A synaptic node on integer inputs: the weighted sum shifted by the layer exponent."""
-    if isinstance(node, X.SpikeProduct):
-        return product(node, x, float(q.weight), q.exp)
+    """A synaptic node on integer inputs: the weighted sum shifted by the layer exponent
+    (SpikeProduct, which remembers, is `product`)."""
     if isinstance(node, (nir.Affine, nir.Linear)):
         y = F.linear(x, w)
     elif isinstance(node, nir.Scale):
@@ -59,19 +58,21 @@ def synapse(node, x: torch.Tensor, w: torch.Tensor, q) -> torch.Tensor:
     return shift(y, q.exp)
 
 
-def product(node: X.SpikeProduct, x: torch.Tensor, m: float, e: int) -> torch.Tensor:
+def product(node: X.SpikeProduct, x: torch.Tensor, m: float, e: int, steps: torch.Tensor, carry):
+    """(output, carry) over a chunk with step numbers `steps`; carry: the operands' running sums
+    and the last G (None at the start)."""
     a, b = operands(node, x)
     if node.mode == "per_step":
-        return shift(m * (a @ b), e)
+        return shift(m * (a @ b), e), None
     # G_t = floor(m A_t B_t 2^e / t); out_t = G_t - G_{t-1}. Exact: m A_t B_t < 2^52 (checked).
-    T = x.shape[0]
-    X_ = m * (a.cumsum(0) @ b.cumsum(0))
+    A0, B0, G0 = carry or (None, None, None)
+    A, Bc = running_sum(a, A0), running_sum(b, B0)
+    X_ = m * (A @ Bc)
     if X_.numel() and float(X_.abs().max()) >= 2.0 ** 52:
         raise UserError("fixed point: a cumulative product overflows 52 bits; use a smaller T")
-    t = torch.arange(1, T + 1, dtype=X_.dtype, device=X_.device).reshape(T, *([1] * (X_.dim() - 1)))
+    t = step_numbers(steps, X_.dtype, X_)
     G = torch.floor(X_ * 2.0 ** e / t) if e >= 0 else torch.floor(X_ / (t * 2.0 ** -e))
-    G[1:] -= G[:-1].clone()
-    return G
+    return increments(G, G0), (A[-1:], Bc[-1:], G[-1:])
 
 
 def softmax(node: X.HostSoftmax, x: torch.Tensor, in_scale: float) -> torch.Tensor:
@@ -86,8 +87,9 @@ def softmax(node: X.HostSoftmax, x: torch.Tensor, in_scale: float) -> torch.Tens
     return torch.as_tensor(y, dtype=x.dtype, device=x.device)
 
 
-def layer_norm(node: X.HostLayerNorm, x: torch.Tensor, in_scale: float) -> torch.Tensor:
-    """One step and image at a time, as Lava does (see loihi.quantize.layernorm_fixed)."""
+def layer_norm(node: X.HostLayerNorm, x: torch.Tensor, in_scale: float, steps: torch.Tensor, carry):
+    """(output, carry) over a chunk, one step and image at a time as Lava does (see
+    loihi.quantize.layernorm_fixed); carry: per image the running input total and the last output."""
     T, B = x.shape[:2]
     flat = x.cpu().numpy()
     y = np.empty((T, B) + flat.shape[3:], np.int64)
@@ -95,16 +97,19 @@ def layer_norm(node: X.HostLayerNorm, x: torch.Tensor, in_scale: float) -> torch
     bias = np.broadcast_to(np.asarray(node.bias, np.float64), shape)
     weight = np.asarray(node.weight, np.float64)
     args = (weight, bias, int(node.axis), float(node.eps))
-    for b in range(B):
-        total, last = np.zeros(flat.shape[2:]), np.zeros(shape, np.int64)
+    if node.mode == "per_step":
         for t in range(T):
-            if node.mode == "per_step":
+            for b in range(B):
                 y[t, b] = layernorm_fixed(flat[t, b], in_scale, 1, *args)
-                continue
-            total = total + flat[t, b]
-            now = layernorm_fixed(total, in_scale, t + 1, *args)
-            y[t, b], last = now - last, now
-    return torch.as_tensor(y, dtype=x.dtype, device=x.device)
+        return torch.as_tensor(y, dtype=x.dtype, device=x.device), None
+    total, last = carry or (np.zeros((B,) + flat.shape[2:]), np.zeros((B,) + shape, np.int64))
+    first = int(steps[0])
+    for b in range(B):
+        for t in range(T):
+            total[b] = total[b] + flat[t, b]
+            now = layernorm_fixed(total[b], in_scale, first + t, *args)
+            y[t, b], last[b] = now - last[b], now
+    return torch.as_tensor(y, dtype=x.dtype, device=x.device), (total, last)
 
 
 @dataclass
@@ -115,20 +120,23 @@ class Saturation:
     wrapped: int = 0
 
 
-def current(q: NeuronQ, x: torch.Tensor, sat: Saturation) -> torch.Tensor:
-    """Lava's current u for every step: u = (u * (4096 - (du + 1))) >> 12 (toward zero)
-    + (a_in << 6), wrapping at 24 bits. IF nodes (du = 4095): u = a_in << 6, no scan."""
+def current(q: NeuronQ, x: torch.Tensor, sat: Saturation, u: torch.Tensor | None):
+    """Lava's current u for every step, and the last: u = (u * (4096 - (du + 1))) >> 12 (toward
+    zero) + (a_in << 6), wrapping at 24 bits; `u` the current before the chunk (None: 0).
+    IF nodes (du = 4095): u = a_in << 6, no scan."""
     a = x * (1 << ACT_SHIFT)
     keep_u = DECAY_ONE - (q.du + 1)
     if keep_u == 0:
         u_all, wrapped = wrap(a)
+        u = None
     else:                                          # the current remembers: scan it
-        u_all, wrapped, u = torch.empty_like(a), 0, torch.zeros_like(a[0])
+        u_all, wrapped = torch.empty_like(a), 0
+        u = torch.zeros_like(a[0]) if u is None else u
         for t in range(a.shape[0]):
             u, w = wrap(torch.trunc(u * keep_u / DECAY_ONE) + a[t])
             u_all[t], wrapped = u, wrapped + w
     sat.wrapped += wrapped
-    return u_all
+    return u_all, u
 
 
 def voltage_step(q: NeuronQ, v: torch.Tensor, drive: torch.Tensor, sat: Saturation):
@@ -148,12 +156,15 @@ def voltage_step(q: NeuronQ, v: torch.Tensor, drive: torch.Tensor, sat: Saturati
 
 
 def neuron(q: NeuronQ, x: torch.Tensor, bias: torch.Tensor, v_init: torch.Tensor,
-           sat: Saturation) -> torch.Tensor:
-    """Spikes (T, ...) of a neuron on integer input x (Lava's LIF datapath, docs/fixed-point.md)."""
-    drive = current(q, x, sat) + bias
-    v = (torch.zeros_like(x[0]) + v_init).contiguous()
+           sat: Saturation, state=None):
+    """Spikes (k, ...) of a neuron on integer input x (Lava's LIF datapath, docs/fixed-point.md)
+    and its state (u, v) after the chunk; `state` the state before it (None: the start)."""
+    u, v = state or (None, None)
+    u_all, u = current(q, x, sat, u)
+    drive = u_all + bias
+    v = (torch.zeros_like(x[0]) + v_init).contiguous() if v is None else v
     out = torch.empty_like(x)
     for t in range(x.shape[0]):
         s, v = voltage_step(q, v, drive[t], sat)
         out[t] = s
-    return out
+    return out, (u, v)

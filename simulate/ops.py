@@ -1,6 +1,8 @@
 """What every non-neuron node does to a (T, B, *shape) tensor in floating point: all T steps of a
-layer in one batched op (docs/nir-extensions.md for the extension nodes). Also the small shape
-helpers the fixed-point and counting modules share.
+chunk of time in one batched op (docs/nir-extensions.md for the extension nodes). Nodes that
+remember earlier steps (delays, cumulative products and norms) take what they carried out of the
+previous chunk and return what the next one needs, so a run in chunks equals a run in one.
+Also the small shape helpers the fixed-point and counting modules share.
 """
 from __future__ import annotations
 
@@ -38,11 +40,30 @@ def operands(node: X.SpikeProduct, x: torch.Tensor) -> tuple[torch.Tensor, torch
             x[..., na:].reshape(T, B, *node.b_shape.tolist()))
 
 
-def delay(x: torch.Tensor, d: int) -> torch.Tensor:
-    y = torch.zeros_like(x)
-    if d < x.shape[0]:
-        y[d:] = x[:x.shape[0] - d]
-    return y
+def delay(x: torch.Tensor, d: int, held: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """x delayed by d steps; `held` is the last d inputs of earlier chunks (None: zeros, the start)."""
+    if d == 0:
+        return x, None
+    if held is None:
+        held = x.new_zeros(d, *x.shape[1:])
+    both = torch.cat([held, x])
+    return both[:x.shape[0]], both[x.shape[0]:]
+
+
+def step_numbers(steps: torch.Tensor, dtype, like: torch.Tensor) -> torch.Tensor:
+    """The chunk's 1-based step numbers t as a column that broadcasts over (k, ...) like `like`."""
+    return steps.to(dtype).reshape(-1, *([1] * (like.dim() - 1)))
+
+
+def increments(total: torch.Tensor, last: torch.Tensor | None) -> torch.Tensor:
+    """out_t = total_t - total_{t-1} of a running total, `last` the total before the chunk."""
+    prev = torch.cat([torch.zeros_like(total[:1]) if last is None else last, total[:-1]])
+    return total - prev
+
+
+def running_sum(x: torch.Tensor, last: torch.Tensor | None) -> torch.Tensor:
+    """Cumulative sum over time continuing from `last` (one sequential sum for the whole run)."""
+    return x.cumsum(0) if last is None else torch.cat([last, x]).cumsum(0)[1:]
 
 
 def route_plan(node: X.Route, device) -> tuple:
@@ -98,32 +119,33 @@ def synapse(node, x: torch.Tensor, param) -> torch.Tensor:
         y = flat_steps(x, lambda v: F.avg_pool2d(v, k, pair(node.stride), pair(node.padding),
                                                  count_include_pad=True))
         return y * (k[0] * k[1]) if isinstance(node, nir.SumPool2d) else y
-    if isinstance(node, X.SpikeProduct):
-        return product(node, x)
     raise AssertionError(type(node))
 
 
-def product(node: X.SpikeProduct, x: torch.Tensor) -> torch.Tensor:
+def product(node: X.SpikeProduct, x: torch.Tensor, steps: torch.Tensor, total: int, carry):
+    """(output, carry) of a SpikeProduct over a chunk whose step numbers are `steps` in a run
+    of `total` steps; carry: the operands' running sums and the last P (None at the start)."""
     a, b = operands(node, x)
     if node.mode == "per_step":
-        return node.scale * (a @ b)
+        return node.scale * (a @ b), None
     # cumulative: P_t = A_t B_t / t; out_t = P_t - P_{t-1}. A_t B_t are integer counts, exact
-    # in float32 while below 2^24, so float64 is used only past that.
-    T, K = x.shape[0], int(node.a_shape[-1])
-    dt = x.dtype if T * T * K < 2 ** 24 else torch.float64
-    A, Bc = a.to(dt).cumsum(0), b.to(dt).cumsum(0)
-    t = torch.arange(1, T + 1, dtype=dt, device=x.device).reshape(T, *([1] * (A.dim() - 1)))
-    P = (A @ Bc) / t
-    P[1:] -= P[:-1].clone()
-    return (node.scale * P).to(x.dtype)
+    # in float32 while below 2^24 (over the whole run), so float64 is used only past that.
+    dt = x.dtype if total * total * int(node.a_shape[-1]) < 2 ** 24 else torch.float64
+    A0, B0, P0 = carry or (None, None, None)
+    A, Bc = running_sum(a.to(dt), A0), running_sum(b.to(dt), B0)
+    P = (A @ Bc) / step_numbers(steps, dt, A)
+    return (node.scale * increments(P, P0)).to(x.dtype), (A[-1:], Bc[-1:], P[-1:])
 
 
 def softmax(node: X.HostSoftmax, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     return torch.softmax(node.scale * x + bias, dim=int(node.axis))
 
 
-def layer_norm(node: X.HostLayerNorm, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """x (T, B, K, *shape): the packed streams. Both modes of docs/nir-extensions.md, all steps at once."""
+def layer_norm(node: X.HostLayerNorm, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+               steps: torch.Tensor, carry):
+    """(output, carry) over a chunk; x (k, B, K, *shape): the packed streams. Both modes of
+    docs/nir-extensions.md. The running sum is one float64 sum over the run (what torch's CPU
+    cumsum accumulates in for float32 too), so chunks do not change it."""
     s = (weight * x).sum(2) + bias
     dim = int(node.axis) + 2 if int(node.axis) >= 0 else int(node.axis)
 
@@ -132,9 +154,9 @@ def layer_norm(node: X.HostLayerNorm, x: torch.Tensor, weight: torch.Tensor, bia
         return d / torch.sqrt((d * d).mean(dim, keepdim=True) + node.eps)
 
     if node.mode == "per_step":
-        return norm(s)
-    T = x.shape[0]
-    t = torch.arange(1, T + 1, dtype=s.dtype, device=s.device).reshape(T, *([1] * (s.dim() - 1)))
-    y = t * norm(s.cumsum(0) / t)
-    y[1:] -= y[:-1].clone()
-    return y
+        return norm(s), None
+    S0, y0 = carry or (None, None)
+    S = running_sum(s.to(torch.float64), S0)
+    t = step_numbers(steps, s.dtype, s)
+    y = t * norm(S.to(s.dtype) / t)
+    return increments(y, y0), (S[-1:], y[-1:])

@@ -10,7 +10,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 LAYERS = [
     {"errors"},
     {"atomic", "progress", "machine"},   # files, progress bars, memory and devices
-    {"ir", "data"},                      # the graph format; data sets
+    {"ir", "data", "distributed"},       # the graph format; data sets; torchrun ranks
     {"loihi"},                           # Loihi's arithmetic, on the graph
     {"models"},                          # torch models (may train on Loihi's grid)
     {"export", "simulate", "backends"},  # models -> graph; graph -> runs

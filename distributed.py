@@ -1,4 +1,5 @@
-"""torchrun/DDP context: one process per rank, gloo on CPU (nccl when every rank has a GPU).
+"""torchrun context: one process per rank, gloo on CPU (nccl when every rank has a GPU), for
+training (DDP) and for simulation (images sharded over ranks, results gathered).
 
 Outside torchrun (no WORLD_SIZE in the environment) everything degrades to a single process.
 """
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..machine import pick_device
+from .machine import pick_device
 
 
 @dataclass
@@ -38,6 +39,19 @@ class Dist:
         if self.enabled:
             for b in model.buffers():
                 dist.broadcast(b, 0)
+
+    def shard(self, n: int) -> range:
+        """This rank's contiguous share of n items (batches): rank r takes the r-th of `world`
+        near-equal blocks, so the items keep their global order across ranks."""
+        return range(self.rank * n // self.world, (self.rank + 1) * n // self.world)
+
+    def gather(self, value) -> list:
+        """Every rank's `value` (any picklable object), in rank order, on every rank."""
+        if not self.enabled:
+            return [value]
+        out = [None] * self.world
+        dist.all_gather_object(out, value)
+        return out
 
     def barrier(self) -> None:
         if self.enabled:

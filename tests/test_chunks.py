@@ -1,0 +1,105 @@
+"""Time in chunks: a run of K steps at a time, every node's state carried between chunks, equals
+the run in one chunk bit for bit (float64, fixed point, and float32 on the CPU), counts included;
+memory then depends on K, not on T."""
+import json
+
+import nir
+import numpy as np
+import pytest
+import torch
+
+from conftest import SMALL, calibrated, run_mst
+from mstdeploy.errors import UserError
+from mstdeploy.export.lower import to_nir
+from mstdeploy.ir import nodes as X
+from mstdeploy.ir.io import write_graph
+from mstdeploy.simulate.engine import Simulator
+from test_saformer import images, saformer
+
+COUNTS = ("spike_counts", "synaptic_events", "gated_events", "host_macs", "neuron_updates", "saturation")
+
+
+def same_run(graph, x, steps, chunk, **kw):
+    """Run `graph` whole and in chunks of `chunk` steps; assert every output and count agree."""
+    record = set(Simulator(graph).order)
+    whole = Simulator(graph, **kw).run(x, steps, first_sample=5, record=record)
+    part = Simulator(graph, chunk=chunk, **kw).run(x, steps, first_sample=5, record=record)
+    assert part.logits.shape == whole.logits.shape
+    assert torch.equal(part.logits, whole.logits)
+    assert whole.spikes.keys() == part.spikes.keys()
+    for k in whole.spikes:
+        assert torch.equal(part.spikes[k], whole.spikes[k]), k
+    for f in COUNTS:
+        assert getattr(part, f) == getattr(whole, f), f
+    assert sum(whole.spike_counts.values()) > 0
+    return whole
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+@pytest.mark.parametrize("arith", ["float64", "float32", "fixed"])
+def test_converted_networks_in_chunks_equal_the_whole_run(name, arith):
+    m = calibrated(name, mask=0.5)
+    layernorm = {"layernorm": "per_step"} if name == "mst-softmax" else {}
+    g = to_nir(m, seed=1, **layernorm)
+    dtype = torch.float32 if arith == "float32" else torch.float64
+    x = torch.randn(3, 1, 8, 8, dtype=dtype)
+    for chunk in (1, 4):                            # 11 = 4 + 4 + 3: a short last chunk
+        r = same_run(g, x, 11, chunk, dtype=dtype, fixed_point=arith == "fixed")
+    assert sum(r.gated_events.values()) > 0         # the gate stream is keyed by the global step
+
+
+@pytest.mark.parametrize("kw", [{}, {"current_decay": 0.25}])
+def test_stock_lif_and_cuba_lif_in_chunks(kw):
+    g = to_nir(saformer(mask=0.5, **kw))
+    for fixed in (False, True):
+        same_run(g, images(2), 7, 3, dtype=torch.float64, fixed_point=fixed)
+
+
+def test_a_delay_longer_than_the_chunk():
+    f = np.float64
+    nodes = {"input": nir.Input(input_type={"input": np.array([4])}),
+             "w": nir.Linear(weight=np.eye(4, dtype=f) * 0.7),
+             "delay": nir.Delay(delay=np.full(4, 5.0)),
+             "if": X.ResetSubIF(shape=(4,), threshold=1.0, v_init=0.5, bias=0.0),
+             "output": nir.Output(output_type={"output": np.array([4])})}
+    chain = ["input", "w", "delay", "if", "output"]
+    g = nir.NIRGraph(nodes=nodes, edges=list(zip(chain, chain[1:])))
+    x = torch.rand(2, 4, dtype=torch.float64)
+    r = same_run(g, x, 13, 2, dtype=torch.float64)
+    assert r.spikes["if"][:5].sum() == 0 and r.spikes["if"][5:].sum() > 0
+
+
+def test_chunk_is_chosen_from_memory_and_checked(monkeypatch):
+    from mstdeploy import machine
+    from mstdeploy.simulate import engine
+
+    def memory(n):
+        for module in (engine, machine):
+            monkeypatch.setattr(module, "available_memory", lambda device=None: n)
+    g = to_nir(calibrated("vgg"))
+    sim = Simulator(g)
+    assert sim.chunk_steps(64, 8) == 64                           # it fits: one chunk
+    per_step = 4 * sim._widest * 8 * 4
+    held = 2 * sim._state * 8 * 4
+    memory(2 * (held + 10 * per_step))
+    assert sim.chunk_steps(64, 8) == 10                           # half the memory, 10 steps
+    memory(held)
+    with pytest.raises(UserError, match="lower the batch size"):
+        sim.chunk_steps(64, 8)
+    with pytest.raises(UserError, match="chunk"):
+        Simulator(g, chunk=0)
+
+
+def test_cli_chunk_gives_the_same_report(tmp_path):
+    g = tmp_path / "g.nir"
+    write_graph(to_nir(calibrated("vgg").float()), g)
+    reports = []
+    for extra in ([], ["--chunk", "3"]):
+        out = tmp_path / f"r{len(reports)}.json"
+        r = run_mst("simulate", g, "-n", 8, "-T", 10, "--dtype", "float64", "--json", out, "--no-progress", *extra)
+        assert r.returncode == 0, r.stderr
+        rep = json.loads(out.read_text())
+        reports.append({k: rep[k] for k in ("accuracy", "per_inference", "per_node")})
+    assert reports[0] == reports[1]
+    bad = run_mst("simulate", g, "--chunk", "0")
+    assert bad.returncode == 2 and "chunk" in bad.stderr
