@@ -19,6 +19,7 @@ from ..loihi.plan import NeuronQ
 from ..loihi.quantize import layernorm_fixed, softmax_fixed
 from ..loihi.widths import ACT_SHIFT, DECAY_ONE, U_WRAP, V_LIMIT
 from ..ir.topology import pair
+from . import kernels
 from .ops import flat_steps, increments, operands, pad, running_sum, step_numbers
 
 
@@ -129,7 +130,10 @@ def current(q: NeuronQ, x: torch.Tensor, sat: Saturation, u: torch.Tensor | None
     if keep_u == 0:
         u_all, wrapped = wrap(a)
         u = None
-    else:                                          # the current remembers: scan it
+    elif kernels.usable(a):                        # the current remembers: scan it (fused)
+        u = torch.zeros_like(a[0]) if u is None else u
+        u_all, u, wrapped = kernels.fixed_current(a, u, keep_u, DECAY_ONE, U_WRAP)
+    else:
         u_all, wrapped = torch.empty_like(a), 0
         u = torch.zeros_like(a[0]) if u is None else u
         for t in range(a.shape[0]):
@@ -163,6 +167,11 @@ def neuron(q: NeuronQ, x: torch.Tensor, bias: torch.Tensor, v_init: torch.Tensor
     u_all, u = current(q, x, sat, u)
     drive = u_all + bias
     v = (torch.zeros_like(x[0]) + v_init).contiguous() if v is None else v
+    if kernels.usable(drive):
+        out, v, high, low = kernels.fixed_voltage(drive, v, DECAY_ONE - q.dv, DECAY_ONE, V_LIMIT,
+                                                  float(q.threshold), q.subtract)
+        sat.high, sat.low = sat.high + high, sat.low + low
+        return out, (u, v)
     out = torch.empty_like(x)
     for t in range(x.shape[0]):
         s, v = voltage_step(q, v, drive[t], sat)

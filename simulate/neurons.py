@@ -2,8 +2,9 @@
 (spikes_t, new state) and changes nothing else. `scan` runs one over the time axis.
 
 The drive (a neuron's input for every step, with its constant terms folded in) is computed for all
-steps at once by `*_drive`; only the membrane is scanned. Readings: docs/nir-extensions.md
-(ResetSubIF, stock IF) and ir/cuba.py (stock LIF, CubaLIF).
+steps at once by `*_drive`; only the membrane is scanned: on the CPU by a fused kernel doing the
+same arithmetic (kernels.py), elsewhere by `scan`. Readings: docs/nir-extensions.md (ResetSubIF,
+stock IF) and ir/cuba.py (stock LIF, CubaLIF).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 from ..ir import nodes as X
 from ..ir.cuba import LEAKY, cuba
 from ..ir.topology import node_shape
+from . import kernels
 
 
 @dataclass(frozen=True)
@@ -87,13 +89,37 @@ def scan(step: Callable, params, state, drive: torch.Tensor) -> tuple[torch.Tens
     return out, state
 
 
-@dataclass(frozen=True)
+def if_fused(p: IFParams, v: torch.Tensor, drive: torch.Tensor, flat: dict):
+    return kernels.if_scan(drive, v, flat["threshold"], flat["v_reset"], p.subtract)
+
+
+def cuba_fused(p: CubaParams, state, drive: torch.Tensor, flat: dict):
+    return kernels.cuba_scan(drive, *state, *(flat[k] for k in ("keep_u", "keep_v", "g_u", "bias", "threshold",
+                                                                "v_reset")), p.memory)
+
+
+@dataclass
 class Neuron:
-    """A neuron node's parameters with the functions that run it."""
+    """A neuron node's parameters with the functions that run it; `fused` runs a whole chunk
+    on the CPU (kernels.py), with the parameters flattened once per dtype."""
     params: object
     step: Callable
     init: Callable
     drive: Callable
+    fused: Callable
+    shape: tuple
+    flat: dict | None = None
+
+    def run(self, state, drive: torch.Tensor):
+        """Spikes (T, ...) over the steps of `drive`, and the state after them."""
+        if not kernels.usable(drive):
+            return scan(self.step, self.params, state, drive)
+        if self.flat is None:
+            dtype = torch.empty(0, dtype=drive.dtype).numpy().dtype
+            fields = {k: v for k, v in vars(self.params).items() if isinstance(v, torch.Tensor)}
+            self.flat = {k: kernels.per_neuron(v, self.shape, dtype) for k, v in fields.items()}
+            self.flat.setdefault("v_reset", np.zeros(int(np.prod(self.shape)), dtype))
+        return self.fused(self.params, state, drive, self.flat)
 
 
 def for_node(node, tensor: Callable) -> Neuron:
@@ -106,10 +132,10 @@ def for_node(node, tensor: Callable) -> Neuron:
         p = CubaParams(*(tensor(np.broadcast_to(a, shape)) for a in
                          (1.0 - c.du, c.g_in, 1.0 - c.dv, c.g_u, c.bias, c.threshold, c.v_reset)),
                        memory=bool(np.any(c.du != 1.0)))
-        return Neuron(p, cuba_step, cuba_init, cuba_drive)
+        return Neuron(p, cuba_step, cuba_init, cuba_drive, cuba_fused, shape)
     elif isinstance(node, nir.IF):      # stock NIR IF: v += r I; spike when v > threshold; v = v_reset
         p = IFParams(tensor(node.v_threshold), zero, zero, tensor(node.r), subtract=False,
                      v_reset=tensor(node.v_reset))
     else:
         raise AssertionError(type(node))
-    return Neuron(p, if_step, if_init, if_drive)
+    return Neuron(p, if_step, if_init, if_drive, if_fused, node_shape(node))

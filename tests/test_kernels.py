@@ -1,0 +1,96 @@
+"""The fused CPU kernels (simulate/kernels.py) give the torch step functions' spikes and states
+exactly: float32, float64 and fixed point, ties at the threshold, negative drive, saturation and
+wrap-around included."""
+from types import SimpleNamespace
+
+import nir
+import numpy as np
+import pytest
+import torch
+
+from conftest import calibrated
+from mstdeploy.export.lower import to_nir
+from mstdeploy.ir import nodes as X
+from mstdeploy.simulate import fixed, kernels, neurons
+from mstdeploy.simulate.engine import Simulator
+from test_saformer import images, saformer
+
+
+def torch_loop(monkeypatch):
+    monkeypatch.setattr(kernels, "usable", lambda drive: False)
+
+
+def drives(dtype, T=40, shape=(3, 5, 4)):
+    """Random drive with exact ties: multiples of 1/8 hit a threshold of 1 exactly."""
+    g = torch.Generator().manual_seed(0)
+    d = torch.randint(-6, 14, (T, *shape), generator=g).to(dtype) / 8
+    return d + (torch.rand(d.shape, generator=g, dtype=dtype) < 0.3) * torch.rand(d.shape, generator=g, dtype=dtype)
+
+
+NODES = [
+    X.ResetSubIF(shape=(5, 4), threshold=np.linspace(0.5, 1.5, 20).reshape(5, 4), v_init=0.5, bias=0.125),
+    nir.IF(r=np.full((5, 4), 0.9), v_threshold=np.ones((5, 4)), v_reset=np.full((5, 4), -0.25)),
+    nir.LIF(tau=np.full((5, 4), 3.0), r=np.full((5, 4), 2.0), v_leak=np.full((5, 4), 0.1),
+            v_threshold=np.ones((5, 4)), v_reset=np.zeros((5, 4))),
+    nir.CubaLIF(tau_mem=np.full((5, 4), 4.0), tau_syn=np.full((5, 4), 2.5), r=np.full((5, 4), 4.0),
+                v_leak=np.zeros((5, 4)), v_threshold=np.full((5, 4), 0.75), w_in=np.full((5, 4), 2.5),
+                v_reset=np.zeros((5, 4))),
+]
+
+
+@pytest.mark.parametrize("node", NODES, ids=lambda n: type(n).__name__)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_float_neurons_fused_equal_the_step_functions(node, dtype):
+    tensor = lambda v: torch.as_tensor(np.array(v), dtype=dtype)  # noqa: E731
+    n = neurons.for_node(node, tensor)
+    d = drives(dtype)
+    x = n.drive(n.params, d)
+    state0 = n.init(n.params, x[0])
+    assert kernels.usable(x)
+    s_fused, st_fused = n.run(state0, x)
+    s_loop, st_loop = neurons.scan(n.step, n.params, state0, x)
+    assert 0 < s_loop.sum() < s_loop.numel()
+    assert torch.equal(s_fused, s_loop)
+    for a, b in zip(st_fused if isinstance(st_fused, tuple) else (st_fused,),
+                    st_loop if isinstance(st_loop, tuple) else (st_loop,)):
+        assert torch.equal(a, b)
+    if not isinstance(state0, tuple):
+        assert torch.equal(state0, n.init(n.params, x[0]))   # the caller's state is untouched
+
+
+@pytest.mark.parametrize("subtract", [True, False])
+@pytest.mark.parametrize("du,dv", [(4095, 0), (4095, 700), (1000, 300)])
+def test_fixed_point_neuron_fused_equals_the_loop(monkeypatch, subtract, du, dv):
+    q = SimpleNamespace(threshold=1 << 14, du=du, dv=dv, subtract=subtract)    # what fixed.neuron reads
+    g = torch.Generator().manual_seed(1)
+    # inputs that saturate v both ways and wrap a remembering u; some land exactly on the threshold
+    x = torch.randint(-60000, 80000, (50, 2, 30), generator=g).double()
+    x[:, :, 20:] -= 90000
+    x[:, 0, :5] = 256.0
+    bias = torch.zeros(30, dtype=torch.float64)
+    v0 = torch.full((2, 30), 100.0, dtype=torch.float64)
+    sat_f = fixed.Saturation()
+    out_f, (u_f, v_f) = fixed.neuron(q, x, bias, v0, sat_f)
+    torch_loop(monkeypatch)
+    sat_l = fixed.Saturation()
+    out_l, (u_l, v_l) = fixed.neuron(q, x, bias, v0, sat_l)
+    assert torch.equal(out_f, out_l) and torch.equal(v_f, v_l)
+    assert (u_f is None and u_l is None) or torch.equal(u_f, u_l)
+    assert sat_f == sat_l and 0 < out_l.sum() < out_l.numel()
+    assert sat_l.low > 0 and sat_l.wrapped > 0 and (sat_l.high > 0 or not subtract)
+
+
+@pytest.mark.parametrize("arith", ["float32", "fixed"])
+def test_whole_networks_fused_equal_the_torch_loop(monkeypatch, arith):
+    kw = dict(fixed_point=True) if arith == "fixed" else dict(dtype=torch.float32)
+    graphs = [(to_nir(calibrated("mst-spiking", mask=0.5).float(), seed=1), torch.randn(3, 1, 8, 8)),
+              (to_nir(saformer(current_decay=0.25)), images(2))]
+    runs = []
+    for g, x in graphs:
+        runs.append(Simulator(g, **kw).run(x, 9, record=set(Simulator(g).order)))
+    torch_loop(monkeypatch)
+    for (g, x), fused in zip(graphs, runs):
+        loop = Simulator(g, **kw).run(x, 9, record=set(Simulator(g).order))
+        assert torch.equal(fused.logits, loop.logits)
+        assert all(torch.equal(fused.spikes[k], loop.spikes[k]) for k in loop.spikes)
+        assert fused.saturation == loop.saturation and fused.spike_counts == loop.spike_counts
