@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test clean
+.PHONY: install demo test peers clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The peer frameworks bench/peers.py compares against, beside our pins (which constrain them).
+peers: $(STAMP)
+	$(PIP) install -q --disable-pip-version-check -r requirements-peers.txt -c requirements.txt
 
 clean:
 	rm -rf $(VENV) runs
