@@ -284,7 +284,7 @@ class Simulator:
         if isinstance(node, NEURONS):
             n = self._neuron(name, node)
             v = state.get(name)
-            y, state[name] = n.run(n.init(n.params, x[0]) if v is None else v, n.drive(n.params, x))
+            y, state[name] = n.run(n.init(n.params, x[0]) if v is None else v, x)
             return y, None
         raise AssertionError(type(node))
 

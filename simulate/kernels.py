@@ -5,7 +5,8 @@ same order as the torch step functions (neurons.py, fixed.py), so spikes and sta
 unless asked (fastmath is off).
 
 Arrays: drive and out (T, M) contiguous, M = batch x neurons; state (M,); per-neuron parameters
-(N,), element j reading parameter j % N. Elements run in parallel (prange), time in order.
+(N,). Tiles of one image's neurons run in parallel (prange); within a tile, time runs in order
+and the neurons of each step form an inner loop the compiler can vectorize.
 """
 from __future__ import annotations
 
@@ -14,44 +15,63 @@ import numpy as np
 import torch
 
 _JIT = dict(parallel=True, cache=True, nogil=True)
+TILE = 2048         # neurons of one image per task: the state of a tile stays in cache over time
+
+
+@numba.njit(cache=True)
+def _tiles(B, N):
+    """(image, first neuron, last neuron) of every task: B x ceil(N / TILE) tiles."""
+    per = (N + TILE - 1) // TILE
+    out = np.empty((B * per, 3), np.int64)
+    for b in range(B):
+        for k in range(per):
+            out[b * per + k, 0] = b
+            out[b * per + k, 1] = k * TILE
+            out[b * per + k, 2] = min(N, (k + 1) * TILE)
+    return out
 
 
 @numba.njit(**_JIT)
-def _if(drive, v, th, v_reset, subtract, out):
-    T, M = drive.shape
+def _if(x, v, th, v_reset, offset, subtract, out):
+    """subtract (ResetSubIF): v += x + offset, v >= th, v -= th; else (stock IF): v += x * offset,
+    v > th, v = v_reset (the drive rounded first, as if_drive does)."""
+    T, M = x.shape
     N = th.shape[0]
-    for j in numba.prange(M):
-        vj, t_, r = v[j], th[j % N], v_reset[j % N]
+    tiles = _tiles(M // N, N)
+    for k in numba.prange(tiles.shape[0]):
+        base, lo, hi = tiles[k, 0] * N, tiles[k, 1], tiles[k, 2]
         for t in range(T):
-            vj = vj + drive[t, j]
-            if subtract:
-                s = vj >= t_
-                if s:
-                    vj = vj - t_
-            else:
-                s = vj > t_
-                if s:
-                    vj = r
-            out[t, j] = 1.0 if s else 0.0
-        v[j] = vj
+            for n in range(lo, hi):
+                j = base + n
+                vj = v[j] + (x[t, j] + offset[n] if subtract else x[t, j] * offset[n])
+                if subtract:
+                    s = vj >= th[n]
+                    vj = vj - th[n] if s else vj
+                else:
+                    s = vj > th[n]
+                    vj = v_reset[n] if s else vj
+                out[t, j] = 1.0 if s else 0.0
+                v[j] = vj
 
 
 @numba.njit(**_JIT)
-def _cuba(drive, u, v, keep_u, keep_v, g_u, bias, th, v_reset, memory, out):
-    T, M = drive.shape
+def _cuba(x, u, v, g_in, keep_u, keep_v, g_u, bias, th, v_reset, memory, out):
+    """u = u keep_u + x g_in (u = x g_in without memory); v = v keep_v + u g_u + bias; v > th."""
+    T, M = x.shape
     N = th.shape[0]
-    for j in numba.prange(M):
-        n = j % N
-        uj, vj = u[j], v[j]
-        ku, kv, g, b, t_, r = keep_u[n], keep_v[n], g_u[n], bias[n], th[n], v_reset[n]
+    tiles = _tiles(M // N, N)
+    for k in numba.prange(tiles.shape[0]):
+        base, lo, hi = tiles[k, 0] * N, tiles[k, 1], tiles[k, 2]
         for t in range(T):
-            uj = uj * ku + drive[t, j] if memory else drive[t, j]
-            vj = vj * kv + uj * g + b
-            s = vj > t_
-            if s:
-                vj = r
-            out[t, j] = 1.0 if s else 0.0
-        u[j], v[j] = uj, vj
+            for n in range(lo, hi):
+                j = base + n
+                d = x[t, j] * g_in[n]
+                uj = u[j] * keep_u[n] + d if memory else d
+                vj = v[j] * keep_v[n] + uj * g_u[n] + bias[n]
+                s = vj > th[n]
+                v[j] = v_reset[n] if s else vj
+                u[j] = uj
+                out[t, j] = 1.0 if s else 0.0
 
 
 @numba.njit(**_JIT)
@@ -59,44 +79,43 @@ def _fixed_v(drive, v, keep_v, one, limit, th, subtract, out, high, low):
     """Lava's voltage: v = trunc(v keep_v / one) + drive (v + drive when keep_v = one), counted
     and clipped at +-limit, then the spike rule; high/low: per element, clipped steps."""
     T, M = drive.shape
-    for j in numba.prange(M):
-        vj, hj, lj = v[j], 0, 0
+    for k in numba.prange((M + TILE - 1) // TILE):
+        lo, hi = k * TILE, min(M, (k + 1) * TILE)
+        for j in range(lo, hi):
+            high[j] = 0
+            low[j] = 0
         for t in range(T):
-            vj = np.trunc(vj * keep_v / one) + drive[t, j] if keep_v != one else vj + drive[t, j]
-            if vj > limit:
-                hj += 1
-                vj = limit
-            elif vj < -limit:
-                lj += 1
-                vj = -limit
-            if subtract:
-                s = vj >= th
-                if s:
-                    vj = vj - th
-            else:
-                s = vj > th
-                if s:
-                    vj = 0.0
-            out[t, j] = 1.0 if s else 0.0
-        v[j], high[j], low[j] = vj, hj, lj
+            for j in range(lo, hi):
+                vj = np.trunc(v[j] * keep_v / one) + drive[t, j] if keep_v != one else v[j] + drive[t, j]
+                high[j] += vj > limit
+                low[j] += vj < -limit
+                vj = min(max(vj, -limit), limit)
+                if subtract:
+                    s = vj >= th
+                    vj = vj - th if s else vj
+                else:
+                    s = vj > th
+                    vj = 0.0 if s else vj
+                out[t, j] = 1.0 if s else 0.0
+                v[j] = vj
 
 
 @numba.njit(**_JIT)
 def _fixed_u(a, u, keep_u, one, wrap, out, wrapped):
     """Lava's remembering current: u = trunc(u keep_u / one) + a, wrapped into (-wrap, wrap]."""
     T, M = a.shape
-    for j in numba.prange(M):
-        uj, w = u[j], 0
+    for k in numba.prange((M + TILE - 1) // TILE):
+        lo, hi = k * TILE, min(M, (k + 1) * TILE)
+        for j in range(lo, hi):
+            wrapped[j] = 0
         for t in range(T):
-            uj = np.trunc(uj * keep_u / one) + a[t, j]
-            if uj > wrap:
-                uj -= 2 * wrap
-                w += 1
-            elif uj <= -wrap:
-                uj += 2 * wrap
-                w += 1
-            out[t, j] = uj
-        u[j], wrapped[j] = uj, w
+            for j in range(lo, hi):
+                uj = np.trunc(u[j] * keep_u / one) + a[t, j]
+                up, down = uj > wrap, uj <= -wrap
+                uj = uj - 2 * wrap if up else (uj + 2 * wrap if down else uj)
+                wrapped[j] += up or down
+                out[t, j] = uj
+                u[j] = uj
 
 
 def usable(drive: torch.Tensor) -> bool:
@@ -118,20 +137,22 @@ def per_neuron(p: torch.Tensor, shape: tuple, dtype) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(p.cpu().numpy().astype(dtype), shape)).reshape(-1)
 
 
-def if_scan(drive: torch.Tensor, v: torch.Tensor, th, v_reset, subtract: bool):
-    """Spikes (T, ...) and the new v of an IF node over drive (T, B, *shape); th, v_reset flat."""
-    d = _flat(drive)
+def if_scan(x: torch.Tensor, v: torch.Tensor, th, v_reset, offset, subtract: bool):
+    """Spikes (T, ...) and the new v of an IF node on input x (T, B, *shape); th, v_reset and
+    offset (ResetSubIF's bias, stock IF's gain) flat per neuron."""
+    d = _flat(x)
     out, vv = np.empty_like(d), _state(v)
-    _if(d, vv, th, v_reset, subtract, out)
-    return torch.from_numpy(out).reshape(drive.shape), torch.from_numpy(vv).reshape(v.shape)
+    _if(d, vv, th, v_reset, offset, subtract, out)
+    return torch.from_numpy(out).reshape(x.shape), torch.from_numpy(vv).reshape(v.shape)
 
 
-def cuba_scan(drive: torch.Tensor, u: torch.Tensor, v: torch.Tensor, keep_u, keep_v, g_u, bias, th, v_reset,
+def cuba_scan(x: torch.Tensor, u: torch.Tensor, v: torch.Tensor, g_in, keep_u, keep_v, g_u, bias, th, v_reset,
               memory: bool):
-    d = _flat(drive)
+    """Spikes and the new (u, v) of a LIF / CubaLIF node on input x; parameters flat per neuron."""
+    d = _flat(x)
     out, uu, vv = np.empty_like(d), _state(u), _state(v)
-    _cuba(d, uu, vv, keep_u, keep_v, g_u, bias, th, v_reset, memory, out)
-    return (torch.from_numpy(out).reshape(drive.shape),
+    _cuba(d, uu, vv, g_in, keep_u, keep_v, g_u, bias, th, v_reset, memory, out)
+    return (torch.from_numpy(out).reshape(x.shape),
             (torch.from_numpy(uu).reshape(u.shape), torch.from_numpy(vv).reshape(v.shape)))
 
 

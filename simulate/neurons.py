@@ -89,13 +89,14 @@ def scan(step: Callable, params, state, drive: torch.Tensor) -> tuple[torch.Tens
     return out, state
 
 
-def if_fused(p: IFParams, v: torch.Tensor, drive: torch.Tensor, flat: dict):
-    return kernels.if_scan(drive, v, flat["threshold"], flat["v_reset"], p.subtract)
+def if_fused(p: IFParams, v: torch.Tensor, x: torch.Tensor, flat: dict):
+    return kernels.if_scan(x, v, flat["threshold"], flat["v_reset"], flat["bias" if p.subtract else "gain"],
+                           p.subtract)
 
 
-def cuba_fused(p: CubaParams, state, drive: torch.Tensor, flat: dict):
-    return kernels.cuba_scan(drive, *state, *(flat[k] for k in ("keep_u", "keep_v", "g_u", "bias", "threshold",
-                                                                "v_reset")), p.memory)
+def cuba_fused(p: CubaParams, state, x: torch.Tensor, flat: dict):
+    return kernels.cuba_scan(x, *state, *(flat[k] for k in ("g_in", "keep_u", "keep_v", "g_u", "bias",
+                                                            "threshold", "v_reset")), p.memory)
 
 
 @dataclass
@@ -110,16 +111,17 @@ class Neuron:
     shape: tuple
     flat: dict | None = None
 
-    def run(self, state, drive: torch.Tensor):
-        """Spikes (T, ...) over the steps of `drive`, and the state after them."""
-        if not kernels.usable(drive):
-            return scan(self.step, self.params, state, drive)
+    def run(self, state, x: torch.Tensor):
+        """Spikes (T, ...) for the input x (T, B, *shape), and the state after it; the drive is
+        formed inside the fused kernel, in the same order as `drive` forms it."""
+        if not kernels.usable(x):
+            return scan(self.step, self.params, state, self.drive(self.params, x))
         if self.flat is None:
-            dtype = torch.empty(0, dtype=drive.dtype).numpy().dtype
+            dtype = torch.empty(0, dtype=x.dtype).numpy().dtype
             fields = {k: v for k, v in vars(self.params).items() if isinstance(v, torch.Tensor)}
             self.flat = {k: kernels.per_neuron(v, self.shape, dtype) for k, v in fields.items()}
             self.flat.setdefault("v_reset", np.zeros(int(np.prod(self.shape)), dtype))
-        return self.fused(self.params, state, drive, self.flat)
+        return self.fused(self.params, state, x, self.flat)
 
 
 def for_node(node, tensor: Callable) -> Neuron:

@@ -44,18 +44,17 @@ def test_float_neurons_fused_equal_the_step_functions(node, dtype):
     tensor = lambda v: torch.as_tensor(np.array(v), dtype=dtype)  # noqa: E731
     n = neurons.for_node(node, tensor)
     d = drives(dtype)
-    x = n.drive(n.params, d)
-    state0 = n.init(n.params, x[0])
-    assert kernels.usable(x)
-    s_fused, st_fused = n.run(state0, x)
-    s_loop, st_loop = neurons.scan(n.step, n.params, state0, x)
+    state0 = n.init(n.params, d[0])
+    assert kernels.usable(d)
+    s_fused, st_fused = n.run(state0, d)
+    s_loop, st_loop = neurons.scan(n.step, n.params, state0, n.drive(n.params, d))
     assert 0 < s_loop.sum() < s_loop.numel()
     assert torch.equal(s_fused, s_loop)
     for a, b in zip(st_fused if isinstance(st_fused, tuple) else (st_fused,),
                     st_loop if isinstance(st_loop, tuple) else (st_loop,)):
         assert torch.equal(a, b)
     if not isinstance(state0, tuple):
-        assert torch.equal(state0, n.init(n.params, x[0]))   # the caller's state is untouched
+        assert torch.equal(state0, n.init(n.params, d[0]))   # the caller's state is untouched
 
 
 @pytest.mark.parametrize("subtract", [True, False])
