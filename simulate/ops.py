@@ -86,10 +86,14 @@ def route(x: torch.Tensor, plan: tuple) -> torch.Tensor:
     T, B = x.shape[:2]
     flat = x.reshape(T, B, -1)
     pos, src, span = plan
+    picked = torch.index_select(flat, 2, src)
     if pos is None:
-        return flat[..., src].reshape(T, B, *span)
+        return picked.reshape(T, B, *span)
     out = flat.new_zeros(T, B, int(np.prod(span)))
-    out[..., pos] = flat[..., src]                     # pos: a slice or an index tensor
+    if isinstance(pos, slice):
+        out[..., pos] = picked
+    else:
+        out.index_copy_(2, pos, picked)
     return out.reshape(T, B, *span)
 
 

@@ -106,8 +106,9 @@ def test_cumulative_product_in_integers():
     g = product_graph(M, K, N, 0.3, neuron=True)
     sim = Simulator(g, fixed_point=True)
     q = sim.plan.synapses["prod"]
-    out = fixed.product(g.nodes["prod"], torch.cat([a.reshape(T, 1, -1), b.reshape(T, 1, -1)], -1),
-                        float(q.weight), q.exp).numpy()
+    out, _ = fixed.product(g.nodes["prod"], torch.cat([a.reshape(T, 1, -1), b.reshape(T, 1, -1)], -1),
+                           float(q.weight), q.exp, torch.arange(1, T + 1), None)
+    out = out.numpy()
     A, B = np.cumsum(a.numpy(), 0).astype(np.int64), np.cumsum(b.numpy(), 0).astype(np.int64)
     G = []
     for t in range(1, T + 1):                            # G_t = floor(m A_t B_t 2^e / t), in integers

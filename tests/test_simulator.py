@@ -49,7 +49,7 @@ def test_cumulative_product_sums_to_product_of_means():
     b = (torch.rand(T, 1, K, N, generator=g) < 0.6).double()
     node = product_graph(M, K, N, 0.5).nodes["prod"]
     packed = torch.cat([a.reshape(T, 1, -1), b.reshape(T, 1, -1)], -1)
-    out = ops.product(node, packed)
+    out, _ = ops.product(node, packed, torch.arange(1, T + 1), T, None)
     for t in (1, 7, 24):
         want = 0.5 * t * a[:t].mean(0) @ b[:t].mean(0)
         assert torch.allclose(out[:t].sum(0), want, atol=1e-12)
@@ -70,7 +70,7 @@ def test_host_layer_norm_modes():
 
     for mode in ("cumulative", "per_step"):
         node = X.HostLayerNorm(shape=(C, N), weight=w.numpy(), bias=bias.numpy(), axis=0, eps=1e-5, mode=mode)
-        out = ops.layer_norm(node, x, w, bias)
+        out, _ = ops.layer_norm(node, x, w, bias, torch.arange(1, T + 1), None)
         for t in (1, 5, 12):
             want = t * norm(s[:t].mean(0)) if mode == "cumulative" else norm(s[t - 1])
             got = out[:t].sum(0) if mode == "cumulative" else out[t - 1]
