@@ -23,7 +23,7 @@ from ..ir.topology import (NEURONS, POOLS, SUPPORTED, SYNAPTIC, Topology, check_
 from ..loihi.plan import FixedPlan
 from ..machine import available_memory, check_fits
 from ..loihi.quantize import quantize_input
-from . import counting, fixed, neurons, ops
+from . import counting, fixed, kernels, neurons, ops
 
 # Nodes whose arithmetic differs in fixed point (the others only move or gate values).
 FIXED_OWN = SYNAPTIC + NEURONS + X.HOST_OPS + (nir.Output,)
@@ -326,8 +326,10 @@ class Simulator:
             stream.node_key(int(node.seed), int(node.stream))))
         samples, steps = clock.samples, clock.steps
         T, B = x.shape[:2]
-        flat = x.reshape(T, B, -1)
         skey = stream.step_key(key, samples[None, :], steps[:, None])          # (T, B)
+        if kernels.usable(x):
+            return kernels.gate(x, skey, imix, float(node.p))
+        flat = x.reshape(T, B, -1)
         t, b, i = flat.nonzero(as_tuple=True)
         drop = ~stream.keep_mask(skey[t, b], imix[i], float(node.p))
         y = flat.clone()

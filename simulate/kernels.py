@@ -1,5 +1,5 @@
-"""Fused time loops of the neurons on the CPU (numba): one pass over a chunk's drive per neuron
-node instead of a handful of torch ops per step. Each kernel does the same IEEE operations in the
+"""Fused time loops of the neurons, and the synapse gate, on the CPU (numba): one pass over a
+chunk's drive per neuron node instead of a handful of torch ops per step. Each kernel does the same IEEE operations in the
 same order as the torch step functions (neurons.py, fixed.py), so spikes and states are identical
 (tests/test_kernels.py compares them); numba does not contract a * b + c into a fused multiply-add
 unless asked (fastmath is off).
@@ -13,6 +13,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 import torch
+
+from ..ir import stream
 
 _JIT = dict(parallel=True, cache=True, nogil=True)
 TILE = 2048         # neurons of one image per task: the state of a tile stays in cache over time
@@ -116,6 +118,40 @@ def _fixed_u(a, u, keep_u, one, wrap, out, wrapped):
                 wrapped[j] += up or down
                 out[t, j] = uj
                 u[j] = uj
+
+
+_mix32 = numba.njit(cache=True)(stream.mix32)       # the stream's own hash, compiled
+
+
+@numba.njit(**_JIT)
+def _gate(x, skey, imix, drop_below, y, dropped):
+    """SynapseGate on x (T, B, n): an element x != 0 is dropped when mix32(skey[t, b] ^ imix[i])
+    < drop_below (ir/stream.keep_mask); y the passed values, dropped[i] the sum of dropped ones."""
+    T, B, n = x.shape
+    for k in numba.prange((n + TILE - 1) // TILE):
+        lo, hi = k * TILE, min(n, (k + 1) * TILE)
+        for i in range(lo, hi):
+            dropped[i] = 0.0
+        for t in range(T):
+            for b in range(B):
+                s = skey[t, b]
+                for i in range(lo, hi):
+                    v = x[t, b, i]
+                    if v != 0.0 and _mix32(s ^ imix[i]) < drop_below:
+                        y[t, b, i] = 0.0
+                        dropped[i] += v
+                    else:
+                        y[t, b, i] = v
+
+
+def gate(x: torch.Tensor, skey: torch.Tensor, imix: torch.Tensor, p: float):
+    """(gated x, per-element sum of dropped values as float64) for x (T, B, ...)."""
+    T, B = x.shape[:2]
+    xs = np.ascontiguousarray(x.numpy()).reshape(T, B, -1)
+    y, dropped = np.empty_like(xs), np.empty(xs.shape[2], np.float64)
+    _gate(xs, np.ascontiguousarray(skey.numpy()), np.ascontiguousarray(imix.numpy()), stream.drop_threshold(p),
+          y, dropped)
+    return torch.from_numpy(y).reshape(x.shape), torch.from_numpy(dropped).reshape(x.shape[2:])
 
 
 def usable(drive: torch.Tensor) -> bool:

@@ -93,3 +93,20 @@ def test_whole_networks_fused_equal_the_torch_loop(monkeypatch, arith):
         assert torch.equal(fused.logits, loop.logits)
         assert all(torch.equal(fused.spikes[k], loop.spikes[k]) for k in loop.spikes)
         assert fused.saturation == loop.saturation and fused.spike_counts == loop.spike_counts
+
+
+def test_gate_kernel_equals_the_torch_gate(monkeypatch):
+    # counts on a residual sum (values > 1) and spikes; the dropped totals weigh by the value
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([6, 5])}),
+                            "gate": X.SynapseGate(shape=(6, 5), p=0.6, seed=7, stream=3),
+                            "output": nir.Output(output_type={"output": np.array([6, 5])})},
+                     edges=[("input", "gate"), ("gate", "output")])
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randint(0, 3, (9, 4, 6, 5), generator=gen).float() * (torch.rand(9, 4, 6, 5, generator=gen) < 0.5)
+    sim = Simulator(g)
+    clock = type("C", (), dict(samples=torch.arange(3, 7), steps=torch.arange(5, 14)))()
+    y_k, d_k = sim._gate("gate", g.nodes["gate"], x, clock)
+    torch_loop(monkeypatch)
+    y_t, d_t = sim._gate("gate", g.nodes["gate"], x, clock)
+    assert torch.equal(y_k, y_t) and torch.equal(d_k, d_t)
+    assert 0 < (y_t == 0).sum() - (x == 0).sum() < (x != 0).sum()       # some dropped, not all
