@@ -84,16 +84,16 @@ def route_plan(node: X.Route, device) -> tuple:
 def route(x: torch.Tensor, plan: tuple) -> torch.Tensor:
     """Gather by a route plan: zeros where the index is -1."""
     T, B = x.shape[:2]
-    flat = x.reshape(T, B, -1)
+    flat = x.reshape(T * B, -1)
     pos, src, span = plan
-    picked = torch.index_select(flat, 2, src)
+    picked = torch.gather(flat, 1, src.expand(flat.shape[0], -1))   # row-wise gather: torch's fastest
     if pos is None:
         return picked.reshape(T, B, *span)
-    out = flat.new_zeros(T, B, int(np.prod(span)))
+    out = flat.new_zeros(T * B, int(np.prod(span)))
     if isinstance(pos, slice):
-        out[..., pos] = picked
+        out[:, pos] = picked
     else:
-        out.index_copy_(2, pos, picked)
+        out.scatter_(1, pos.expand(flat.shape[0], -1), picked)
     return out.reshape(T, B, *span)
 
 
