@@ -109,7 +109,7 @@ def synapse(node, x: torch.Tensor, param) -> torch.Tensor:
         # token-wise linear layer: one batched matmul, (C_out, C_in) @ (T*B, C_in, N)
         w = param("w2", np.asarray(node.weight)[:, :, 0])
         b = param("b1", np.asarray(node.bias)[:, None])
-        return flat_steps(x, lambda v: torch.matmul(w, v) + b)
+        return flat_steps(x, lambda v: torch.matmul(w, v).add_(b))       # in place on the fresh product
     if isinstance(node, nir.Conv1d):
         w, b = param("w", node.weight), param("b", node.bias)
         return flat_steps(x, lambda v: F.conv1d(v, w, b, int(node.stride), pad(node.padding),
