@@ -27,6 +27,9 @@ from . import counting, fixed, kernels, neurons, ops
 
 # Nodes whose arithmetic differs in fixed point (the others only move or gate values).
 FIXED_OWN = SYNAPTIC + NEURONS + X.HOST_OPS + (nir.Output,)
+# Nodes whose output at a step depends only on their input at that step: fed a static input (the
+# image, direct input), they are computed for one step and the result is shared by all.
+TIME_FREE = tuple(t for t in SYNAPTIC if t is not X.SpikeProduct) + (nir.Flatten, X.Route)
 
 
 @dataclass
@@ -172,16 +175,19 @@ class Simulator:
         dropped: dict[str, torch.Tensor] = {}      # per node: spikes removed by gates upstream
         acts: dict[str, torch.Tensor] = {}         # per node: events per element (chunk steps, samples)
         recorded: dict[str, torch.Tensor] = {}
+        static: set[str] = set()                   # outputs equal at every step: computed once
         remaining = {n: len(self.consumers[n]) for n in self.order}
         for name in self.order:
             node = self.graph.nodes[name]
             preds = self.preds[name]
             if isinstance(node, nir.Input):
                 outs[name] = x.unsqueeze(0).expand(k, *x.shape)
+                static.add(name)
                 continue
-            inp = outs[preds[0]]
+            once = isinstance(node, TIME_FREE) and all(p in static for p in preds)
+            inp = outs[preds[0]][:1] if once else outs[preds[0]]
             for p in preds[1:]:
-                inp = inp + outs[p]
+                inp = inp + (outs[p][:1] if once else outs[p])
             drop_in = counting.sum_counts(dropped.get(p) for p in preds) if count else None
             act_in = counting.sum_counts(acts.get(p) for p in preds) if count else None
             if count and isinstance(node, SYNAPTIC):
@@ -192,6 +198,9 @@ class Simulator:
                 y, drop_out = self._fixed(name, node, inp, res, clock, state), None
             else:
                 y, drop_out = self._step(name, node, inp, drop_in, clock, state, count)
+            if once:
+                y = y.expand(k, *y.shape[1:])
+                static.add(name)
             if drop_out is not None:
                 dropped[name] = drop_out
             if isinstance(node, NEURONS):
