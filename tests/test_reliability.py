@@ -235,8 +235,8 @@ def test_11_bad_checkpoints_flags_and_sizes_are_one_line(files, tmp_path):
     assert "GiB" in one_line_error(run_mst("eval", tmp_path / "huge.pt"))
     del c
     for args in (("train", "--batch-size", "0"), ("train", "--lr", "nan"), ("train", "--seed", "1" * 23),
-                 ("simulate", g, "-T", "100000", "--batch-size", "360")):
-        one_line_error(run_mst(*args))
+                 ("simulate", g, "-T", "100000", "--record", "all", "--spikes-out", tmp_path / "s.h5")):
+        one_line_error(run_mst(*args))      # (a long -T alone is fine: time runs in chunks)
     # a 64 KB file that declares 65536 x 65536 neurons
     big = (65536, 65536)
     bomb = _chain([("in", nir.Input(input_type={"input": np.array(big)})),
