@@ -1,10 +1,11 @@
 """Reference simulator: runs a NIR graph (stock + our extension nodes) for a number of steps on a
 batch of samples.
 
-Multi-step, layer by layer: every node processes all steps at once, tensors are (T, B, *shape);
-linear ops are one batched matmul/conv over T*B (ops.py), and only neuron state is scanned over
-time (neurons.py; fixed.py in fixed point). Semantics follow docs/nir-extensions.md and
-docs/time-and-randomness.md (zero-delay edges, fan-in summed). Synaptic events are counted
+Multi-step, layer by layer, in chunks of time: every node processes the K steps of a chunk at
+once, tensors are (K, B, *shape), and carries its state into the next chunk; linear ops are one
+batched matmul/conv over K*B (ops.py), and only neuron state is scanned over time (neurons.py and
+its fused kernels; fixed.py in fixed point). Semantics follow docs/nir-extensions.md and
+docs/time-and-randomness.md (zero-delay edges, fan-in summed, chunks). Synaptic events are counted
 exactly at every synaptic node (counting.py).
 """
 from __future__ import annotations
