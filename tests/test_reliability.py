@@ -298,3 +298,18 @@ def test_3_what_a_run_killed_with_its_worker_left_is_removed_by_the_next_run():
     finally:
         mine.rmdir()
         seg.unlink(missing_ok=True)
+
+
+def test_5b_time_constants_in_seconds_are_refused_not_misread(tmp_path):
+    # snnTorch's export of Leaky(beta=0.9): tau = 1e-4 / (1 - beta) seconds; read as steps it
+    # would decay 1000 times the membrane per step and run silently wrong
+    f = np.float32
+    g = _chain([("in", nir.Input(input_type={"input": np.array([4])})),
+                ("fc", nir.Affine(weight=np.eye(4, dtype=f), bias=np.zeros(4, f))),
+                ("lif", nir.LIF(tau=np.full(4, 1e-3, f), r=np.full(4, 10.0, f), v_leak=np.zeros(4, f),
+                                v_threshold=np.ones(4, f))),
+                ("out", nir.Output(output_type={"output": np.array([4])}))],
+               [("in", "fc"), ("fc", "lif"), ("lif", "out")])
+    write_graph(g, tmp_path / "seconds.nir")
+    line = one_line_error(run_mst("inspect", tmp_path / "seconds.nir"))
+    assert "tau = 0.001" in line and "lif" in line and "seconds" in line
