@@ -58,10 +58,7 @@ def run(args) -> int:
 
 
 def _run(args, graph, data, sim, ranks, json_path) -> int:
-    import numpy as np
     from ..atomic import write_text
-    from ..ir.topology import node_shape
-    from ..machine import check_fits
     from ..simulate.evaluate import evaluate
     mode = "fixed point" if args.fixed_point else args.dtype
     record = None
@@ -72,10 +69,6 @@ def _run(args, graph, data, sim, ranks, json_path) -> int:
             raise UserError(f"--record: no such node(s): {', '.join(bad)}")
         if not args.spikes_out:
             raise UserError("--record needs --spikes-out FILE")
-        # recordings are kept whole (one byte per neuron, step and image) until written
-        size = sum(int(np.prod(node_shape(graph.nodes[n]))) for n in record)
-        check_fits(size * args.steps * len(data), f"recording {len(record)} node(s) for {len(data)} images x "
-                   f"{args.steps} steps", "-T, -n or the recorded nodes")
     t0 = time.time()
     ev = evaluate(sim, data, args.steps, args.batch_size, progress=not args.no_progress, record=record,
                   ranks=ranks)

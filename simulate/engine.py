@@ -122,8 +122,9 @@ class Simulator:
     def chunk_steps(self, steps: int, batch: int) -> int:
         """Steps per chunk of time: `self.chunk` if set, else as many as fit in half the memory
         available now (all `steps` when they fit, as for most runs); an error when not one fits."""
-        per_step = 4 * self._widest * batch * torch.finfo(self.dtype).bits // 8
-        held = 2 * self._state * batch * torch.finfo(self.dtype).bits // 8       # carried between chunks
+        width = torch.finfo(self.dtype).bits // 8
+        per_step = 4 * self._widest * batch * width
+        held = 2 * self._state * batch * width       # carried between chunks
         k = self.chunk
         if k is None:
             k = max(1, min(steps, (available_memory(self.device) // 2 - held) // per_step))

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Subset
 
 from ..distributed import Dist
 from ..errors import UserError
+from ..machine import check_fits
 from ..progress import bar
 from ..data import datasets
 from ..ir.topology import node_shape as _shape
@@ -86,6 +87,10 @@ def evaluate(sim: Simulator, data, steps: int, batch_size: int = 64, progress: b
     returns the whole set's figures: the same batches, samples and counts as one process."""
     ranks = ranks or Dist()
     n = len(data)
+    if record:          # recordings are kept whole (one byte per neuron, step and image) until returned
+        size = sum(int(np.prod(_shape(sim.graph.nodes[k]))) for k in record)
+        check_fits(size * steps * n, f"recording {len(record)} node(s) for {n} images x {steps} steps",
+                   "-T, -n or the recorded nodes")
     mine = ranks.shard(-(-n // batch_size))
     first, stop = mine.start * batch_size, min(mine.stop * batch_size, n)
     ev = Evaluation(steps, 0, np.zeros(steps, np.int64))
