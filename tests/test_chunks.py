@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SMALL, calibrated, run_mst
+from conftest import SMALL, calibrated, one_line_error, run_mst
 from mstdeploy.errors import UserError
 from mstdeploy.export.lower import to_nir
 from mstdeploy.ir import nodes as X
@@ -101,5 +101,4 @@ def test_cli_chunk_gives_the_same_report(tmp_path):
         rep = json.loads(out.read_text())
         reports.append({k: rep[k] for k in ("accuracy", "per_inference", "per_node")})
     assert reports[0] == reports[1]
-    bad = run_mst("simulate", g, "--chunk", "0")
-    assert bad.returncode == 2 and "chunk" in bad.stderr
+    assert "--chunk" in one_line_error(run_mst("simulate", g, "--chunk", "0"))
