@@ -6,6 +6,7 @@ import argparse
 import math
 import pathlib
 
+from ..errors import UserError
 
 
 def _checked(convert, kind: str, ok, rule: str):
@@ -24,6 +25,7 @@ def _checked(convert, kind: str, ok, rule: str):
 count = _checked(int, "a whole number", lambda v: v >= 1, ">= 1")                 # images, steps, epochs
 number = _checked(float, "a number", math.isfinite, "a finite number")            # no nan, no inf
 seed = _checked(int, "a whole number", lambda v: 0 <= v < 2 ** 32, "in [0, 2^32)")  # numpy and torch both take it
+seconds = _checked(float, "a number", lambda v: math.isfinite(v) and v > 0, "a positive finite number")
 
 
 def ratio_list(text: str) -> list[float]:
@@ -47,15 +49,25 @@ def mask_overrides(args) -> dict:
 
 
 def add_run_options(p: argparse.ArgumentParser, default_images, default_steps: int = 32) -> None:
-    """graph, data set, steps, images and arithmetic of a command that runs a graph."""
+    """graph, its inputs (a data set or a file), steps, images, time base and arithmetic of a
+    command that runs a graph."""
     p.add_argument("graph")
-    p.add_argument("--dataset", default="digits")
+    p.add_argument("--dataset", default=None, help="built-in data set (default digits)")
     p.add_argument("--data", metavar="PATH")
-    p.add_argument("-T", "--steps", type=count, default=default_steps, help="time steps per image")
-    p.add_argument("-n", "--images", type=count, default=default_images, help="first N test images")
+    p.add_argument("--inputs", metavar="FILE",
+                   help="inputs instead of a data set: .npy or .h5 ('inputs', 'labels'), static (samples, ...) "
+                        "or one frame per step (steps, samples, ...) (data/inputs.py)")
+    p.add_argument("--labels", metavar="FILE", help="labels (samples,) of .npy --inputs")
+    p.add_argument("-T", "--steps", type=count, default=None,
+                   help=f"time steps per sample (default {default_steps}; time-varying --inputs: their steps)")
+    p.add_argument("-n", "--images", type=count, default=default_images, help="first N test images (samples)")
+    p.add_argument("--dt", type=seconds, default=None,
+                   help="the graph's time step in its own unit (snnTorch files: 1e-4, Norse: 1e-6; default: "
+                        "the file's metadata dt, else 1, time constants in steps)")
     p.add_argument("--fixed-point", action="store_true",
                    help="Loihi-style integer arithmetic, as Lava's bit-accurate models (docs/fixed-point.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(default_steps=default_steps)
 
 
 def add_simulator_options(p: argparse.ArgumentParser) -> None:
@@ -80,24 +92,49 @@ def report_path(args, kind: str) -> str:
     from ..atomic import check_outputs
     mode = "fixed_point" if args.fixed_point else "float"
     path = args.json or f"runs/{kind}/{pathlib.Path(args.graph).stem}-{mode}.json"
-    check_outputs({"--json": path}, [args.graph, args.data])
+    check_outputs({"--json": path}, [args.graph, args.data, args.inputs, args.labels])
     return path
 
 
 def graph_and_images(args, lava: bool = False):
-    """(graph, test images) of a command with run options: the graph is read (and, for Lava,
-    checked) before any data is loaded."""
+    """(graph, samples) of a command with run options: the graph is read (time in steps of
+    --dt; for Lava, checked) before any data is loaded; the samples are --inputs or the data set's
+    test split. Sets args.steps (a time-varying input file's steps unless -T says otherwise:
+    then an error) and args.dataset."""
     from ..ir.io import read_graph
-    from ..simulate.evaluate import load_images
-    graph = read_graph(args.graph)
+    from ..simulate.evaluate import graph_image_shape, load_images
+    graph = read_graph(args.graph, args.dt)
     if lava:
         from ..backends.lava_nc.network import SUPPORTED
         from ..ir.topology import check_supported
         check_supported(graph, SUPPORTED, "the Lava backend")
-    return graph, load_images(args.dataset, graph, args.data, args.images)
+    if args.inputs is None:
+        if args.labels is not None:
+            raise UserError("--labels goes with --inputs")
+        args.dataset = args.dataset or "digits"
+        args.steps = args.steps or args.default_steps
+        return graph, load_images(args.dataset, graph, args.data, args.images)
+    from torch.utils.data import Subset
+    from ..data.inputs import load_inputs
+    if args.dataset is not None or args.data is not None:
+        raise UserError("--inputs replaces --dataset and --data: give one or the other")
+    data = load_inputs(args.inputs, graph_image_shape(graph), args.labels)
+    if data.steps is not None and args.steps is not None and args.steps != data.steps:
+        raise UserError(f"{args.inputs} has {data.steps} steps per sample (time-varying inputs); -T is "
+                        f"{args.steps}: leave -T out or give {data.steps}")
+    args.steps = data.steps or args.steps or args.default_steps
+    args.dataset = None
+    if args.images is not None and args.images < len(data):
+        subset = Subset(data, range(args.images))
+        subset.labelled = data.labelled
+        return graph, subset
+    return graph, data
 
 
 def lava_images(args):
-    """(images as one batch, labels) for a command that runs args.graph in Lava."""
+    """(samples as one batch, labels, whether they are labels) for a command that runs args.graph
+    in Lava (labels -1 where the inputs have none)."""
     from ..simulate.evaluate import stack_images
-    return stack_images(graph_and_images(args, lava=True)[1])
+    data = graph_and_images(args, lava=True)[1]
+    x, y = stack_images(data)
+    return x, y, getattr(data, "labelled", True)

@@ -27,7 +27,7 @@ def run(args) -> int:
     from ..compare.energy_report import REPORT_FILES, energy_report, run_line, write_report
     from ..distributed import setup
     output_folder(args.out, "--out")
-    check_outputs({f"--out ({name})": pathlib.Path(args.out) / name for name in REPORT_FILES}, [args.graph, args.data])
+    check_outputs({f"--out ({name})": pathlib.Path(args.out) / name for name in REPORT_FILES}, [args.graph, args.data, args.inputs, args.labels])
     ratios = None
     if args.sweep is not None:
         ratios = ratio_list(args.sweep)
@@ -36,6 +36,9 @@ def run(args) -> int:
     if args.images is None and args.backend == "lava":
         args.images = 8
     graph, data = graph_and_images(args)
+    if not getattr(data, "labelled", True):
+        raise UserError("mst energy reports accuracy with the energy: give --inputs labels (an HDF5 'labels' "
+                        "dataset or --labels FILE.npy)")
     ranks = setup(args.device)
     try:
         report, spikes = energy_report(

@@ -20,9 +20,10 @@ def run(args) -> int:
     from ..atomic import write_text
     json_path = report_path(args, "lava")
     from ..backends.lava_nc.run import run_lava
-    x, labels = lava_images(args)
+    x, labels, labelled = lava_images(args)
     x = x.numpy()
-    run_ = run_lava(args.graph, x, args.steps, args.fixed_point, timeout=args.timeout, progress=not args.no_progress)
+    run_ = run_lava(args.graph, x, args.steps, args.fixed_point, timeout=args.timeout, progress=not args.no_progress,
+                    dt=args.dt)
     pred = run_.predictions()
     per_image = sum(s.reshape(s.shape[0], -1).sum(1) for s in run_.spikes.values())
     mode = "fixed point (bit-accurate)" if args.fixed_point else "floating point"
@@ -31,9 +32,10 @@ def run(args) -> int:
     print("image  label  prediction  spikes")
     for i in range(len(x)):
         print(f"{i:5d}  {labels[i]:5d}  {pred[i]:10d}  {int(per_image[i]):6d}")
-    acc = float((pred == labels).mean())
+    acc = float((pred == labels).mean()) if labelled else None
     steps_per_s = m["lava_steps"] / m["run_seconds"] if m["run_seconds"] else float("inf")
-    print(f"accuracy {100 * acc:.2f}% ({int((pred == labels).sum())}/{len(x)}) at T={args.steps}")
+    print(f"accuracy {100 * acc:.2f}% ({int((pred == labels).sum())}/{len(x)}) at T={args.steps}" if labelled
+          else f"no labels: no accuracy (T={args.steps})")
     print(f"wall time {run_.seconds:.1f} s: build {m['build_seconds']:.1f} s, compile {m['compile_seconds']:.1f} s, "
           f"run {m['run_seconds']:.1f} s ({m['lava_steps']} Lava steps, {steps_per_s:.1f} steps/s; "
           f"{m['processes']} processes, depth {m['depth']}, {m['delays_inserted']} balancing delays)")
@@ -48,7 +50,8 @@ def run(args) -> int:
         else:
             print("saturation: none")
     report = {"graph": str(args.graph), "mode": "fixed_point" if args.fixed_point else "float",
-              "dataset": args.dataset, "images": len(x), "steps": args.steps, "labels": labels.tolist(),
+              "dataset": args.dataset, "inputs": args.inputs, "dt": args.dt, "images": len(x), "steps": args.steps,
+              "labels": labels.tolist() if labelled else None,
               "predictions": pred.tolist(), "accuracy": acc, "spikes_per_image": [int(v) for v in per_image],
               "spikes_per_node": {k: int(v.sum()) for k, v in run_.spikes.items()},
               "saturation": run_.saturation, "seconds": run_.seconds, "lava_steps_per_second": steps_per_s,

@@ -20,9 +20,9 @@ def run(args) -> int:
     json_path = report_path(args, "parity")
     from ..compare.parity import run_parity
     from ..machine import pick_device
-    x, _ = lava_images(args)
+    x, _, _ = lava_images(args)
     report = run_parity(args.graph, x, args.steps, args.fixed_point, args.timeout, not args.no_progress,
-                        chunk=args.chunk, device=pick_device(args.device))
+                        chunk=args.chunk, device=pick_device(args.device), dt=args.dt)
     _print(report)
     write_text(json_path, json.dumps(report, indent=2))
     print(f"report -> {json_path}")

@@ -46,7 +46,7 @@ def run(args) -> int:
     from ..distributed import setup
     from ..simulate.engine import Simulator
     json_path = args.json or f"runs/simulate/{pathlib.Path(args.graph).stem}.json"
-    check_outputs({"--json": json_path, "--spikes-out": args.spikes_out}, [args.graph, args.data])
+    check_outputs({"--json": json_path, "--spikes-out": args.spikes_out}, [args.graph, args.data, args.inputs, args.labels])
     graph, data = graph_and_images(args)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     ranks = setup(args.device)
@@ -76,17 +76,21 @@ def _run(args, graph, data, sim, ranks, json_path) -> int:
     if not ranks.main:
         return 0
     where = f"{ranks.world} ranks, " if ranks.enabled else ""
-    print(f"{pathlib.Path(args.graph).name} on {args.dataset}: {ev.images} images, {args.steps} steps, "
-          f"{seconds:.1f} s ({where}{sim.device}, {mode})")
-    print("    T  accuracy")
-    for t in report_steps(args.steps):
-        print(f"{t:5d}  {100 * ev.accuracy(t):7.2f}%")
+    labelled = getattr(data, "labelled", True)
+    print(f"{pathlib.Path(args.graph).name} on {args.dataset or args.inputs}: {ev.images} samples, {args.steps} "
+          f"steps, {seconds:.1f} s ({where}{sim.device}, {mode})")
+    if labelled:
+        print("    T  accuracy")
+        for t in report_steps(args.steps):
+            print(f"{t:5d}  {100 * ev.accuracy(t):7.2f}%")
+    else:
+        print("no labels: no accuracy")
     per_image = max(ev.images, 1)
     out = {
-        "graph": str(args.graph), "dataset": args.dataset, "images": ev.images, "steps": args.steps,
-        "device": str(sim.device), "ranks": ranks.world, "dtype": args.dtype, "fixed_point": args.fixed_point,
-        "seconds": seconds,
-        "accuracy": {str(t): a for t, a in ev.curve().items()},
+        "graph": str(args.graph), "dataset": args.dataset, "inputs": args.inputs, "images": ev.images,
+        "steps": args.steps, "dt": args.dt, "device": str(sim.device), "ranks": ranks.world, "dtype": args.dtype,
+        "fixed_point": args.fixed_point, "seconds": seconds,
+        "accuracy": {str(t): a for t, a in ev.curve().items()} if labelled else None,
         "per_inference": {"spikes": sum(ev.spike_counts.values()) / per_image,
                           "synaptic_events": sum(ev.synaptic_events.values()) / per_image,
                           "gated_events": sum(ev.gated_events.values()) / per_image,

@@ -74,17 +74,18 @@ def compare(ref: Result, lava: LavaRun, fixed_point: bool) -> dict:
 
 
 def run_parity(graph_path, x: torch.Tensor, steps: int, fixed_point: bool, timeout: float = 900,
-               progress: bool = True, chunk: int | None = None, device="cpu") -> dict:
-    """Both backends on images x (B, ...), samples 0..B-1; the report of the module docstring.
-    `chunk`, `device`: the reference simulator's steps at a time (None: from memory) and device."""
-    graph = read_graph(graph_path)
+               progress: bool = True, chunk: int | None = None, device="cpu", dt: float | None = None) -> dict:
+    """Both backends on inputs x (B, ...) or (B, T, ...), samples 0..B-1; the report of the module
+    docstring. `chunk`, `device`: the reference simulator's steps at a time (None: from memory)
+    and device; `dt`: the graph's time step (ir/timebase.py)."""
+    graph = read_graph(graph_path, dt)
     sim = Simulator(graph, device, torch.float64, fixed_point=fixed_point, chunk=chunk)
     check_supported(graph, LAVA_SUPPORTED, "the Lava backend")
     neurons = {k for k, n in graph.nodes.items() if isinstance(n, NEURONS)}
     t0 = time.perf_counter()
     ref = sim.run(x, steps, record=neurons)
     ref_seconds = time.perf_counter() - t0
-    lava = run_lava(graph_path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress)
+    lava = run_lava(graph_path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress, dt=dt)
     res = compare(ref, lava, fixed_point)
     return {"graph": str(graph_path), "mode": "fixed_point" if fixed_point else "float", "images": len(x),
             "steps": steps, **res, "lava_seconds": lava.seconds, "reference_seconds": ref_seconds,

@@ -9,6 +9,7 @@ import nir
 from ..atomic import atomic_path
 from ..errors import UserError
 from . import nodes  # noqa: F401  (registers the extension node types with nir.read)
+from .timebase import check_steps, file_dt, in_steps
 from .validate import check_graph
 
 
@@ -27,8 +28,9 @@ def _node_types(group, out: set) -> None:
                 _node_types(g["nodes"], out)
 
 
-def read_graph(path) -> nir.NIRGraph:
-    """nir.read, with every failure turned into one clear UserError."""
+def read_graph(path, dt: float | None = None) -> nir.NIRGraph:
+    """nir.read, with every failure turned into one clear UserError; time in steps of `dt` (else
+    the dt of the file's metadata, else 1: ir/timebase.py)."""
     p = pathlib.Path(path)
     if not p.is_file():
         raise UserError(f"NIR file not found: {p}")
@@ -53,4 +55,8 @@ def read_graph(path) -> nir.NIRGraph:
     except Exception as e:  # noqa: BLE001
         raise UserError(f"{p}: cannot load the graph ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     check_graph(graph, str(p))
+    dt = dt or file_dt(graph, str(p))
+    if dt:
+        graph = in_steps(graph, dt)
+    check_steps(graph, str(p), dt)
     return graph

@@ -136,17 +136,21 @@ class Simulator:
     @torch.no_grad()
     def run(self, x: torch.Tensor, steps: int, first_sample: int = 0, record: set | None = None,
             count: bool = True, playback: dict | None = None) -> Result:
-        """Run `steps` steps on x (B, *input_shape); x[i] is sample `first_sample + i`.
+        """Run `steps` steps on x (B, *input_shape), the same input every step, or (B, steps,
+        *input_shape), one frame per step (event streams); x[i] is sample `first_sample + i`.
 
         Time runs in chunks of `chunk_steps` steps, every node's state carried from one chunk to
         the next: memory depends on the chunk, not on `steps`, and the result is the same.
         `playback` (node -> (T, B, *shape) 0/1 tensor) replaces the outputs of those neurons and
         gates by recorded ones (another backend's), so that the event counts are that run's."""
-        if tuple(x.shape[1:]) != self.input_shape:
+        varying = x.ndim == len(self.input_shape) + 2
+        if tuple(x.shape[2 if varying else 1:]) != self.input_shape:
             raise UserError(f"input shape {tuple(x.shape[1:])} does not match the graph's Input "
                             f"{self.input_shape}")
         if steps < 1:
             raise UserError("the number of steps must be >= 1")
+        if varying and x.shape[1] != steps:
+            raise UserError(f"the inputs have {x.shape[1]} steps, the run {steps}")
         T, B = steps, x.shape[0]
         K = self.chunk_steps(T, B)
         if self.plan is not None:
@@ -159,8 +163,9 @@ class Simulator:
         for t0 in range(0, T, K):
             clock = Clock(samples, torch.arange(t0 + 1, min(t0 + K, T) + 1, device=self.device,
                                                 dtype=torch.int64), T)
+            frames = x[:, t0:t0 + K].transpose(0, 1) if varying else None
             part = None if playback is None else {n: v[t0:t0 + K] for n, v in playback.items()}
-            out, recorded = self._chunk(x, clock, state, res, record or set(), count, part)
+            out, recorded = self._chunk(x, frames, clock, state, res, record or set(), count, part)
             logits.append(out.reshape(out.shape[0], B, -1).to(torch.float64).cpu())
             for n, v in recorded.items():
                 spikes.setdefault(n, []).append(v)
@@ -168,10 +173,11 @@ class Simulator:
         res.spikes = {k: torch.cat(v) for k, v in spikes.items()}
         return res
 
-    def _chunk(self, x, clock: "Clock", state: dict, res: Result, record: set, count: bool,
+    def _chunk(self, x, frames, clock: "Clock", state: dict, res: Result, record: set, count: bool,
                playback: dict | None) -> tuple[torch.Tensor, dict]:
         """The graph over one chunk of steps: the Output's values (k, B, ...) and the chunk's
-        recorded spikes; counts are added to `res`."""
+        recorded spikes; counts are added to `res`. The input is `frames` (k, B, ...) when it
+        changes every step, else x (B, ...)."""
         k, B = len(clock.steps), x.shape[0]
         outs: dict[str, torch.Tensor] = {}
         dropped: dict[str, torch.Tensor] = {}      # per node: spikes removed by gates upstream
@@ -183,8 +189,11 @@ class Simulator:
             node = self.graph.nodes[name]
             preds = self.preds[name]
             if isinstance(node, nir.Input):
-                outs[name] = x.unsqueeze(0).expand(k, *x.shape)
-                static.add(name)
+                if frames is not None:
+                    outs[name] = frames
+                else:
+                    outs[name] = x.unsqueeze(0).expand(k, *x.shape)
+                    static.add(name)
                 continue
             once = isinstance(node, TIME_FREE) and all(p in static for p in preds)
             inp = outs[preds[0]][:1] if once else outs[preds[0]]

@@ -1,6 +1,7 @@
 """Compile a NIR graph into a Lava process network (docs/lava-backend.md has the node table).
 
-Stock Lava where it fits: RingBuffer source (the image, every step) and sink (the output), Dense
+Stock Lava where it fits: RingBuffer source (the image every step, or
+its frames) and sink (the output), Dense
 (Affine, Linear, the head's full-kernel Conv1d), Sparse (Scale, as a diagonal), LIFReset (stock
 NIR IF), virtual reshape ports (Flatten). Our processes (procs/) for the rest. The images of a run
 are laid end to end in time, T steps each: a process at offset d works on image i during Lava steps
@@ -167,8 +168,9 @@ class Network:
         if isinstance(node, nir.Input):
             x = quantize_input(images) if self.fixed_point else np.asarray(images, np.float64)
             data = np.zeros(shape + (self.lava_steps,), np.int32 if self.fixed_point else np.float64)
+            varying = x.ndim == len(shape) + 2            # (N, T, *shape): one frame per step
             for i in range(self.images):
-                data[..., i * self.steps:(i + 1) * self.steps] = x[i][..., None]
+                data[..., i * self.steps:(i + 1) * self.steps] = np.moveaxis(x[i], 0, -1) if varying else x[i][..., None]
             proc = Source(data=data)
             self.ports[name] = proc.s_out
         elif isinstance(node, nir.Output):

@@ -20,7 +20,7 @@ import numpy as np
 from ...atomic import alive
 from ...errors import UserError
 from ...ir.io import read_graph
-from ...ir.topology import Topology
+from ...ir.topology import Topology, node_shape
 from ...machine import check_fits
 from ...progress import bar as progress_bar
 
@@ -54,22 +54,24 @@ class LavaRun:
 
 
 def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, first_sample: int = 0,
-             timeout: float = 900, progress: bool = True) -> LavaRun:
-    """Run `images` (N, *input shape) for `steps` steps each; image i is gating sample first_sample + i."""
+             timeout: float = 900, progress: bool = True, dt: float | None = None) -> LavaRun:
+    """Run `images` (N, *input shape), each the same every step, or (N, steps, *input shape), one
+    frame per step, for `steps` steps each; image i is gating sample first_sample + i. `dt`: the
+    graph's time step (ir/timebase.py)."""
     if steps < 1:
         raise UserError("the number of steps must be >= 1")
     if len(images) == 0:
         raise UserError("no images to run")
-    graph = read_graph(graph_path)
-    Topology(graph)                                   # the graph's own size fits
-    inputs = int(np.prod(images.shape[1:]))
+    graph = read_graph(graph_path, dt)
+    topo = Topology(graph)                            # the graph's own size fits
+    inputs = int(np.prod(node_shape(topo.node(topo.input), "input")))
     check_fits(8 * inputs * len(images) * steps + PROCESS_BYTES * len(graph.nodes),
                f"a Lava run of {len(images)} images x {steps} steps", "-T or -n")
     remove_stale_runs()
     with tempfile.TemporaryDirectory(prefix=f"mst-lava-{os.getpid()}-") as out:
         np.save(os.path.join(out, "images.npy"), np.asarray(images, np.float64))
         job = {"graph": str(pathlib.Path(graph_path).resolve()), "steps": int(steps), "fixed_point": bool(fixed_point),
-               "first_sample": int(first_sample), "out_dir": out}
+               "first_sample": int(first_sample), "out_dir": out, "dt": dt}
         job_path = os.path.join(out, "job.json")
         with open(job_path, "w") as f:
             json.dump(job, f)

@@ -57,7 +57,7 @@ def run_job(job: dict) -> None:
     name_shared_memory()
     out = job["out_dir"]
     t0 = time.perf_counter()
-    graph = read_graph(job["graph"])
+    graph = read_graph(job["graph"], job.get("dt"))
     images = np.load(os.path.join(out, "images.npy"))
     net = Network(graph, images, int(job["steps"]), bool(job["fixed_point"]), int(job["first_sample"]), out)
     t1 = time.perf_counter()
