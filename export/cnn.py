@@ -1,8 +1,8 @@
 """Lowering of the QCFS ResNet and VGG baselines (models/resnet.py, models/vgg.py) to NIR.
 
 Spikes are binary; each QCFS threshold lam is folded into the weights of the synapses that read
-those spikes. With `standard=True` only stock NIR nodes are used: IF (reset and initial potential
-written in metadata, see docs/nir-extensions.md), Conv2d, AvgPool2d, Flatten, Affine, Scale.
+those spikes. With `standard=True` only stock NIR nodes are used, exactly (docs/interop.md): each
+neuron as I + Threshold + a recurrent Scale, Conv2d, AvgPool2d, Flatten, Affine, Scale.
 """
 from __future__ import annotations
 
@@ -14,11 +14,9 @@ from ..models.qcfs import QCFS
 from ..models.resnet import BasicBlock, ResNet
 from ..models.rsm import RandomSpikeMask
 from ..models.vgg import VGG
+from . import portable
 from .builder import GraphBuilder, fold_bn, qcfs_lam
 
-# Written into a stock IF's metadata: how our converted neurons differ from NIR's IF.
-STANDARD_IF_METADATA = {"mstdeploy_reset": "subtract", "mstdeploy_spike_rule": "v >= threshold",
-                        "mstdeploy_v_init": "threshold / 2"}
 
 
 class _Emitter:
@@ -38,15 +36,41 @@ class _Emitter:
         return name, tuple(int(v) for v in node.output_type["output"])
 
     def neuron(self, name, act: QCFS, shape, *inputs) -> str:
-        if self.standard:
-            lam = qcfs_lam(act)
-            meta = {**STANDARD_IF_METADATA, "mstdeploy_v_init_value": lam / 2}
-            node = nir.IF(r=np.ones(shape, np.float32), v_threshold=np.full(shape, lam, np.float32),
-                          v_reset=np.zeros(shape, np.float32), metadata=meta)
-            self.b.add(name, node, *inputs)
-        else:
+        """The converted IF neuron; with `standard`, a CubaLIF and its recurrent reset
+        `name.reset` (export/portable.py)."""
+        if not self.standard:
             self.b.neuron(name, act, shape, *inputs)
+            return name
+        cell, reset = portable.neuron(qcfs_lam(act), shape)
+        self.b.add(name, cell, *inputs)
+        self.b.add(f"{name}.reset", reset, name)
+        self.b.edges.append((f"{name}.reset", name))
         return name
+
+    def pool(self, name, src, shape, k: int) -> tuple[str, tuple]:
+        """Mean over k x k windows (stride k)."""
+        node = portable.diagonal(shape, 1.0 / (k * k), k) if self.standard else \
+            nir.AvgPool2d(kernel_size=np.array([k, k]), stride=np.array([k, k]), padding=np.array([0, 0]))
+        return self.b.add(name, node, src), (shape[0], shape[1] // k, shape[2] // k)
+
+    def flatten(self, name, src, shape) -> tuple[str, tuple]:
+        """(C, H, W) -> (C*H*W,); standard keeps the shape (the next linear layer is a Conv2d)."""
+        if self.standard:
+            return src, shape
+        return (self.b.add(name, nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1), src),
+                (int(np.prod(shape)),))
+
+    def linear(self, name, src, shape, w, bias) -> tuple[str, tuple]:
+        if self.standard:
+            return self.b.add(name, portable.dense(shape, w, bias), src), (w.shape[0], 1, 1)
+        return self.b.add(name, nir.Affine(weight=np.float32(w), bias=np.float32(bias)), src), (w.shape[0],)
+
+    def scale(self, name, src, shape, amp: float) -> str:
+        node = portable.diagonal(shape, amp, 1) if self.standard else nir.Scale(scale=np.full(shape, amp, np.float32))
+        return self.b.add(name, node, src)
+
+    def output(self, src, shape) -> None:
+        self.b.add("output", nir.Output(output_type={"output": np.array(shape)}), src)
 
     def gate(self, name, src, mask: RandomSpikeMask, shape) -> str:
         if mask.p > 0 and self.standard:
@@ -80,20 +104,15 @@ def lower_vgg(model: VGG, seed: int = 0, standard: bool = False) -> GraphBuilder
             src = e.gate(f"{src}.gate", src, m, shape)
             i += 1
         elif isinstance(m, nn.AvgPool2d):
-            k = int(m.kernel_size)
-            node = nir.AvgPool2d(kernel_size=np.array([k, k]), stride=np.array([k, k]), padding=np.array([0, 0]))
-            src = b.add(f"pool{layer}", node, src)
-            shape = (shape[0], shape[1] // k, shape[2] // k)
+            src, shape = e.pool(f"pool{layer}", src, shape, int(m.kernel_size))
             i += 1
         elif isinstance(m, nn.Flatten):
-            src = b.add("flatten", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1), src)
-            shape = (int(np.prod(shape)),)
+            src, shape = e.flatten("flatten", src, shape)
             i += 1
         elif isinstance(m, nn.Linear):
             layer += 1
             w, bias = fold_bn(m.weight, m.bias, None)
-            src = b.add(f"fc{layer}", nir.Affine(weight=np.float32(w * amp), bias=np.float32(bias)), src)
-            shape = (w.shape[0],)
+            src, shape = e.linear(f"fc{layer}", src, shape, w * amp, bias)
             if i + 1 < len(mods) and isinstance(mods[i + 1], QCFS):
                 src = e.neuron(f"fc{layer}.if", mods[i + 1], shape, src)
                 amp = qcfs_lam(mods[i + 1])
@@ -102,7 +121,7 @@ def lower_vgg(model: VGG, seed: int = 0, standard: bool = False) -> GraphBuilder
                 i += 1
         else:
             raise ValueError(f"cannot lower VGG module {type(m).__name__}")
-    b.add("output", nir.Output(output_type={"output": np.array(shape)}), src)
+    e.output(src, shape)
     return b
 
 
@@ -123,7 +142,7 @@ def lower_resnet(model: ResNet, seed: int = 0, standard: bool = False) -> GraphB
         g2 = e.gate(f"{pre}.conv2.gate", s1, blk.conv2[0], shape1)
         c2, shape2 = e.conv(f"{pre}.conv2", g2, shape1, qcfs_lam(blk.act1), blk.conv2[1], blk.conv2[2])
         if isinstance(blk.shortcut, nn.Identity):
-            sc = b.add(f"{pre}.shortcut", nir.Scale(scale=np.full(shape, amp, np.float32)), src)
+            sc = e.scale(f"{pre}.shortcut", src, shape, amp)
         else:
             gs = e.gate(f"{pre}.shortcut.gate", src, blk.shortcut[0], shape)
             sc, _ = e.conv(f"{pre}.shortcut", gs, shape, amp, blk.shortcut[1], blk.shortcut[2])
@@ -132,6 +151,14 @@ def lower_resnet(model: ResNet, seed: int = 0, standard: bool = False) -> GraphB
     mask, pool, _ = model.pool
     g = e.gate("pool.gate", src, mask, shape)
     c, h, w = shape
+    if e.standard:                                   # the global mean as a Conv2d, the fc as another
+        p, shape = e.pool("pool", g, shape, h) if h == w else (None, None)
+        if p is None:
+            raise ExtensionNeeded([f"pool (a global mean over {h}x{w}, not square)"])
+        wf, bf = fold_bn(model.fc.weight, model.fc.bias, None)
+        fc, shape = e.linear("fc", p, shape, wf * amp, bf)
+        e.output(fc, shape)
+        return b
     p = b.add("pool", nir.AvgPool2d(kernel_size=np.array([h, w]), stride=np.array([h, w]),
                                     padding=np.array([0, 0])), g)
     f = b.add("flatten", nir.Flatten(input_type={"input": np.array([c, 1, 1])}, start_dim=0, end_dim=-1), p)

@@ -11,6 +11,7 @@ from ..models.mst import MST
 from ..models.resnet import ResNet
 from ..models.saformer import SAFormer
 from ..models.vgg import VGG
+from . import portable
 from .cnn import ExtensionNeeded, lower_resnet, lower_vgg
 from .mst import lower_mst
 from ..ir.nodes import EXTENSIONS
@@ -52,6 +53,8 @@ def to_nir(model: torch.nn.Module, seed: int = 0, standard: bool = False,
                             f"{', '.join(used)} (see docs/nir-extensions.md)")
     meta = {"format": FORMAT, "arch": cfg.arch, "seed": int(seed), "standard": int(standard),
             "config": json.dumps(cfg.to_dict())}
+    if standard:
+        meta["dt"] = portable.DT                    # its time constants are in seconds of this step
     if hasattr(cfg, "attention"):
         meta["attention"] = cfg.attention
     if isinstance(model, MST) and cfg.head_norm == "layer":

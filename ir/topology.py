@@ -21,6 +21,10 @@ SYNAPTIC = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d, nir.Scale, nir.AvgPo
 POOLS = (nir.AvgPool2d, nir.SumPool2d)
 NEURONS = (X.ResetSubIF, nir.IF, nir.LIF, nir.CubaLIF)
 SUPPORTED = ROUTING + SYNAPTIC + NEURONS + (nir.Input, nir.Output) + X.HOST_OPS
+# Stock nodes only the reference simulator runs in float (others' graphs, the exact stock export):
+# integrators whose output is their state, and the Heaviside step.
+INTEGRATORS = (nir.I, nir.LI)
+FLOAT_ONLY = INTEGRATORS + (nir.Threshold,)
 
 
 def pair(v) -> tuple[int, int]:
@@ -43,8 +47,14 @@ def node_shape(node, key: str = "output") -> tuple:
 
 
 class Topology:
-    """Predecessors (in edge order: the order fan-in is summed), consumers, topological order,
-    and the single Input and Output of a graph."""
+    """Predecessors (in edge order: the order fan-in is summed), consumers, the single Input and
+    Output, the recurrent edges and an execution order.
+
+    Recurrent graphs (docs/time-and-randomness.md, "Recurrent edges"): an edge that closes a cycle
+    (a back edge of a depth-first walk from the Input along the edges in file order) delivers its
+    source's output one step late, 0 at step 1, as NIR's recurrent examples and nirtorch do.
+    `loops` are the groups of nodes joined by such cycles, run one step at a time; `items` is
+    the order in which nodes (names) and loops (tuples of names in order) run."""
 
     def __init__(self, graph: nir.NIRGraph):
         self.graph = graph
@@ -53,22 +63,31 @@ class Topology:
         for a, b in graph.edges:
             for n in (a, b):
                 if n not in graph.nodes:
-                    raise UserError(f"an edge names node {n!r}, which the graph does not have")
+                    raise UserError(f"an edge names node {shown(n)!r}, which the graph does not have")
             self.preds[b].append(a)
             self.consumers[a].append(b)
-        self.order = topological_order(graph, self.preds)
         inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
         outputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Output)]
         if len(inputs) != 1 or len(outputs) != 1:
             raise UserError(f"the graph needs exactly one Input and one Output node "
                             f"(has {len(inputs)} and {len(outputs)})")
         self.input, self.output = inputs[0], outputs[0]
+        self.back = back_edges(graph, self.input, self.consumers)
+        forward = {b: [a for a in ps if (a, b) not in self.back] for b, ps in self.preds.items()}
+        self.forward_preds = defaultdict(list, forward)
+        order = topological_order(graph, self.forward_preds)
+        self.loops = loops(order, self.back, self.forward_preds, self.consumers)
+        self.items = run_order(order, self.loops, self.forward_preds)
+        self.order = [n for item in self.items for n in (item if isinstance(item, tuple) else (item,))]
         for n in self.order:
             if n != self.input and not self.preds[n]:
-                raise UserError(f"node {shown(n)} has no input edge")
+                raise UserError(f"node {shown(n)} ({type(graph.nodes[n]).__name__}) has no input edge")
         # a small file may declare huge layers: say so before anything allocates them
         self.values = sum(int(np.prod(node_shape(graph.nodes[n]), dtype=np.float64)) for n in self.order)
         check_fits(8 * self.values, f"the graph ({self.values:,.0f} values per sample)", "the graph's layer sizes")
+
+    def loop_of(self, name: str) -> tuple | None:
+        return next((g for g in self.loops if name in g), None)
 
     def node(self, name: str):
         return self.graph.nodes[name]
@@ -79,7 +98,7 @@ class Topology:
         out: set[str] = set()
         for n in self.order:
             node = self.graph.nodes[n]
-            if isinstance(node, NEURONS) or (isinstance(node, ROUTING) and len(self.preds[n]) == 1
+            if isinstance(node, NEURONS + (nir.Threshold,)) or (isinstance(node, ROUTING) and len(self.preds[n]) == 1
                                              and self.preds[n][0] in out):
                 out.add(n)
         return out
@@ -87,7 +106,8 @@ class Topology:
 
 def topological_order(graph: nir.NIRGraph, preds: dict | None = None) -> list[str]:
     """Depth-first post-order over predecessors (the order of the first path to each node), with an
-    explicit stack: a chain of any length works (no recursion limit)."""
+    explicit stack: a chain of any length works (no recursion limit). `preds` must be acyclic
+    (Topology leaves the recurrent edges out)."""
     if preds is None:
         preds = defaultdict(list)
         for a, b in graph.edges:
@@ -102,7 +122,7 @@ def topological_order(graph: nir.NIRGraph, preds: dict | None = None) -> list[st
             n, todo = stack[-1]
             for p in todo:
                 if state.get(p) == 1:
-                    raise UserError(f"the graph has a cycle through node {shown(p)} (not supported)")
+                    raise UserError(f"the graph has a cycle through node {shown(p)}")
                 if state.get(p) != 2:
                     state[p] = 1
                     stack.append((p, iter(preds[p])))
@@ -112,6 +132,88 @@ def topological_order(graph: nir.NIRGraph, preds: dict | None = None) -> list[st
                 state[n] = 2
                 order.append(n)
     return order
+
+
+def back_edges(graph: nir.NIRGraph, start: str, consumers: dict) -> set[tuple[str, str]]:
+    """Edges to a node on the current path of a depth-first walk along the edges in file order,
+    from the Input first, then from any node not reached: the edges that close cycles."""
+    back, state = set(), {}
+    for root in [start] + list(graph.nodes):
+        if root in state:
+            continue
+        state[root] = 1
+        stack = [(root, iter(consumers[root]))]
+        while stack:
+            n, todo = stack[-1]
+            for c in todo:
+                if state.get(c) == 1:
+                    back.add((n, c))
+                elif c not in state:
+                    state[c] = 1
+                    stack.append((c, iter(consumers[c])))
+                    break
+            else:
+                stack.pop()
+                state[n] = 2
+    return back
+
+
+def _reach(start: str, step: dict) -> set[str]:
+    seen, todo = {start}, [start]
+    while todo:
+        for m in step[todo.pop()]:
+            if m not in seen:
+                seen.add(m)
+                todo.append(m)
+    return seen
+
+
+def loops(order: list[str], back: set, preds: dict, consumers: dict) -> list[tuple]:
+    """Groups of nodes that recurrent edges join into cycles (each in `order`): for a back edge
+    a -> b, the nodes on forward paths from b to a; groups that share a node are one."""
+    succ = defaultdict(list)
+    for b, ps in preds.items():
+        for a in ps:
+            succ[a].append(b)
+    groups: list[set] = []
+    for a, b in back:
+        g = (_reach(b, succ) & _reach(a, preds)) | {a, b}
+        for other in [o for o in groups if o & g]:
+            g |= other
+            groups.remove(other)
+        groups.append(g)
+    pos = {n: i for i, n in enumerate(order)}
+    return sorted((tuple(sorted(g, key=pos.__getitem__)) for g in groups), key=lambda g: pos[g[0]])
+
+
+def run_order(order: list[str], groups: list[tuple], preds: dict) -> list:
+    """`order` with each loop as one item, placed where all its inputs from outside are ready
+    (Kahn's algorithm over the condensed graph, ties broken by `order`)."""
+    import heapq
+    item_of = {n: n for n in order}
+    for g in groups:
+        for n in g:
+            item_of[n] = g
+    pos = {n: i for i, n in enumerate(order)}
+    first = lambda item: pos[item[0]] if isinstance(item, tuple) else pos[item]  # noqa: E731
+    items = list(dict.fromkeys(item_of[n] for n in order))
+    needs = {it: {item_of[p] for n in (it if isinstance(it, tuple) else (it,)) for p in preds[n]} - {it}
+             for it in items}
+    users = defaultdict(list)
+    for it, ns in needs.items():
+        for d in ns:
+            users[d].append(it)
+    ready = [(first(it), i, it) for i, it in enumerate(items) if not needs[it]]
+    heapq.heapify(ready)
+    out = []
+    while ready:
+        _, i, it = heapq.heappop(ready)
+        out.append(it)
+        for u in users[it]:
+            needs[u].discard(it)
+            if not needs[u]:
+                heapq.heappush(ready, (first(u), items.index(u), u))
+    return out
 
 
 def check_supported(graph: nir.NIRGraph, supported: tuple, who: str) -> None:

@@ -10,6 +10,7 @@ exactly at every synaptic node (counting.py).
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import nir
@@ -19,7 +20,8 @@ import torch
 from ..errors import UserError
 from ..ir import nodes as X
 from ..ir import stream
-from ..ir.topology import (NEURONS, POOLS, SUPPORTED, SYNAPTIC, Topology, check_supported, delay_steps,
+from ..ir.topology import (FLOAT_ONLY, INTEGRATORS, NEURONS, POOLS, SUPPORTED, SYNAPTIC, Topology,
+                           check_supported, delay_steps,
                            node_shape)
 from ..loihi.plan import FixedPlan
 from ..machine import available_memory, check_fits
@@ -28,6 +30,8 @@ from . import counting, fixed, kernels, neurons, ops
 
 # Nodes whose arithmetic differs in fixed point (the others only move or gate values).
 FIXED_OWN = SYNAPTIC + NEURONS + X.HOST_OPS + (nir.Output,)
+# Nodes whose output is spikes, counted and recorded as a neuron's.
+SPIKERS = NEURONS + (nir.Threshold,)
 # Nodes whose output at a step depends only on their input at that step: fed a static input (the
 # image, direct input), they are computed for one step and the result is shared by all.
 TIME_FREE = tuple(t for t in SYNAPTIC if t is not X.SpikeProduct) + (nir.Flatten, X.Route)
@@ -58,6 +62,30 @@ class Clock:
     total: int
 
 
+@dataclass
+class _Held:
+    """What a chunk keeps of each node until its last consumer has run: output (k, B, ...),
+    spikes dropped by gates upstream and events per element (both summed over steps and samples)."""
+    outs: dict = field(default_factory=dict)
+    dropped: dict = field(default_factory=dict)
+    acts: dict = field(default_factory=dict)
+    recorded: dict = field(default_factory=dict)
+    static: set = field(default_factory=set)       # outputs equal at every step: computed once
+
+    def keep(self, name, y, drop, act, rec) -> None:
+        self.outs[name] = y
+        if drop is not None:
+            self.dropped[name] = drop
+        if act is not None:
+            self.acts[name] = act
+        if rec is not None:
+            self.recorded[name] = rec
+
+    def forget(self, name) -> None:
+        for d in (self.outs, self.dropped, self.acts):
+            d.pop(name, None)
+
+
 def _add(counts: dict, key: str, value) -> None:
     counts[key] = counts.get(key, 0) + value
 
@@ -70,6 +98,8 @@ def carried_size(graph: nir.NIRGraph, order) -> int:
         node = graph.nodes[name]
         if isinstance(node, NEURONS):
             n += 2 * int(np.prod(node_shape(node)))
+        elif isinstance(node, INTEGRATORS):
+            n += int(np.prod(node_shape(node)))
         elif isinstance(node, nir.Delay):
             n += delay_steps(name, node) * int(np.prod(node_shape(node)))
         elif isinstance(node, (X.SpikeProduct, X.HostLayerNorm)):
@@ -83,7 +113,10 @@ class Simulator:
 
     def __init__(self, graph: nir.NIRGraph, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32, fixed_point: bool = False, chunk: int | None = None):
-        check_supported(graph, SUPPORTED, "the reference simulator")
+        if fixed_point:
+            check_supported(graph, SUPPORTED, "the reference simulator in fixed point")
+        else:
+            check_supported(graph, SUPPORTED + FLOAT_ONLY, "the reference simulator")
         self.topo = topo = Topology(graph)
         # fixed point: integers held exactly in float64 (CUDA has no integer matmul)
         self.plan = FixedPlan(graph, topo) if fixed_point else None
@@ -177,59 +210,103 @@ class Simulator:
                playback: dict | None) -> tuple[torch.Tensor, dict]:
         """The graph over one chunk of steps: the Output's values (k, B, ...) and the chunk's
         recorded spikes; counts are added to `res`. The input is `frames` (k, B, ...) when it
-        changes every step, else x (B, ...)."""
+        changes every step, else x (B, ...). Loops (recurrent groups) run one step at a time."""
         k, B = len(clock.steps), x.shape[0]
-        outs: dict[str, torch.Tensor] = {}
-        dropped: dict[str, torch.Tensor] = {}      # per node: spikes removed by gates upstream
-        acts: dict[str, torch.Tensor] = {}         # per node: events per element (chunk steps, samples)
-        recorded: dict[str, torch.Tensor] = {}
-        static: set[str] = set()                   # outputs equal at every step: computed once
-        remaining = {n: len(self.consumers[n]) for n in self.order}
-        for name in self.order:
-            node = self.graph.nodes[name]
-            preds = self.preds[name]
-            if isinstance(node, nir.Input):
-                if frames is not None:
-                    outs[name] = frames
-                else:
-                    outs[name] = x.unsqueeze(0).expand(k, *x.shape)
-                    static.add(name)
+        held = _Held()
+        remaining = Counter(p for n in self.order for p in self.topo.forward_preds[n])
+        for item in self.topo.items:
+            if isinstance(item, tuple):
+                self._loop(item, held, clock, state, res, record, count, playback, B)
+            elif isinstance(self.graph.nodes[item], nir.Input):
+                held.outs[item] = frames if frames is not None else x.unsqueeze(0).expand(k, *x.shape)
+                if frames is None:
+                    held.static.add(item)
                 continue
-            once = isinstance(node, TIME_FREE) and all(p in static for p in preds)
-            inp = outs[preds[0]][:1] if once else outs[preds[0]]
-            for p in preds[1:]:
-                inp = inp + (outs[p][:1] if once else outs[p])
-            drop_in = counting.sum_counts(dropped.get(p) for p in preds) if count else None
-            act_in = counting.sum_counts(acts.get(p) for p in preds) if count else None
-            if count and isinstance(node, SYNAPTIC):
-                self._count(name, node, act_in, drop_in, res, k, B)
-            if playback and name in playback and isinstance(node, NEURONS + (X.SynapseGate,)):
-                y, drop_out = self._playback(node, inp, playback[name], drop_in, count)
-            elif self.plan is not None and isinstance(node, FIXED_OWN):
-                y, drop_out = self._fixed(name, node, inp, res, clock, state), None
             else:
-                y, drop_out = self._step(name, node, inp, drop_in, clock, state, count)
-            if once:
-                y = y.expand(k, *y.shape[1:])
-                static.add(name)
-            if drop_out is not None:
-                dropped[name] = drop_out
-            if isinstance(node, NEURONS):
-                _add(res.neuron_updates, name, k * B * int(np.prod(node_shape(node))))
-                if count:
-                    acts[name] = counting.spike_counts(y)
-                    _add(res.spike_counts, name, int(acts[name].sum().item()))
-                if name in record:
-                    recorded[name] = y.bool().cpu()
-            if count and name in self._needs_activity and name not in acts:
-                acts[name] = self._activity(name, node, y, act_in, drop_out, drop_in)
-            for p in preds:
-                remaining[p] -= 1
-                if remaining[p] == 0 and p != self.output:
-                    for held in (outs, dropped, acts):
-                        held.pop(p, None)
-            outs[name] = y
-        return outs[self.output], recorded
+                preds = self.preds[item]
+                once = isinstance(self.graph.nodes[item], TIME_FREE) and all(p in held.static for p in preds)
+                ins = [(held.outs[p][:1] if once else held.outs[p], held.dropped.get(p), held.acts.get(p))
+                       for p in preds]
+                y, drop, act, rec = self._node(item, ins, clock, state, res, record, count, playback, B)
+                if once:
+                    y = y.expand(k, *y.shape[1:])
+                    held.static.add(item)
+                held.keep(item, y, drop, act, rec)
+            for n in item if isinstance(item, tuple) else (item,):
+                for p in self.topo.forward_preds[n]:
+                    remaining[p] -= 1
+                    if remaining[p] == 0 and p != self.output:
+                        held.forget(p)
+        return held.outs[self.output], held.recorded
+
+    def _node(self, name, ins: list, clock, state, res: Result, record: set, count: bool, playback, B: int):
+        """One node over the steps of `clock`, from its inputs' (output, dropped, events) in
+        fan-in order: (output, dropped spikes, events per element, recorded spikes)."""
+        node = self.graph.nodes[name]
+        k = len(clock.steps)
+        inp = ins[0][0]
+        for y_p, _, _ in ins[1:]:
+            inp = inp + y_p
+        drop_in = counting.sum_counts(d for _, d, _ in ins) if count else None
+        act_in = counting.sum_counts(a for _, _, a in ins) if count else None
+        if count and isinstance(node, SYNAPTIC):
+            self._count(name, node, act_in, drop_in, res, k, B)
+        if playback and name in playback and isinstance(node, NEURONS + (X.SynapseGate,)):
+            y, drop_out = self._playback(node, inp, playback[name], drop_in, count)
+        elif self.plan is not None and isinstance(node, FIXED_OWN):
+            y, drop_out = self._fixed(name, node, inp, res, clock, state), None
+        else:
+            y, drop_out = self._step(name, node, inp, drop_in, clock, state, count)
+        act, rec = None, None
+        if isinstance(node, SPIKERS):
+            _add(res.neuron_updates, name, k * B * int(np.prod(node_shape(node))))
+            if count:
+                act = counting.spike_counts(y)
+                _add(res.spike_counts, name, int(act.sum().item()))
+            if name in record:
+                rec = y.bool().cpu()
+        if count and act is None and name in self._needs_activity:
+            act = self._activity(name, node, y, act_in, drop_out, drop_in)
+        return y, drop_out, act, rec
+
+    def _loop(self, group: tuple, held: "_Held", clock, state, res, record, count, playback, B: int) -> None:
+        """A recurrent group, one step at a time: inputs from outside at that step, recurrent
+        edges' sources as they were one step before (state ("loop", source); 0 at step 1)."""
+        k = len(clock.steps)
+        per_step: dict[str, list] = {n: [] for n in group}
+        for j in range(k):
+            tick = Clock(clock.samples, clock.steps[j:j + 1], clock.total)
+            part = None if playback is None else {n: v[j:j + 1] for n, v in playback.items()}
+            now: dict[str, tuple] = {}
+            for name in group:
+                ins = []
+                for p in self.preds[name]:
+                    if (p, name) in self.topo.back:
+                        ins.append(self._previous(p, state, B))
+                    elif p in now:
+                        ins.append(now[p])
+                    else:
+                        ins.append((held.outs[p][j:j + 1] if p not in held.static else held.outs[p][:1],
+                                    None, None))
+                y, drop, act, rec = self._node(name, ins, tick, state, res, record, count, part, B)
+                now[name] = (y, drop, act)
+                per_step[name].append((y, drop, act, rec))
+            for a, b in self.topo.back:
+                if a in now:
+                    state[("loop", a)] = now[a]
+        for name, steps in per_step.items():
+            y = torch.cat([v[0] for v in steps])
+            drop = counting.sum_counts(v[1] for v in steps)
+            act = counting.sum_counts(v[2] for v in steps)
+            rec = torch.cat([v[3] for v in steps]) if steps[0][3] is not None else None
+            held.keep(name, y, drop, act, rec)
+
+    def _previous(self, name: str, state: dict, B: int) -> tuple:
+        """(output, dropped, events) of `name` one step ago, as a recurrent edge delivers it."""
+        if ("loop", name) in state:
+            return state[("loop", name)]
+        shape = node_shape(self.graph.nodes[name])
+        return torch.zeros((1, B) + shape, dtype=self.dtype, device=self.device), None, None
 
     def _playback(self, node, x, rec, drop, count):
         """A recorded neuron's spikes, or a recorded gate's passed spikes (the rest were dropped)."""
@@ -301,12 +378,26 @@ class Simulator:
             y, state[name] = ops.layer_norm(node, x, self.param(name, "w", node.weight),
                                             self.param(name, "b", node.bias), clock.steps, state.get(name))
             return y, None
+        if isinstance(node, nir.Threshold):
+            return ops.threshold(x, self.cached(name, "th", lambda: neurons.strict(node.threshold, self.tensor))), None
+        if isinstance(node, INTEGRATORS):
+            keep, gain, bias = self.cached(name, "leaky", lambda: self._leaky(node))
+            y, state[name] = ops.leaky_integrate(x, state.get(name), keep, gain, bias)
+            return y, None
         if isinstance(node, NEURONS):
             n = self._neuron(name, node)
             v = state.get(name)
             y, state[name] = n.run(n.init(n.params, x[0]) if v is None else v, x)
             return y, None
         raise AssertionError(type(node))
+
+    def _leaky(self, node) -> tuple:
+        """(keep, gain, bias) of a stock I or LI (ops.leaky_integrate)."""
+        if isinstance(node, nir.I):
+            return self.tensor(1.0), self.tensor(node.r), self.tensor(0.0)
+        tau = np.asarray(node.tau, np.float64)
+        return (self.tensor(1.0 - 1.0 / tau), self.tensor(np.asarray(node.r, np.float64) / tau),
+                self.tensor(np.asarray(node.v_leak, np.float64) / tau))
 
     def _neuron(self, name, node) -> neurons.Neuron:
         return self.cached(name, "neuron", lambda: neurons.for_node(node, self.tensor))

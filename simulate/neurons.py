@@ -124,6 +124,17 @@ class Neuron:
         return self.fused(self.params, state, x, self.flat)
 
 
+def strict(value, tensor: Callable) -> torch.Tensor:
+    """A threshold of a strict rule (x > threshold) as a tensor, rounded down where the run's
+    dtype cannot hold it: x > result exactly where x > the file's value (round to nearest would
+    move a float64 threshold just below lam / 2 onto lam / 2 in float32, export/portable.py)."""
+    t = tensor(value)
+    if t.dtype == torch.float64:
+        return t
+    v = torch.as_tensor(np.array(value, np.float64), device=t.device)
+    return torch.where(t.double() > v, torch.nextafter(t, torch.full_like(t, -np.inf)), t)
+
+
 def for_node(node, tensor: Callable) -> Neuron:
     """The dynamics of a neuron node; `tensor` turns its numpy parameters into tensors."""
     zero = tensor(0.0)
@@ -132,11 +143,12 @@ def for_node(node, tensor: Callable) -> Neuron:
     elif isinstance(node, LEAKY):
         c, shape = cuba(node), node_shape(node)
         p = CubaParams(*(tensor(np.broadcast_to(a, shape)) for a in
-                         (1.0 - c.du, c.g_in, 1.0 - c.dv, c.g_u, c.bias, c.threshold, c.v_reset)),
+                         (1.0 - c.du, c.g_in, 1.0 - c.dv, c.g_u, c.bias)),
+                       strict(np.broadcast_to(c.threshold, shape), tensor), tensor(np.broadcast_to(c.v_reset, shape)),
                        memory=bool(np.any(c.du != 1.0)))
         return Neuron(p, cuba_step, cuba_init, cuba_drive, cuba_fused, shape)
     elif isinstance(node, nir.IF):      # stock NIR IF: v += r I; spike when v > threshold; v = v_reset
-        p = IFParams(tensor(node.v_threshold), zero, zero, tensor(node.r), subtract=False,
+        p = IFParams(strict(node.v_threshold, tensor), zero, zero, tensor(node.r), subtract=False,
                      v_reset=tensor(node.v_reset))
     else:
         raise AssertionError(type(node))

@@ -164,3 +164,20 @@ def layer_norm(node: X.HostLayerNorm, x: torch.Tensor, weight: torch.Tensor, bia
     t = step_numbers(steps, s.dtype, s)
     y = t * norm(S.to(s.dtype) / t)
     return increments(y, y0), (S[-1:], y[-1:])
+
+
+def leaky_integrate(x: torch.Tensor, v: torch.Tensor | None, keep, gain, bias) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stock NIR I and LI, whose output is their state (Euler steps of dt = 1, v_0 = 0):
+    v_t = keep v_{t-1} + gain x_t + bias (I: keep 1, gain r, bias 0; LI: keep 1 - 1/tau,
+    gain r / tau, bias v_leak / tau). Returns (v_1..v_k, v_k)."""
+    out = torch.empty_like(x)
+    v = torch.zeros_like(x[0]) if v is None else v
+    for t in range(x.shape[0]):
+        v = v * keep + x[t] * gain + bias
+        out[t] = v
+    return out, v
+
+
+def threshold(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Stock NIR Threshold: 1 where x > theta (strict, as NIR states it), else 0."""
+    return (x > theta).to(x.dtype)

@@ -68,9 +68,12 @@ class Network:
         self.models: dict[object, type] = {}      # our process instances -> model class
         self.records: dict[int, str] = {}         # result file index -> node name
         self.delays: dict[tuple, object] = {}     # (source, steps) -> balancing Delay process
+        self.pending: list = []                   # recurrent edges: wired once both ends exist
         self._import_procs()
         for name in topo.order:
             self._build(name, images)
+        for pred, name, in_port in self.pending:
+            _connect(self._recurrent_port(pred, name), in_port)
 
     # -- helpers ----------------------------------------------------------------------------
     def _import_procs(self) -> None:
@@ -119,7 +122,22 @@ class Network:
 
     def _wire(self, name: str, in_port) -> None:
         for p in self.topo.preds[name]:
-            _connect(self._source_port(p, name), in_port)
+            if (p, name) in self.topo.back:
+                self.pending.append((p, name, in_port))
+            else:
+                _connect(self._source_port(p, name), in_port)
+
+    def _recurrent_port(self, pred: str, name: str):
+        """`pred`'s output through a Delay on the consumer's clock that holds it the schedule's
+        steps and gives 0 at each image's first step (the reference's recurrent edge)."""
+        shape = tuple(self.ports[pred].shape)
+        clock = self._clock(f"{pred}.recurrent", self.sched.arrival(self.topo, name))
+        proc = self.P["Delay"](clock, in_shape=shape, out_shape=shape, delay=self.sched.recurrent[(pred, name)],
+                               logical=False, recurrent=True)
+        self.models[proc] = self._model_of[self.P["Delay"]]
+        self.ports[pred].connect(proc.s_in)
+        self.delays[(pred, name, "recurrent")] = proc
+        return proc.s_out
 
     def _message_bits(self, name: str) -> int:
         """Binary messages only from one spiking source: fan-in sums spikes into counts."""

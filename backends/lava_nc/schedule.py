@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...errors import UserError
 from ...ir.topology import SYNAPTIC, Topology
+from ...ir.validate import shown
 
 
 def latency(node) -> int:
@@ -28,6 +30,7 @@ def latency(node) -> int:
 class Schedule:
     offset: dict = field(default_factory=dict)       # node -> d(n)
     delays: dict = field(default_factory=dict)       # (pred, node) -> inserted delay in steps
+    recurrent: dict = field(default_factory=dict)    # recurrent edge (pred, node) -> its delay in steps
     depth: int = 0                                   # D = d(output)
 
     def arrival(self, topo: Topology, name: str) -> int:
@@ -36,9 +39,12 @@ class Schedule:
 
 
 def schedule(topo: Topology) -> Schedule:
+    """Offsets over the forward edges; a recurrent edge p -> n (ir/topology.py) must bring p's
+    output for step s to n's input for step s + 1: a delay of 1 + arrival(n) - d(p) >= 0 steps
+    (0 for the usual cycle through one synaptic node)."""
     s = Schedule()
     for n in topo.order:
-        preds = topo.preds[n]
+        preds = topo.forward_preds[n]
         if not preds:
             s.offset[n] = 0
             continue
@@ -47,5 +53,11 @@ def schedule(topo: Topology) -> Schedule:
             if s.offset[p] < top:
                 s.delays[(p, n)] = top - s.offset[p]
         s.offset[n] = top + latency(topo.node(n))
+    for p, n in topo.back:
+        k = 1 + s.arrival(topo, n) - s.offset[p]
+        if k < 0:
+            raise UserError(f"the recurrent edge {shown(p)} -> {shown(n)} closes a cycle through {1 - k} synaptic "
+                            f"nodes; Lava delivers each one step late, so a cycle may hold at most one")
+        s.recurrent[(p, n)] = k
     s.depth = s.offset[topo.output]
     return s

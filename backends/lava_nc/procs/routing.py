@@ -32,7 +32,8 @@ class Gate(_Mover):
 
 class Delay(_Mover):
     """params: delay, logical (a NIR Delay: zeros for the first `delay` steps of every image;
-    otherwise a pure pipeline delay)."""
+    otherwise a pure pipeline delay), recurrent (a recurrent edge: zeros at each image's first
+    step, where the clock is its consumer's, so one image's last step does not reach the next)."""
 
 
 class _RouteModel(NodeModel):
@@ -79,24 +80,22 @@ class _DelayModel(NodeModel):
         super().__init__(proc_params)
         self.k = int(proc_params["delay"])
         self.logical = bool(proc_params["logical"])
+        self.recurrent = bool(proc_params.get("recurrent", False))
         self.line = None
         self.pos = 0
 
     def step(self):
         x = self.s_in.recv()
-        if self.k == 0:
-            self.s_out.send(x)
-            return
-        if self.line is None:
-            self.line = np.zeros((self.k,) + x.shape, x.dtype)
-        out = self.line[self.pos].copy()
-        self.line[self.pos] = x
-        self.pos = (self.pos + 1) % self.k
-        if self.logical:
+        if self.k:
+            if self.line is None:
+                self.line = np.zeros((self.k,) + x.shape, x.dtype)
+            x, self.line[self.pos] = self.line[self.pos].copy(), x
+            self.pos = (self.pos + 1) % self.k
+        if self.logical or self.recurrent:
             image, s = self.clock()
-            if image < 0 or s <= self.k:                          # nothing delayed yet in this image
-                out = np.zeros_like(out)
-        self.s_out.send(out)
+            if image < 0 or s <= (self.k if self.logical else 1):   # nothing delayed yet in this image
+                x = np.zeros_like(x)
+        self.s_out.send(x)
 
 
 # The float / fixed-point model pairs below differ only in their port types. They are written out
