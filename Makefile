@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+PEERS  := $(VENV)/.peers
 
 .PHONY: install demo test peers clean
 
@@ -22,12 +23,16 @@ $(STAMP): requirements.txt pyproject.toml backends/lava_patch.py
 demo: $(STAMP)
 	$(VENV)/bin/mst demo
 
-test: $(STAMP)
+test: $(STAMP) $(PEERS)
 	$(PY) -m pytest
 
-# The peer frameworks bench/peers.py compares against, beside our pins (which constrain them).
-peers: $(STAMP)
+# The peer frameworks the interop tests and bench/peers.py run, beside our pins (which constrain
+# them); for the tests only: nothing of mstdeploy imports them.
+peers: $(PEERS)
+
+$(PEERS): $(STAMP) requirements-peers.txt
 	$(PIP) install -q --disable-pip-version-check -r requirements-peers.txt -c requirements.txt
+	touch $(PEERS)
 
 clean:
 	rm -rf $(VENV) runs

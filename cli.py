@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         print("error: terminated", file=sys.stderr)
         return 143
+    except BrokenPipeError:             # the reader went away (`mst inspect g.nir | head`): stop quietly
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
 
 
 if __name__ == "__main__":

@@ -2,13 +2,14 @@
 
     .venv/bin/python bench/peers.py [--ckpt runs/bench-fixed/vgg-tiny.pt] [-n 64] [-T 32] [--repeats 7]
 
-The graph is vgg-tiny's `mst export --standard` (stock NIR: Conv2d, AvgPool2d, Flatten, Affine, IF
-with r = 1, reset to 0, v from 0), on a batch of digits test images fed at every step. Each peer
-runs the same layers with its own neuron model for stock IF: Norse `IAFCell`, snnTorch `Leaky`
-(beta 1, reset to zero), SpikingJelly `IFNode` (v_reset 0) in single-step and multi-step mode.
-Their importers are not used: Norse's has no AvgPool2d, snnTorch's reads IF as a leaky neuron
-(beta 0.9); the layers are built from the graph's own arrays instead (issue 12 is the importers'
-work). A check first: every framework's summed output gives the same predictions as ours.
+The graph is vgg-tiny's export with each converted neuron as a stock NIR IF (r = 1, reset to 0, v
+from 0; `stock_if`): Conv2d, AvgPool2d, Flatten, Affine, IF, on a batch of digits test images fed
+at every step. Each peer runs the same layers with its own neuron model for stock IF: Norse
+`IAFCell`, snnTorch `Leaky` (beta 1, reset to zero), SpikingJelly `IFNode` (v_reset 0) in
+single-step and multi-step mode, built from the graph's own arrays: the fastest form of each
+framework (their importers run `mst export --standard`'s exact form step by step through
+nirtorch, tests/test_interop.py). A check first: every framework's summed output gives the
+same predictions as ours.
 Timings: best of `--repeats`, the frameworks taking turns, torch on every core of this machine.
 Ours is timed as `mst simulate` runs it (counting every synaptic event) and without counting.
 Peers come from `make peers` (requirements-peers.txt); a missing one is reported, not fatal.
@@ -31,6 +32,16 @@ from mstdeploy.models import checkpoint
 from mstdeploy.models.config import preset
 from mstdeploy.models.registry import build_model
 from mstdeploy.simulate.engine import Simulator
+
+
+def stock_if(graph: nir.NIRGraph) -> nir.NIRGraph:
+    """The graph with every ResetSubIF replaced by a stock IF of the same threshold (reset to 0,
+    v from 0): the same layers, a neuron every framework has."""
+    from mstdeploy.ir.nodes import ResetSubIF
+    nodes = {k: nir.IF(r=np.ones(n.shape, np.float32), v_threshold=np.broadcast_to(n.threshold, n.shape).astype(np.float32),
+                       v_reset=np.zeros(n.shape, np.float32)) if isinstance(n, ResetSubIF) else n
+             for k, n in graph.nodes.items()}
+    return nir.NIRGraph(nodes=nodes, edges=graph.edges, metadata=graph.metadata)
 
 
 def chain(graph: nir.NIRGraph) -> list:
@@ -150,7 +161,7 @@ def main() -> None:
     else:
         torch.manual_seed(0)
         model, src = build_model(preset("vgg-tiny", in_chans=1)), "random weights"
-    graph = to_nir(model.eval(), standard=True)
+    graph = stock_if(to_nir(model.eval()))
     x = datasets.load("digits", "test", model.config.img_size).tensors[0][:a.n]
     runners = {"ours (mst simulate: events counted)": ours_runner(graph, True),
                "ours (no counting)": ours_runner(graph, False)}
@@ -161,7 +172,7 @@ def main() -> None:
             runners[name] = make()
         except ImportError as e:
             print(f"{name}: not installed ({e}); `make peers` installs it")
-    print(f"vgg-tiny --standard ({src}), batch {len(x)} digits, T={a.T}, {torch.get_num_threads()} torch threads")
+    print(f"vgg-tiny with stock IF neurons ({src}), batch {len(x)} digits, T={a.T}, {torch.get_num_threads()} torch threads")
     ref = runners["ours (no counting)"](x, a.T).argmax(-1)
     for name, run in runners.items():
         agree = (run(x, a.T).argmax(-1) == ref).float().mean().item()     # also the warm-up

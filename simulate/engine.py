@@ -302,11 +302,16 @@ class Simulator:
             held.keep(name, y, drop, act, rec)
 
     def _previous(self, name: str, state: dict, B: int) -> tuple:
-        """(output, dropped, events) of `name` one step ago, as a recurrent edge delivers it."""
+        """(output, dropped, events) of `name` one step ago, as a recurrent edge delivers it; at
+        step 1 what it makes of zero inputs: 0, or a synapse's bias (as Lava and fixed point,
+        where the bias is the target neuron's, and snnTorch's recurrent layers do)."""
         if ("loop", name) in state:
             return state[("loop", name)]
-        shape = node_shape(self.graph.nodes[name])
-        return torch.zeros((1, B) + shape, dtype=self.dtype, device=self.device), None, None
+        node = self.graph.nodes[name]
+        if isinstance(node, SYNAPTIC) and not isinstance(node, X.SpikeProduct) and self.plan is None:
+            zero = torch.zeros((1, B) + node_shape(node, "input"), dtype=self.dtype, device=self.device)
+            return ops.synapse(node, zero, lambda key, value: self.param(name, key, value)), None, None
+        return torch.zeros((1, B) + node_shape(node), dtype=self.dtype, device=self.device), None, None
 
     def _playback(self, node, x, rec, drop, count):
         """A recorded neuron's spikes, or a recorded gate's passed spikes (the rest were dropped)."""

@@ -74,3 +74,26 @@ def product_graph(M: int, K: int, N: int, scale: float, neuron: bool = False):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def recurrent_graph(in_shape=(1, 8, 8), hidden: int = 64, seed: int = 0):
+    """Stock nodes with a recurrent layer: Input -> Flatten -> Affine -> IF -> Affine -> LIF, whose
+    spikes return through a Linear (a cycle: one step late) -> Affine -> Output."""
+    import nir
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    n_in = int(np.prod(in_shape))
+    full = lambda v, n=hidden: np.full(n, v, np.float32)  # noqa: E731
+    w = lambda *s: rng.normal(0, 1.5 / s[-1] ** 0.5, s).astype(np.float32)  # noqa: E731
+    nodes = {"input": nir.Input(input_type={"input": np.array(in_shape)}),
+             "flat": nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=0, end_dim=-1),
+             "fc1": nir.Affine(weight=w(hidden, n_in), bias=full(0.1)),
+             "if1": nir.IF(r=full(1.0), v_threshold=full(1.0), v_reset=full(0.0)),
+             "fc2": nir.Affine(weight=w(hidden, hidden) * 2, bias=full(0.0)),
+             "lif": nir.LIF(tau=full(4.0), r=full(4.0), v_leak=full(0.0), v_threshold=full(1.0), v_reset=full(0.0)),
+             "rec": nir.Linear(weight=w(hidden, hidden)),
+             "fc3": nir.Affine(weight=w(10, hidden), bias=full(0.0, 10)),
+             "output": nir.Output(output_type={"output": np.array([10])})}
+    edges = [("input", "flat"), ("flat", "fc1"), ("fc1", "if1"), ("if1", "fc2"), ("fc2", "lif"),
+             ("lif", "rec"), ("rec", "lif"), ("lif", "fc3"), ("fc3", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges)

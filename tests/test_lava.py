@@ -23,7 +23,7 @@ from mstdeploy.export.lower import to_nir
 from mstdeploy.ir.topology import NEURONS, Topology
 from mstdeploy.simulate.engine import Simulator
 from mstdeploy.compare.parity import compare
-from conftest import calibrated
+from conftest import calibrated, recurrent_graph
 
 GRAPHS = {"mst-spiking": dict(mask=0.75), "mst-softmax": dict(mask=0.75), "vgg": dict(mask=0.5), "resnet": {}}
 
@@ -35,9 +35,8 @@ def graphs(tmp_path_factory):
     for name, kw in GRAPHS.items():
         out[name] = d / f"{name}.nir"
         write_graph(to_nir(calibrated(name, levels=16, **kw).float()), out[name])
-    standard = to_nir(calibrated("vgg", levels=16).float(), standard=True)
-    out["vgg-standard"] = d / "vgg-standard.nir"
-    write_graph(standard, out["vgg-standard"])
+    out["recurrent"] = d / "recurrent.nir"                # stock IF, LIF and a recurrent edge
+    write_graph(recurrent_graph(), out["recurrent"])
     return out
 
 
@@ -51,7 +50,7 @@ def _parity(path, fixed: bool, n=3, T=8, seed=0):
     return compare(ref, lava, fixed), ref, lava
 
 
-@pytest.mark.parametrize("name", ["mst-spiking", "mst-softmax", "vgg", "resnet", "vgg-standard"])
+@pytest.mark.parametrize("name", ["mst-spiking", "mst-softmax", "vgg", "resnet", "recurrent"])
 def test_fixed_point_parity_is_spike_exact(graphs, name):
     res, ref, lava = _parity(graphs[name], fixed=True)
     assert res["reference_spikes"] > 1000                           # alive
@@ -69,7 +68,7 @@ def test_fixed_point_parity_is_spike_exact(graphs, name):
             assert abs(int(passed.sum()) - (1 - p) * n) <= 4 * (n * p * (1 - p)) ** 0.5 + 1, (gate, n)
 
 
-@pytest.mark.parametrize("name", ["mst-softmax", "resnet"])
+@pytest.mark.parametrize("name", ["mst-softmax", "resnet", "recurrent"])
 def test_float_parity(graphs, name):
     res, _, _ = _parity(graphs[name], fixed=False)
     assert res["predictions_equal"] and res["passed"], res["mismatched_spikes"]
