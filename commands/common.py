@@ -113,7 +113,7 @@ def graph_and_images(args, lava: bool = False):
             raise UserError("--labels goes with --inputs")
         args.dataset = args.dataset or "digits"
         args.steps = args.steps or args.default_steps
-        return graph, load_images(args.dataset, graph, args.data, args.images)
+        return graph, load_images(args.dataset, graph, args.data, args.images, args.steps)
     from torch.utils.data import Subset
     from ..data.inputs import load_inputs
     if args.dataset is not None or args.data is not None:

@@ -27,7 +27,7 @@ def run(args) -> int:
     check_outputs({"--json": args.json}, [args.checkpoint])
     model, ck = checkpoint.load(args.checkpoint, **mask_overrides(args))
     name = args.dataset or ck["meta"].get("dataset", "digits")
-    data = datasets.load(name, "test", model.config.img_size, args.data)
+    data = datasets.load(name, "test", model.config.img_size, args.data, steps=getattr(model.config, "steps", None))
     acc = accuracy(model, data, batch_size=args.batch_size, seed=args.seed)
     print(f"{accuracy_label(model.config)} top-1 accuracy on {name} test ({len(data)} images): {100 * acc:.2f}%")
     if args.json:

@@ -25,7 +25,8 @@ from torch.utils.data import Dataset, TensorDataset
 from ..errors import UserError
 from . import vision
 
-DATASETS = ("digits", "cifar10", "cifar100", "imagenet")
+DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "nmnist", "dvsgesture")
+EVENTS = ("nmnist", "dvsgesture")       # event cameras: one frame per step (data/events.py)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ INFO = {
     "cifar10": DataInfo(3, 10, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), True),   # official MST
     "cifar100": DataInfo(3, 100, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), True),
     "imagenet": DataInfo(3, 1000, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), True),
+    "nmnist": DataInfo(2, 10, (0.0, 0.0), (1.0, 1.0), False),         # event counts, not normalised
+    "dvsgesture": DataInfo(2, 11, (0.0, 0.0), (1.0, 1.0), False),
 }
 
 
@@ -76,9 +79,11 @@ def test_transform(name: str, size: int):
     return T.Compose(first + [T.ToTensor(), T.Normalize(inf.mean, inf.std)])
 
 
-def load(name: str, split: str, image_size: int, path: str | None = None, transform=None) -> Dataset:
+def load(name: str, split: str, image_size: int, path: str | None = None, transform=None,
+         steps: int | None = None) -> Dataset:
     """The `split` ('train' or 'test') of data set `name` at `image_size`; `transform` (a PIL image
-    -> tensor, CIFAR and ImageNet) replaces the test transform (a training recipe's)."""
+    -> tensor, CIFAR and ImageNet) replaces the test transform (a training recipe's). Event data
+    sets give `steps` frames per sample."""
     inf = info(name)
     if split not in ("train", "test"):
         raise ValueError(split)
@@ -89,6 +94,11 @@ def load(name: str, split: str, image_size: int, path: str | None = None, transf
     root = pathlib.Path(path)
     if not root.exists():
         raise UserError(f"data path does not exist: {root}")
+    if name in EVENTS:
+        from .events import load_events
+        if steps is None:
+            raise UserError(f"{name} is event data: it needs a number of steps to bin its recordings into")
+        return load_events(name, split, steps, image_size, root)
     transform = transform or test_transform(name, image_size)
     if name in ("cifar10", "cifar100"):
         return _cifar(name, root, split, inf, transform)

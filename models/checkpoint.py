@@ -9,7 +9,7 @@ from __future__ import annotations
 import pathlib
 import pickle
 import re
-import zipfile
+import warnings
 
 import torch
 from torch import nn
@@ -40,14 +40,16 @@ def load_file(path):
     if not p.is_file():
         raise UserError(f"checkpoint not found: {p}")
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():          # a corrupt header makes torch warn before it fails
+            warnings.simplefilter("ignore")
+            return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         found = _UNSAFE.search(str(e))
         if found:
             raise UserError(f"{p} is not a safe checkpoint: it asks to run {found.group(1)} when loaded; "
                             "it was refused and nothing in it ran") from None
         raise UserError(f"{p} is not a readable checkpoint (corrupt or truncated file)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, TypeError, AttributeError):
+    except Exception:  # noqa: BLE001 - a corrupt pickle stream fails anywhere in torch's unpickler
         raise UserError(f"{p} is not a readable checkpoint (corrupt or truncated file)") from None
 
 

@@ -213,12 +213,14 @@ class SAFormer(nn.Module):
         return qat.quantize_output(self.head.weight)
 
     def step_logits(self, img: torch.Tensor, T: int | None = None) -> torch.Tensor:
-        """(T, B, classes): the output at every step (what the exported graph's Output gives)."""
-        T = T or self.config.steps
-        x = qat.quantize_input(img).unsqueeze(0)                      # the same input every step
+        """(T, B, classes): the output at every step (what the exported graph's Output gives).
+        img: (B, C, H, W), the same input every step, or (B, T, C, H, W) frames (event data)."""
+        frames = img.dim() == 5
+        T = img.shape[1] if frames else (T or self.config.steps)
+        x = qat.quantize_input(img.transpose(0, 1) if frames else img.unsqueeze(0))
         first = self.stem[0]
         cur, bias = first.syn(x)
-        s = first.lif(cur.expand(T, *cur.shape[1:]), bias)
+        s = first.lif(cur if frames else cur.expand(T, *cur.shape[1:]), bias)
         for unit in self.stem[1:]:
             s = unit(s)
         x = s + self.rpe(s)

@@ -79,8 +79,13 @@ def train(a: TrainArgs) -> dict:
             implied["drop_path"] = DROP_PATH
     cfg = preset(a.model, in_chans=inf.in_chans, num_classes=inf.num_classes, **{**implied, **a.overrides})
     transform = official.train_transform(cfg.img_size) if official else None
-    train_set = datasets.load(a.dataset, "train", cfg.img_size, a.data, transform)
-    test_set = datasets.load(a.dataset, "test", cfg.img_size, a.data)
+    events = a.dataset in datasets.EVENTS
+    if events and not a.model.startswith("saformer"):
+        raise UserError(f"{a.dataset} is event data, one frame per step: train SAFormer on it (an SNN trained "
+                        f"in time); a QCFS model trains as an ANN on static images")
+    steps = cfg.steps if events else None
+    train_set = datasets.load(a.dataset, "train", cfg.img_size, a.data, transform, steps=steps)
+    test_set = datasets.load(a.dataset, "test", cfg.img_size, a.data, steps=steps)
     d = setup(a.device)
     if a.batch_size % d.world:
         raise UserError(f"--batch-size {a.batch_size} is not divisible by {d.world} processes")
@@ -112,7 +117,7 @@ def train(a: TrainArgs) -> dict:
         if d.enabled:
             sampler.set_epoch(epoch)
         for x, y in loader:
-            if transform is None:
+            if transform is None and not events:
                 x = datasets.augment(x, inf.natural, a.translate)
             x, y = x.to(d.device), y.to(d.device)
             if mix is not None:

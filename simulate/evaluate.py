@@ -59,16 +59,17 @@ def graph_image_shape(graph: nir.NIRGraph) -> tuple:
     return _shape(inp, "input")
 
 
-def load_images(dataset: str, graph: nir.NIRGraph, data: str | None, limit: int | None):
-    """The test split of `dataset` at the graph's input size (first `limit` images)."""
+def load_images(dataset: str, graph: nir.NIRGraph, data: str | None, limit: int | None, steps: int | None = None):
+    """The test split of `dataset` at the graph's input size (first `limit` images); event data
+    sets binned into `steps` frames."""
     shape = graph_image_shape(graph)
     if len(shape) != 3:
         raise UserError(f"the graph's input has shape {shape}, not an image (C, H, W): it cannot read {dataset}")
     c, h, w = shape
-    ds = datasets.load(dataset, "test", h, data)
+    ds = datasets.load(dataset, "test", h, data, steps=steps)
     x0, _ = ds[0]
-    if tuple(x0.shape) != (c, h, w):
-        raise UserError(f"{dataset} images are {tuple(x0.shape)}, the graph expects {(c, h, w)}")
+    if tuple(x0.shape[-3:]) != (c, h, w):
+        raise UserError(f"{dataset} images are {tuple(x0.shape[-3:])}, the graph expects {(c, h, w)}")
     if limit is not None:
         ds = Subset(ds, range(min(limit, len(ds))))
     return ds

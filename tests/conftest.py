@@ -17,6 +17,15 @@ def run_mst(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout, **kw)
 
 
+def mst_here(capsys, *args) -> tuple[int, str, str]:
+    """The CLI in this process, (exit status, stdout, stderr): a fresh interpreter per call costs
+    seconds of imports; use run_mst where the process itself matters."""
+    from mstdeploy.cli import main
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def one_line_error(r: subprocess.CompletedProcess) -> str:
     """The run failed as bad input must: exit 2, one line on stderr, no traceback."""
     assert r.returncode == 2, (r.stdout, r.stderr)

@@ -12,20 +12,13 @@ import pytest
 import torch
 
 from conftest import calibrated, recurrent_graph
+from conftest import mst_here as mst
 from mstdeploy.export.lower import to_nir
 from mstdeploy.ir.io import read_graph, write_graph
 from mstdeploy.ir.topology import NEURONS
 from mstdeploy.simulate.engine import Simulator
 
 T = 12
-
-
-def mst(capsys, *args) -> tuple[int, str, str]:
-    """The CLI in this process (a fresh interpreter per call costs seconds of imports)."""
-    from mstdeploy.cli import main
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
