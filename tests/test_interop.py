@@ -120,12 +120,32 @@ def _norse_export(tmp_path, x: torch.Tensor, steps: int):
     return path, counts.numpy()
 
 
-@pytest.mark.parametrize("peer,dt", [("snntorch", "1e-4"), ("norse", "1e-6")])
+def _spikingjelly_export(tmp_path, x: torch.Tensor, steps: int):
+    """A SpikingJelly IF + LIF network (hard reset, as its export states) and its spike counts."""
+    from spikingjelly.activation_based import functional, layer, neuron
+    from spikingjelly.activation_based.nir_exchange.to_nir import export_to_nir
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(layer.Linear(64, 32), neuron.IFNode(v_threshold=1.0, v_reset=0.0), layer.Linear(32, 10),
+                              neuron.LIFNode(tau=2.0, decay_input=True, v_threshold=1.0, v_reset=0.0))
+    with torch.no_grad():
+        net[0].weight *= 3
+        net[2].weight *= 6
+        functional.reset_net(net)
+        counts = sum(net(x) for _ in range(steps))
+        path = tmp_path / "spikingjelly.nir"
+        nir.write(path, export_to_nir(net, x[:1], dt=1e-4))
+    return path, counts.numpy()
+
+
+EXPORTS = {"snntorch": _snntorch_export, "norse": _norse_export, "spikingjelly": _spikingjelly_export}
+
+
+@pytest.mark.parametrize("peer,dt", [("snntorch", "1e-4"), ("norse", "1e-6"), ("spikingjelly", "1e-4")])
 def test_their_export_simulates_here_as_there(tmp_path, capsys, peer, dt):
     from sklearn.datasets import load_digits
     x = torch.tensor(load_digits().data[:24] / 16.0, dtype=torch.float32)
     steps = 20
-    path, counts = (_snntorch_export if peer == "snntorch" else _norse_export)(tmp_path, x, steps)
+    path, counts = EXPORTS[peer](tmp_path, x, steps)
     assert counts.sum() > 100
     np.save(tmp_path / "x.npy", x.numpy())
     out_node = read_graph(path, float(dt)).edges
