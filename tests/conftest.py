@@ -26,6 +26,14 @@ def mst_here(capsys, *args) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+def one_line_here(capsys, *args) -> str:
+    """one_line_error for the CLI run in this process (mst_here)."""
+    code, _, err = mst_here(capsys, *args)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (code, err)
+    return lines[0]
+
+
 def one_line_error(r: subprocess.CompletedProcess) -> str:
     """The run failed as bad input must: exit 2, one line on stderr, no traceback."""
     assert r.returncode == 2, (r.stdout, r.stderr)

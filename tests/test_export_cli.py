@@ -5,7 +5,7 @@ import h5py
 import pytest
 import torch
 
-from conftest import run_mst
+from conftest import mst_here, one_line_here, run_mst
 from mstdeploy.models import checkpoint
 from mstdeploy.models.config import preset
 from mstdeploy.models.registry import build_model
@@ -79,16 +79,14 @@ def test_standard_export(ckpts, tmp_path):
     assert not (tmp_path / "x.nir").exists()
 
 
-def test_bad_inputs(ckpts, tmp_path):
+def test_bad_inputs(ckpts, tmp_path, capsys):
     bad = tmp_path / "bad.nir"
     bad.write_bytes(b"\x89HDF\r\n garbage")
     for args in (("inspect", bad), ("simulate", bad), ("simulate", tmp_path / "none.nir"),
                  ("export", ckpts["mst"], "-o", tmp_path / "y.nir", "--mask", "1.0")):
-        r = run_mst(*args)
-        assert r.returncode == 2 and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        one_line_here(capsys, *args)
     g = tmp_path / "m.nir"
-    run_mst("export", ckpts["mst"], "-o", g)
-    r = run_mst("simulate", g, "--dataset", "cifar10", "--data", tmp_path)
-    assert r.returncode == 2 and "expected file" in r.stderr
-    r = run_mst("simulate", g, "--record", "nope", "--spikes-out", tmp_path / "s.h5", "-n", "2")
-    assert r.returncode == 2 and "no such node" in r.stderr
+    assert mst_here(capsys, "export", ckpts["mst"], "-o", g)[0] == 0
+    assert "expected file" in one_line_here(capsys, "simulate", g, "--dataset", "cifar10", "--data", tmp_path)
+    assert "no such node" in one_line_here(capsys, "simulate", g, "--record", "nope", "--spikes-out", tmp_path / "s.h5",
+                                           "-n", "2")

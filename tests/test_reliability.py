@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import calibrated, one_line_error, run_mst
+from conftest import calibrated, one_line_error, one_line_here, run_mst
 from mstdeploy.export.lower import to_nir
 from mstdeploy.ir import nodes as X
 from mstdeploy.ir.io import write_graph
@@ -222,7 +222,7 @@ def test_10_temporary_files_are_removed(files, tmp_path):
     assert not (tmp_path / "c.pt").exists() and not _ours(tmp_path)
 
 
-def test_11_bad_checkpoints_flags_and_sizes_are_one_line(files, tmp_path):
+def test_11_bad_checkpoints_flags_and_sizes_are_one_line(files, tmp_path, capsys):
     _, g, ck = files
     c = torch.load(ck, weights_only=False)
     for name, change in (("noconfig", lambda d: d.pop("config")), ("strdim", lambda d: d["config"].update(hidden="x")),
@@ -231,12 +231,12 @@ def test_11_bad_checkpoints_flags_and_sizes_are_one_line(files, tmp_path):
         d = torch.load(ck, weights_only=False)
         change(d)
         torch.save(d, tmp_path / f"{name}.pt")
-        one_line_error(run_mst("export", tmp_path / f"{name}.pt", "-o", tmp_path / "x.nir"))
-    assert "GiB" in one_line_error(run_mst("eval", tmp_path / "huge.pt"))
+        one_line_here(capsys, "export", tmp_path / f"{name}.pt", "-o", tmp_path / "x.nir")
+    assert "GiB" in one_line_here(capsys, "eval", tmp_path / "huge.pt")
     del c
     for args in (("train", "--batch-size", "0"), ("train", "--lr", "nan"), ("train", "--seed", "1" * 23),
                  ("simulate", g, "-T", "100000", "--record", "all", "--spikes-out", tmp_path / "s.h5")):
-        one_line_error(run_mst(*args))      # (a long -T alone is fine: time runs in chunks)
+        one_line_here(capsys, *args)      # (a long -T alone is fine: time runs in chunks)
     # a 64 KB file that declares 65536 x 65536 neurons
     big = (65536, 65536)
     bomb = _chain([("in", nir.Input(input_type={"input": np.array(big)})),
@@ -244,7 +244,7 @@ def test_11_bad_checkpoints_flags_and_sizes_are_one_line(files, tmp_path):
                    ("out", nir.Output(output_type={"output": np.array(big)}))], [("in", "if"), ("if", "out")])
     write_graph(bomb, tmp_path / "bomb.nir")
     assert (tmp_path / "bomb.nir").stat().st_size < 100_000
-    assert "GiB" in one_line_error(run_mst("resources", tmp_path / "bomb.nir"))
+    assert "GiB" in one_line_here(capsys, "resources", tmp_path / "bomb.nir")
     # a 3000-node chain runs (no recursion limit)
     shape = (1, 8, 8)
     chain = [("in", nir.Input(input_type={"input": np.array(shape)}))]
