@@ -52,7 +52,8 @@ def add_run_options(p: argparse.ArgumentParser, default_images, default_steps: i
     """graph, its inputs (a data set or a file), steps, images, time base and arithmetic of a
     command that runs a graph."""
     p.add_argument("graph")
-    p.add_argument("--dataset", default=None, help="built-in data set (default digits)")
+    p.add_argument("--dataset", default=None,
+                   help="digits (default, built in), cifar10, cifar100, imagenet, nmnist, dvsgesture (with --data)")
     p.add_argument("--data", metavar="PATH")
     p.add_argument("--inputs", metavar="FILE",
                    help="inputs instead of a data set: .npy or .h5 ('inputs', 'labels'), static (samples, ...) "
