@@ -10,7 +10,7 @@ def add_parser(sub) -> None:
     t.add_argument("--model", default="mst-tiny", help="preset: mst-tiny, mst-t, resnet18, vgg16, vgg-tiny, "
                                                         "saformer-tiny, saformer-cifar")
     t.add_argument("--dataset", default="digits",
-                   help="digits (built in), cifar10, cifar100, imagenet; event data nmnist, dvsgesture (SAFormer)")
+                   help="digits (built in), cifar10, cifar100, imagenet; event data nmnist, dvsgesture, cifar10dvs (SAFormer)")
     t.add_argument("--data", metavar="PATH", help="local data directory (not needed for digits)")
     add_mask_options(t)
     t.add_argument("--mask-sites", metavar="S1,S2", help="MST / SAFormer sites among q,k,attn,mlp "

@@ -25,8 +25,8 @@ from torch.utils.data import Dataset, TensorDataset
 from ..errors import UserError
 from . import vision
 
-DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "nmnist", "dvsgesture")
-EVENTS = ("nmnist", "dvsgesture")       # event cameras: one frame per step (data/events.py)
+DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "nmnist", "dvsgesture", "cifar10dvs")
+EVENTS = ("nmnist", "dvsgesture", "cifar10dvs")       # event cameras: one frame per step (data/events.py)
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ INFO = {
     "imagenet": DataInfo(3, 1000, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), True),
     "nmnist": DataInfo(2, 10, (0.0, 0.0), (1.0, 1.0), False),         # event counts, not normalised
     "dvsgesture": DataInfo(2, 11, (0.0, 0.0), (1.0, 1.0), False),
+    "cifar10dvs": DataInfo(2, 10, (0.0, 0.0), (1.0, 1.0), False),
 }
 
 

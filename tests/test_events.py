@@ -47,6 +47,55 @@ def test_frames_count_every_event_in_its_bin_and_pixel(tmp_path):
     assert small.shape == (3, 2, 17, 17) and torch.isclose(small.sum() * 4, frames.sum())
 
 
+def write_aedat4(path, t, x, y, p, size=128) -> None:
+    """An uncompressed AEDAT 4 file with one event stream (iniVation's layout: magic, a size-prefixed
+    IOHeader flatbuffer whose description names the stream, then packets of stream id, size and a
+    size-prefixed EventPacket of Event structs {int64 t; int16 x, y; bool on})."""
+    import flatbuffers
+    desc = (f'<dv version="2.0"><node name="outInfo"><node name="0"><attr key="typeIdentifier" '
+            f'type="string">EVTS</attr><node name="info"><attr key="sizeX" type="int">{size}</attr>'
+            f'<attr key="sizeY" type="int">{size}</attr></node></node></node></dv>')
+    b = flatbuffers.Builder(256)
+    text = b.CreateString(desc)
+    b.StartObject(3)
+    b.PrependUOffsetTRelativeSlot(2, text, 0)
+    b.FinishSizePrefixed(b.EndObject(), b"IOHE")
+    header = bytes(b.Output())
+    b = flatbuffers.Builder(1024)
+    b.StartVector(16, len(t), 8)
+    for i in reversed(range(len(t))):
+        b.Prep(8, 16)
+        b.Pad(3)
+        b.PrependBool(bool(p[i]))
+        b.PrependInt16(int(y[i]))
+        b.PrependInt16(int(x[i]))
+        b.PrependInt64(int(t[i]))
+    events = b.EndVector()
+    b.StartObject(1)
+    b.PrependUOffsetTRelativeSlot(0, events, 0)
+    b.FinishSizePrefixed(b.EndObject(), b"EVTS")
+    packet = bytes(b.Output())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"#!AER-DAT4.0\r\n" + header + (0).to_bytes(4, "little") + len(packet).to_bytes(4, "little")
+                     + packet)
+
+
+def test_cifar10_dvs_from_aedat4_split_nine_to_one(tmp_path):
+    base = tmp_path / "CIFAR10DVS"
+    for c in ("bird", "ship"):
+        for k in range(3):
+            write_aedat4(base / c / f"{c}_{k}.aedat4", [5, 10, 400 + k], [0, 64, 127], [0, 1, 127], [1, 0, 1])
+    train = datasets.load("cifar10dvs", "train", 128, tmp_path, steps=2)
+    test = datasets.load("cifar10dvs", "test", 32, tmp_path, steps=2)
+    assert len(train) == 4 and len(test) == 2 and [test[i][1] for i in range(2)] == [2, 8]
+    frames, _ = datasets.load("cifar10dvs", "train", 128, tmp_path, steps=2)[0]
+    assert frames.shape == (2, 2, 128, 128) and frames.sum() == 3
+    assert frames[0, 1, 0, 0] == 1 and frames[0, 0, 1, 64] == 1 and frames[1, 1, 127, 127] == 1
+    (base / "bird" / "bird_0.aedat4").write_bytes(b"#!AER-DAT4.0\r\n broken")
+    with pytest.raises(UserError, match="not a readable cifar10dvs recording"):
+        train[0]
+
+
 def test_dvs_gesture_layout_and_bad_folders(tmp_path):
     a = np.array([[0, 0, 1, 0], [127, 127, 0, 5], [3, 4, 1, 9]], np.int64)   # x, y, p, t (ms)
     d = tmp_path / "DVSGesture" / "ibmGestureTest" / "user01_led"
