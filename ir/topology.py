@@ -86,9 +86,6 @@ class Topology:
         self.values = sum(int(np.prod(node_shape(graph.nodes[n]), dtype=np.float64)) for n in self.order)
         check_fits(8 * self.values, f"the graph ({self.values:,.0f} values per sample)", "the graph's layer sizes")
 
-    def loop_of(self, name: str) -> tuple | None:
-        return next((g for g in self.loops if name in g), None)
-
     def node(self, name: str):
         return self.graph.nodes[name]
 
@@ -104,28 +101,24 @@ class Topology:
         return out
 
 
-def topological_order(graph: nir.NIRGraph, preds: dict | None = None) -> list[str]:
-    """Depth-first post-order over predecessors (the order of the first path to each node), with an
-    explicit stack: a chain of any length works (no recursion limit). `preds` must be acyclic
-    (Topology leaves the recurrent edges out)."""
-    if preds is None:
-        preds = defaultdict(list)
-        for a, b in graph.edges:
-            preds[b].append(a)
+def _walk(roots, step: dict, on_cycle) -> list[str]:
+    """Depth-first walk from each root in turn along `step` (node -> next nodes), with an explicit
+    stack (a chain of any length works: no recursion limit). `on_cycle(n, m)` is called for a step
+    to a node m on the current path. Returns the nodes in post-order."""
     order, state = [], {}
-    for root in graph.nodes:
-        if state.get(root) == 2:
+    for root in roots:
+        if root in state:
             continue
         state[root] = 1
-        stack = [(root, iter(preds[root]))]
+        stack = [(root, iter(step[root]))]
         while stack:
             n, todo = stack[-1]
-            for p in todo:
-                if state.get(p) == 1:
-                    raise UserError(f"the graph has a cycle through node {shown(p)}")
-                if state.get(p) != 2:
-                    state[p] = 1
-                    stack.append((p, iter(preds[p])))
+            for m in todo:
+                if state.get(m) == 1:
+                    on_cycle(n, m)
+                elif m not in state:
+                    state[m] = 1
+                    stack.append((m, iter(step[m])))
                     break
             else:
                 stack.pop()
@@ -134,27 +127,24 @@ def topological_order(graph: nir.NIRGraph, preds: dict | None = None) -> list[st
     return order
 
 
+def topological_order(graph: nir.NIRGraph, preds: dict | None = None) -> list[str]:
+    """Post-order over predecessors (the order of the first path to each node). `preds` must be
+    acyclic (Topology leaves the recurrent edges out)."""
+    if preds is None:
+        preds = defaultdict(list)
+        for a, b in graph.edges:
+            preds[b].append(a)
+
+    def cycle(n, p):
+        raise UserError(f"the graph has a cycle through node {shown(p)}")
+    return _walk(graph.nodes, preds, cycle)
+
+
 def back_edges(graph: nir.NIRGraph, start: str, consumers: dict) -> set[tuple[str, str]]:
     """Edges to a node on the current path of a depth-first walk along the edges in file order,
     from the Input first, then from any node not reached: the edges that close cycles."""
-    back, state = set(), {}
-    for root in [start] + list(graph.nodes):
-        if root in state:
-            continue
-        state[root] = 1
-        stack = [(root, iter(consumers[root]))]
-        while stack:
-            n, todo = stack[-1]
-            for c in todo:
-                if state.get(c) == 1:
-                    back.add((n, c))
-                elif c not in state:
-                    state[c] = 1
-                    stack.append((c, iter(consumers[c])))
-                    break
-            else:
-                stack.pop()
-                state[n] = 2
+    back: set = set()
+    _walk([start] + list(graph.nodes), consumers, lambda n, c: back.add((n, c)))
     return back
 
 

@@ -285,9 +285,8 @@ class Simulator:
                         ins.append(self._previous(p, state, B))
                     elif p in now:
                         ins.append(now[p])
-                    else:
-                        ins.append((held.outs[p][j:j + 1] if p not in held.static else held.outs[p][:1],
-                                    None, None))
+                    else:                          # static outputs are expanded over the chunk too
+                        ins.append((held.outs[p][j:j + 1], None, None))
                 y, drop, act, rec = self._node(name, ins, tick, state, res, record, count, part, B)
                 now[name] = (y, drop, act)
                 per_step[name].append((y, drop, act, rec))

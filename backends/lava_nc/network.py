@@ -112,13 +112,17 @@ class Network:
         if not k:
             return self.ports[pred]
         if (pred, k) not in self.delays:
-            shape = tuple(self.ports[pred].shape)
-            clock = self._clock(f"{pred}.delay{k}", self.sched.offset[pred])
-            proc = self.P["Delay"](clock, in_shape=shape, out_shape=shape, delay=k, logical=False)
-            self.models[proc] = self._model_of[self.P["Delay"]]
-            self.ports[pred].connect(proc.s_in)
-            self.delays[(pred, k)] = proc
+            self.delays[(pred, k)] = self._delay(pred, f"{pred}.delay{k}", self.sched.offset[pred], k)
         return self.delays[(pred, k)].s_out
+
+    def _delay(self, pred: str, label: str, arrival: int, k: int, recurrent: bool = False):
+        """A pipeline Delay process of k steps fed by `pred`'s output (routing.Delay)."""
+        shape = tuple(self.ports[pred].shape)
+        proc = self.P["Delay"](self._clock(label, arrival), in_shape=shape, out_shape=shape, delay=k, logical=False,
+                               recurrent=recurrent)
+        self.models[proc] = self._model_of[self.P["Delay"]]
+        self.ports[pred].connect(proc.s_in)
+        return proc
 
     def _wire(self, name: str, in_port) -> None:
         for p in self.topo.preds[name]:
@@ -130,12 +134,8 @@ class Network:
     def _recurrent_port(self, pred: str, name: str):
         """`pred`'s output through a Delay on the consumer's clock that holds it the schedule's
         steps and gives 0 at each image's first step (the reference's recurrent edge)."""
-        shape = tuple(self.ports[pred].shape)
-        clock = self._clock(f"{pred}.recurrent", self.sched.arrival(self.topo, name))
-        proc = self.P["Delay"](clock, in_shape=shape, out_shape=shape, delay=self.sched.recurrent[(pred, name)],
-                               logical=False, recurrent=True)
-        self.models[proc] = self._model_of[self.P["Delay"]]
-        self.ports[pred].connect(proc.s_in)
+        proc = self._delay(pred, f"{pred}.recurrent", self.sched.arrival(self.topo, name),
+                           self.sched.recurrent[(pred, name)], recurrent=True)
         self.delays[(pred, name, "recurrent")] = proc
         return proc.s_out
 
