@@ -8,16 +8,19 @@ membrane across its threshold (measured: zero on every graph we ship, see README
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
 import torch
 
-from ..backends.lava_nc.run import LavaRun, run_lava
+from ..backends.lava_nc.run import LavaRun, node_bytes, run_lava
 from ..errors import UserError
 from ..ir.io import read_graph
 from ..backends.lava_nc.network import SUPPORTED as LAVA_SUPPORTED
-from ..ir.topology import NEURONS, check_supported
+from ..ir.blocks import blocks, feeds
+from ..ir.topology import NEURONS, Topology, check_supported
+from ..machine import available_memory
 from ..simulate.engine import Result, Simulator
 
 FLOAT_TOLERANCE = 1e-3
@@ -74,10 +77,13 @@ def compare(ref: Result, lava: LavaRun, fixed_point: bool) -> dict:
 
 
 def run_parity(graph_path, x: torch.Tensor, steps: int, fixed_point: bool, timeout: float = 900,
-               progress: bool = True, chunk: int | None = None, device="cpu", dt: float | None = None) -> dict:
+               progress: bool = True, chunk: int | None = None, device="cpu", dt: float | None = None,
+               block_nodes: int | None = None) -> dict:
     """Both backends on inputs x (B, ...) or (B, T, ...), samples 0..B-1; the report of the module
     docstring. `chunk`, `device`: the reference simulator's steps at a time (None: from memory)
-    and device; `dt`: the graph's time step (ir/timebase.py)."""
+    and device; `dt`: the graph's time step (ir/timebase.py). `block_nodes`: run Lava on blocks of
+    at most this many nodes (ir/blocks.py), each fed the reference's spikes; None: the whole
+    graph when it fits in half the memory available, else blocks that do."""
     graph = read_graph(graph_path, dt)
     sim = Simulator(graph, device, torch.float64, fixed_point=fixed_point, chunk=chunk)
     check_supported(graph, LAVA_SUPPORTED, "the Lava backend")
@@ -85,10 +91,57 @@ def run_parity(graph_path, x: torch.Tensor, steps: int, fixed_point: bool, timeo
     t0 = time.perf_counter()
     ref = sim.run(x, steps, record=neurons)
     ref_seconds = time.perf_counter() - t0
-    lava = run_lava(graph_path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress, dt=dt)
+    parts = lava_blocks(Topology(graph), len(x), steps, block_nodes)
+    if parts is None:
+        lava = run_lava(graph_path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress, dt=dt)
+    else:
+        lava = _by_blocks(graph_path, Topology(graph), parts, ref, x.numpy(), steps, fixed_point, timeout,
+                          progress, dt)
     res = compare(ref, lava, fixed_point)
     return {"graph": str(graph_path), "mode": "fixed_point" if fixed_point else "float", "images": len(x),
             "steps": steps, **res, "lava_seconds": lava.seconds, "reference_seconds": ref_seconds,
             "lava_predictions": lava.predictions().tolist(),
             "lava": {k: lava.meta[k] for k in ("lava_steps", "depth", "processes", "delays_inserted",
-                                                "build_seconds", "compile_seconds", "run_seconds")}}
+                                                "build_seconds", "compile_seconds", "run_seconds", "blocks")
+                     if k in lava.meta}}
+
+
+def lava_blocks(topo: Topology, images: int, steps: int, block_nodes: int | None) -> list | None:
+    """The blocks Lava runs one at a time, or None for the whole graph in one run."""
+    if block_nodes is None:
+        cost = node_bytes(topo, images, steps)
+        budget = available_memory() // 2
+        if sum(cost.values()) <= budget:
+            return None
+    else:
+        cost, budget = {n: 1 for n in topo.order}, block_nodes
+    parts = blocks(topo, cost, budget)
+    return None if len(parts) == 1 else parts
+
+
+def _by_blocks(graph_path, topo, parts, ref: Result, images, steps, fixed_point, timeout, progress, dt) -> LavaRun:
+    """Lava on each block, fed the reference's spikes; one LavaRun of all their records (the
+    logits from the block that holds the output)."""
+    whole = LavaRun(np.zeros((steps, len(images), 0)), meta={"lava_steps": 0, "depth": 0, "processes": 0,
+                                                            "delays_inserted": 0, "build_seconds": 0.0,
+                                                            "compile_seconds": 0.0, "run_seconds": 0.0,
+                                                            "blocks": []})
+    for i, members in enumerate(parts):
+        fed = [n for n in feeds(topo, members) if n != topo.input]
+        played = {n: ref.spikes[n].numpy().swapaxes(0, 1) for n in fed}
+        run = run_lava(graph_path, images, steps, fixed_point, timeout=timeout, progress=progress, dt=dt,
+                       block=members, feeds=played)
+        m, w = run.meta, whole.meta
+        for k in ("lava_steps", "delays_inserted", "build_seconds", "compile_seconds", "run_seconds"):
+            w[k] += m[k]
+        w["depth"], w["processes"] = max(w["depth"], m["depth"]), max(w["processes"], m["processes"])
+        w["blocks"].append({"first": members[0], "last": members[-1], "nodes": len(members), "fed_by": fed,
+                            "processes": m["processes"], "lava_steps": m["lava_steps"], "seconds": run.seconds})
+        whole.spikes.update(run.spikes)
+        whole.saturation.update(run.saturation)
+        if topo.output in members:
+            whole.logits, whole.raw = run.logits, run.raw
+        if progress:
+            print(f"block {i + 1}/{len(parts)}: {len(members)} nodes ({members[0]} .. {members[-1]}), "
+                  f"{m['processes']} processes, {run.seconds:.1f} s", file=sys.stderr, flush=True)
+    return whole

@@ -15,6 +15,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from ...errors import UserError
+from ...ir import blocks
 from ...ir import nodes as X
 from ...ir.cuba import LEAKY, cuba
 from ...ir.topology import SUPPORTED as IR_NODES
@@ -52,7 +53,9 @@ class Network:
     """The process network of `graph` for `images` (N, *input shape), float or fixed point."""
 
     def __init__(self, graph: nir.NIRGraph, images: np.ndarray, steps: int, fixed_point: bool,
-                 first_sample: int, out_dir: str):
+                 first_sample: int, out_dir: str, block: list[str] | None = None, feeds: dict | None = None):
+        """`block`: build only these nodes (ir/blocks.py), with each node outside it that they read
+        replaced by a source playing `feeds[node]` (images, T, *shape), its recorded spikes."""
         check_supported(graph, SUPPORTED, "the Lava backend")
         self.topo = topo = Topology(graph)
         self.plan = FixedPlan(graph, topo) if fixed_point else None
@@ -60,7 +63,9 @@ class Network:
         self.first_sample, self.out_dir = first_sample, out_dir
         self.where = self.plan.placement if fixed_point else placements(topo)
         self.biases = moved_biases(topo, self.where)
-        self.sched = schedule(topo)
+        self.members = topo.order if block is None else self._members(block)
+        self.feeds = {n: feeds[n] for n in blocks.feeds(topo, self.members)} if block is not None else {}
+        self.sched = schedule(topo).starting_at(self.members, topo)
         self.lava_steps = self.images * steps + self.sched.depth
         self.spiking = topo.spiking()
         self.ports: dict[str, object] = {}        # node -> OutPort carrying its output
@@ -70,10 +75,38 @@ class Network:
         self.delays: dict[tuple, object] = {}     # (source, steps) -> balancing Delay process
         self.pending: list = []                   # recurrent edges: wired once both ends exist
         self._import_procs()
-        for name in topo.order:
+        for name, frames in self.feeds.items():
+            self._play(name, frames)
+        for name in self.members:
             self._build(name, images)
         for pred, name, in_port in self.pending:
             _connect(self._recurrent_port(pred, name), in_port)
+
+    def _members(self, block: list[str]) -> list[str]:
+        """The block's nodes in run order, and the Input when they read the images."""
+        inside = set(block)
+        for p, n in self.topo.back:
+            if (p in inside) != (n in inside):
+                raise UserError(f"a block cuts the recurrent edge {p} -> {n}")
+        if any(self.topo.input in self.topo.preds[n] for n in inside):
+            inside.add(self.topo.input)
+        return [n for n in self.topo.order if n in inside]
+
+    def _play(self, name: str, frames: np.ndarray) -> None:
+        """A source that sends node `name`'s recorded output (images, T, *shape) on its schedule."""
+        from lava.proc.io.source import RingBuffer as Source
+        frames = np.asarray(frames)
+        shape = node_shape(self.topo.node(name))
+        if frames.shape != (self.images, self.steps) + shape:
+            raise UserError(f"the recorded input of {name} has shape {frames.shape}, the block needs "
+                            f"{(self.images, self.steps) + shape}")
+        data = np.zeros(shape + (self.lava_steps,), np.int32 if self.fixed_point else np.float64)
+        o = self.sched.offset[name]
+        for i in range(self.images):
+            data[..., i * self.steps + o:(i + 1) * self.steps + o] = np.moveaxis(frames[i], 0, -1)
+        proc = Source(data=data)
+        self.ports[name] = proc.s_out
+        self.procs[name] = proc
 
     # -- helpers ----------------------------------------------------------------------------
     def _import_procs(self) -> None:
@@ -366,7 +399,7 @@ class Network:
     # -- results ----------------------------------------------------------------------------
     def logits(self, sink_data: np.ndarray) -> np.ndarray:
         """(T, images, K) output per logical step, from the sink's (K, steps) record."""
-        D, T = self.sched.depth, self.steps
+        D, T = self.sched.offset[self.topo.output], self.steps
         raw = np.asarray(sink_data, np.float64)[:, D:D + self.images * T]     # (K, images * T)
         raw = raw.reshape(raw.shape[0], self.images, T).transpose(2, 1, 0)
         bias = self.plan.output_bias.reshape(-1) if self.fixed_point else \

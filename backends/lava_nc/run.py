@@ -28,6 +28,11 @@ from ...progress import bar as progress_bar
 _ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 SHM_DIR = pathlib.Path("/dev/shm")
 PROCESS_BYTES = 8 << 20      # memory of one Lava process model (measured 6-7 MiB, docs/sources.md)
+# Every process model is forked from the worker, and each adds page tables and copied pages in
+# proportion to the worker's size, which grows with the graph's weights. Measured on random mst-t
+# (46 M weights, 600 processes): worker 1.75 GB (~38 bytes per weight), 36 MiB per process.
+WORKER_BYTES_PER_WEIGHT = 40
+FORK_SHARE = 64              # a process adds 1/64 of the worker's memory
 
 
 def shm_prefix(worker_pid: int) -> str:
@@ -53,11 +58,23 @@ class LavaRun:
         return self.logits.sum(0).argmax(-1)
 
 
+def node_bytes(topo: Topology, images: int, steps: int) -> dict[str, int]:
+    """Memory of each node in a Lava run of the graph or a block of it: its process (with its share
+    of the worker), its state and channel slots (a few float64 copies of its output), its spike
+    record (a byte per value and step)."""
+    weights = sum(np.size(v) for n in topo.order for v in vars(topo.node(n)).values() if isinstance(v, np.ndarray))
+    process = PROCESS_BYTES + WORKER_BYTES_PER_WEIGHT * weights // FORK_SHARE
+    return {n: process + int(np.prod(node_shape(topo.node(n)), dtype=np.int64)) * (40 + images * steps)
+            for n in topo.order}
+
+
 def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, first_sample: int = 0,
-             timeout: float = 900, progress: bool = True, dt: float | None = None) -> LavaRun:
+             timeout: float = 900, progress: bool = True, dt: float | None = None,
+             block: list[str] | None = None, feeds: dict | None = None) -> LavaRun:
     """Run `images` (N, *input shape), each the same every step, or (N, steps, *input shape), one
     frame per step, for `steps` steps each; image i is gating sample first_sample + i. `dt`: the
-    graph's time step (ir/timebase.py)."""
+    graph's time step (ir/timebase.py). `block`: only these nodes (ir/blocks.py), each node outside
+    that they read played from `feeds[node]` (N, steps, *shape): its recorded output."""
     if steps < 1:
         raise UserError("the number of steps must be >= 1")
     if len(images) == 0:
@@ -65,13 +82,18 @@ def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, firs
     graph = read_graph(graph_path, dt)
     topo = Topology(graph)                            # the graph's own size fits
     inputs = int(np.prod(node_shape(topo.node(topo.input), "input")))
-    check_fits(8 * inputs * len(images) * steps + PROCESS_BYTES * len(graph.nodes),
-               f"a Lava run of {len(images)} images x {steps} steps", "-T or -n")
+    names = topo.order if block is None else block
+    cost = node_bytes(topo, len(images), steps)
+    check_fits(8 * inputs * len(images) * steps + sum(cost[n] for n in names),
+               f"a Lava run of {len(images)} images x {steps} steps", "-T or -n, or run parity block by block")
     remove_stale_runs()
     with tempfile.TemporaryDirectory(prefix=f"mst-lava-{os.getpid()}-") as out:
         np.save(os.path.join(out, "images.npy"), np.asarray(images, np.float64))
+        if block is not None:
+            np.savez(os.path.join(out, "feeds.npz"), **(feeds or {}))
         job = {"graph": str(pathlib.Path(graph_path).resolve()), "steps": int(steps), "fixed_point": bool(fixed_point),
-               "first_sample": int(first_sample), "out_dir": out, "dt": dt}
+               "first_sample": int(first_sample), "out_dir": out, "dt": dt,
+               "block": None if block is None else list(block)}
         job_path = os.path.join(out, "job.json")
         with open(job_path, "w") as f:
             json.dump(job, f)

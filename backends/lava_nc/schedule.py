@@ -37,6 +37,20 @@ class Schedule:
         """The Lava step, minus s, at which node `name` receives its input for logical step s."""
         return self.offset[name] - latency(topo.node(name))
 
+    def starting_at(self, members: list[str], topo: Topology) -> "Schedule":
+        """The schedule of a block (ir/blocks.py) run on its own: the same offsets, less the
+        earliest offset of what feeds it (its Input, or the nodes whose recorded outputs are
+        played into it), so its first input arrives at Lava step 1; depth = its last offset."""
+        inside = set(members)
+        sources = [p for n in members for p in topo.preds[n] if p not in inside]
+        sources += [n for n in members if not topo.forward_preds[n]]
+        base = min(self.offset[n] for n in sources)
+        keep = inside | set(sources)
+        return Schedule(offset={n: d - base for n, d in self.offset.items() if n in keep},
+                        delays={e: k for e, k in self.delays.items() if e[1] in inside},
+                        recurrent={e: k for e, k in self.recurrent.items() if e[1] in inside},
+                        depth=max(self.offset[n] for n in members) - base)
+
 
 def schedule(topo: Topology) -> Schedule:
     """Offsets over the forward edges; a recurrent edge p -> n (ir/topology.py) must bring p's

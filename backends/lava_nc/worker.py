@@ -6,6 +6,7 @@ meta.json into the job's out_dir; progress.txt says how many steps are done.
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import secrets
@@ -22,6 +23,10 @@ from ...errors import UserError
 from ...ir.io import read_graph
 from .network import Network
 from .run import SHM_DIR, shm_prefix
+
+# Messages a channel holds. Lava's default is 64 (compiler.py), each a full copy of the port's
+# array in /dev/shm; under the Loihi protocol a channel holds at most one message between steps.
+CHANNEL_SLOTS = 2
 
 
 def name_shared_memory() -> None:
@@ -59,12 +64,18 @@ def run_job(job: dict) -> None:
     t0 = time.perf_counter()
     graph = read_graph(job["graph"], job.get("dt"))
     images = np.load(os.path.join(out, "images.npy"))
-    net = Network(graph, images, int(job["steps"]), bool(job["fixed_point"]), int(job["first_sample"]), out)
+    block = job.get("block")
+    feeds = dict(np.load(os.path.join(out, "feeds.npz"))) if block is not None else None
+    net = Network(graph, images, int(job["steps"]), bool(job["fixed_point"]), int(job["first_sample"]), out,
+                  block, feeds)
     t1 = time.perf_counter()
-    src, sink = net.procs[net.topo.input], net.procs[net.topo.output]
+    sink = net.procs.get(net.topo.output)
+    src = next(iter(net.procs.values()))          # Lava runs every process connected to this one
     cfg = Loihi2SimCfg(select_tag="fixed_pt" if job["fixed_point"] else "floating_pt",
                        exception_proc_model_map=net.models)
-    src.create_runtime(run_cfg=cfg)                # compile, then start every process model
+    executable = src.compile(cfg, {"pypy_channel_size": CHANNEL_SLOTS})
+    gc.freeze()            # the forked process models inherit these objects: their GC must not copy the pages
+    src.create_runtime(executable=executable)      # start every process model
     t2 = time.perf_counter()
     done, chunk = 0, max(int(job["steps"]), 1)
     try:
@@ -75,10 +86,13 @@ def run_job(job: dict) -> None:
             with open(os.path.join(out, "progress.txt"), "w") as f:
                 f.write(f"{done} {net.lava_steps}\n")
         t3 = time.perf_counter()
-        data = sink.data.get()
+        data = sink.data.get() if sink is not None else None
     finally:
         src.stop()
-    np.savez(os.path.join(out, "result.npz"), logits=net.logits(data), raw=np.asarray(data))
+    if data is None:                               # a block without the graph's output
+        np.savez(os.path.join(out, "result.npz"), logits=np.zeros((net.steps, net.images, 0)), raw=np.zeros((0, 0)))
+    else:
+        np.savez(os.path.join(out, "result.npz"), logits=net.logits(data), raw=np.asarray(data))
     meta = {"lava_steps": net.lava_steps, "depth": net.sched.depth, "processes": len(net.models) + _stock(net),
             "delays_inserted": len(net.delays), "records": {str(k): v for k, v in net.records.items()},
             "build_seconds": t1 - t0, "compile_seconds": t2 - t1, "run_seconds": t3 - t2,

@@ -63,8 +63,8 @@ class SoftmaxFloat(_SoftmaxModel):
 @requires(CPU)
 @tag("fixed_pt")
 class SoftmaxFixed(_SoftmaxModel):
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     dtype = np.int64
 
     def softmax(self, x):
@@ -129,8 +129,8 @@ class LayerNormFloat(_LayerNormModel):
 @requires(CPU)
 @tag("fixed_pt")
 class LayerNormFixed(_LayerNormModel):
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     dtype = np.int64
 
     def value(self, total, t):

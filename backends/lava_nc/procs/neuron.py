@@ -67,7 +67,7 @@ class _IFModel(NodeModel):
 @tag("floating_pt")
 class SubtractiveIFFloat(_IFModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int8, precision=1)
     dtype = np.float64
 
     def integrate(self, a):
@@ -81,8 +81,8 @@ class SubtractiveIFFloat(_IFModel):
 @requires(CPU)
 @tag("fixed_pt")
 class SubtractiveIFFixed(_IFModel):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=24)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=1)
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int8, precision=1)
     dtype = np.int64
 
     def integrate(self, a):

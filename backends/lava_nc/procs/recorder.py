@@ -50,4 +50,4 @@ class SpikeRecorderFloat(_RecorderModel):
 @requires(CPU)
 @tag("fixed_pt")
 class SpikeRecorderFixed(_RecorderModel):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)

@@ -114,8 +114,8 @@ class RouteFloat(_RouteModel):
 @requires(CPU)
 @tag("fixed_pt")
 class RouteFixed(_RouteModel):
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
 
 
 @implements(proc=Gate, protocol=LoihiProtocol)
@@ -130,8 +130,8 @@ class GateFloat(_GateModel):
 @requires(CPU)
 @tag("fixed_pt")
 class GateFixed(_GateModel):
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
 
 
 @implements(proc=Delay, protocol=LoihiProtocol)
@@ -146,5 +146,5 @@ class DelayFloat(_DelayModel):
 @requires(CPU)
 @tag("fixed_pt")
 class DelayFixed(_DelayModel):
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)

@@ -147,8 +147,8 @@ class TokenDenseFloat(_TokenDenseModel):
 @requires(CPU)
 @tag("fixed_pt")
 class TokenDenseFixed(_TokenDenseModel):
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
-    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     dtype = np.int64
 
 
@@ -165,8 +165,8 @@ class ConvFloat(_ConvModel):
 @requires(CPU)
 @tag("fixed_pt")
 class ConvFixed(_ConvModel):
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
-    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     dtype = np.int64
 
 
@@ -193,8 +193,8 @@ class ProductFloat(_ProductModel):
 @requires(CPU)
 @tag("fixed_pt")
 class ProductFixed(_ProductModel):
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
-    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=24)
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     dtype = np.int64
 
     def output(self, x, s):                          # the shift is inside running()/per_step()
