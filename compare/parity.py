@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from ..backends.lava_nc.run import LavaRun, node_bytes, run_lava
+from ..backends.lava_nc.run import LavaRun, node_bytes, run_bytes, run_lava
 from ..errors import UserError
 from ..ir.io import read_graph
 from ..backends.lava_nc.network import SUPPORTED as LAVA_SUPPORTED
@@ -110,7 +110,7 @@ def lava_blocks(topo: Topology, images: int, steps: int, block_nodes: int | None
     """The blocks Lava runs one at a time, or None for the whole graph in one run."""
     if block_nodes is None:
         cost = node_bytes(topo, images, steps)
-        budget = available_memory() // 2
+        budget = available_memory() // 2 - run_bytes(topo)
         if sum(cost.values()) <= budget:
             return None
     else:

@@ -54,7 +54,6 @@ def test_block_by_block_parity_equals_the_whole_run(graphs):
     assert parts["logits_max_abs_diff"] == 0.0 and parts["reference_spikes"] > 1000
     assert {k: v["spikes_lava"] for k, v in parts["per_node"].items()} == \
         {k: v["spikes_lava"] for k, v in whole["per_node"].items()}
-    assert parts["lava"]["processes"] < whole["lava"]["processes"]
     rec = run_parity(graphs["recurrent"], x, 8, False, progress=False, timeout=300, block_nodes=2)
     assert rec["passed"] and rec["mismatched_spikes"] == 0 and len(rec["lava"]["blocks"]) > 1
 

@@ -68,6 +68,22 @@ def test_fixed_point_parity_is_spike_exact(graphs, name):
             assert abs(int(passed.sum()) - (1 - p) * n) <= 4 * (n * p * (1 - p)) ** 0.5 + 1, (gate, n)
 
 
+@pytest.mark.parametrize("fixed", [True, False])
+def test_groups_run_the_same_network_in_fewer_processes(graphs, fixed):
+    """procs/group.py: the process models in one or three Lava processes, or one each (groups=0),
+    give the same spikes, gate outputs and logits, bit for bit."""
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(3)).numpy()
+    runs = {g: run_lava(graphs["mst-spiking"], x, 6, fixed, progress=False, timeout=300, groups=g) for g in (0, 1, 3)}
+    assert runs[1].meta["processes"] <= 4 < 50 < runs[0].meta["processes"]
+    assert runs[1].meta["groups"] == 1 and runs[3].meta["groups"] == 3 and runs[0].meta["groups"] == 0
+    for g in (1, 3):
+        assert np.array_equal(runs[g].logits, runs[0].logits)
+        for kind in ("spikes", "delivered"):
+            a, b = getattr(runs[g], kind), getattr(runs[0], kind)
+            assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert sum(int(s.sum()) for s in runs[0].spikes.values()) > 500
+
+
 @pytest.mark.parametrize("name", ["mst-softmax", "resnet", "recurrent"])
 def test_float_parity(graphs, name):
     res, _, _ = _parity(graphs[name], fixed=False)

@@ -10,6 +10,8 @@ images * T + D steps. Imports no torch: this runs in the worker process (worker.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import nir
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -27,6 +29,7 @@ from ...loihi.widths import GRADED_BITS
 from .schedule import schedule
 
 SUPPORTED = IR_NODES                 # Lava runs every node type the IR defines
+GROUPS = 1                           # Lava processes that hold our process models (docs/lava-backend.md)
 
 
 def _pad(node) -> tuple:
@@ -42,8 +45,19 @@ def _one(value, what: str, name: str) -> float:
     return uniform(value, what, name, who="Lava's LIF")
 
 
+@dataclass(frozen=True)
+class Ref:
+    """A process's OutPort as its consumers see it: `shape` differs where a Flatten reshaped it."""
+    port: object
+    shape: tuple
+
+
+def ref(port) -> Ref:
+    return Ref(port, tuple(port.shape))
+
+
 def _connect(port, in_port) -> None:
-    """Connect, reshaping (a virtual port, no process) where only the shapes differ."""
+    """Connect, reshaping (a virtual port, no process; C order) where only the shapes differ."""
     if tuple(port.shape) != tuple(in_port.shape):
         port = port.reshape(tuple(in_port.shape))
     port.connect(in_port)
@@ -53,9 +67,12 @@ class Network:
     """The process network of `graph` for `images` (N, *input shape), float or fixed point."""
 
     def __init__(self, graph: nir.NIRGraph, images: np.ndarray, steps: int, fixed_point: bool,
-                 first_sample: int, out_dir: str, block: list[str] | None = None, feeds: dict | None = None):
+                 first_sample: int, out_dir: str, block: list[str] | None = None, feeds: dict | None = None,
+                 groups: int = GROUPS):
         """`block`: build only these nodes (ir/blocks.py), with each node outside it that they read
-        replaced by a source playing `feeds[node]` (images, T, *shape), its recorded spikes."""
+        replaced by a source playing `feeds[node]` (images, T, *shape), its recorded spikes.
+        `groups`: how many Lava processes run the process models (procs/group.py); 0: one process
+        per model, as Lava builds a network by default."""
         check_supported(graph, SUPPORTED, "the Lava backend")
         self.topo = topo = Topology(graph)
         self.plan = FixedPlan(graph, topo) if fixed_point else None
@@ -74,13 +91,20 @@ class Network:
         self.records: dict[int, str] = {}         # result file index -> node name
         self.delays: dict[tuple, object] = {}     # (source, steps) -> balancing Delay process
         self.pending: list = []                   # recurrent edges: wired once both ends exist
+        self.links: list = []                     # (Ref, InPort): connections, made by _realize
+        self.ours: list = []                      # our processes in build order (topological)
+        self.alone: set = set()                   # ids of ours that stay processes of their own
         self._import_procs()
         for name, frames in self.feeds.items():
             self._play(name, frames)
+        self.in_loop = {n for loop in topo.loops for n in loop}
         for name in self.members:
+            self._building = name
             self._build(name, images)
+        self._building = None
         for pred, name, in_port in self.pending:
-            _connect(self._recurrent_port(pred, name), in_port)
+            self._link(self._recurrent_port(pred, name), in_port)
+        self._realize(groups)
 
     def _members(self, block: list[str]) -> list[str]:
         """The block's nodes in run order, and the Input when they read the images."""
@@ -105,7 +129,7 @@ class Network:
         for i in range(self.images):
             data[..., i * self.steps + o:(i + 1) * self.steps + o] = np.moveaxis(frames[i], 0, -1)
         proc = Source(data=data)
-        self.ports[name] = proc.s_out
+        self.ports[name] = ref(proc.s_out)
         self.procs[name] = proc
 
     # -- helpers ----------------------------------------------------------------------------
@@ -126,6 +150,15 @@ class Network:
             "LayerNorm": (host.LayerNorm, host.LayerNormFloat, host.LayerNormFixed),
         }
         self.P = {kind: proc for kind, (proc, _, _) in pairs.items()}
+        from lava.proc.dense.models import PyDenseModelBitAcc, PyDenseModelFloat
+        from lava.proc.dense.process import Dense
+        from lava.proc.lif.models import PyLifResetModelBitAcc, PyLifResetModelFloat
+        from lava.proc.lif.process import LIFReset
+        from lava.proc.sparse.models import PySparseModelBitAcc, PySparseModelFloat
+        from lava.proc.sparse.process import Sparse
+        # Stock processes a Group may hold: their (float, fixed point) models, as run_cfg picks them
+        self._stock_models = {Dense: (PyDenseModelFloat, PyDenseModelBitAcc), Sparse: (PySparseModelFloat,
+                              PySparseModelBitAcc), LIFReset: (PyLifResetModelFloat, PyLifResetModelBitAcc)}
         self._model_of = {proc: fixed if self.fixed_point else flt for proc, flt, fixed in pairs.values()}
 
     def _clock(self, name: str, arrival: int) -> dict:
@@ -137,7 +170,16 @@ class Network:
     def _ours(self, kind: str, name: str, **params):
         proc = self.P[kind](self._clock(name, self.sched.arrival(self.topo, name)), **params)
         self.models[proc] = self._model_of[self.P[kind]]
+        self._add(proc)
         return proc
+
+    def _add(self, proc, alone: bool = False) -> None:
+        """One of our processes. A cycle's processes stay processes of their own: in a cycle, a
+        synapse receives in a step what the nodes after it send in that step, which a group, running
+        its members one whole step after the other, cannot give it (procs/group.py)."""
+        self.ours.append(proc)
+        if alone or self._building in self.in_loop:
+            self.alone.add(id(proc))
 
     def _source_port(self, pred: str, name: str):
         """The output port of `pred` as node `name` must see it (through a balancing delay)."""
@@ -146,7 +188,7 @@ class Network:
             return self.ports[pred]
         if (pred, k) not in self.delays:
             self.delays[(pred, k)] = self._delay(pred, f"{pred}.delay{k}", self.sched.offset[pred], k)
-        return self.delays[(pred, k)].s_out
+        return ref(self.delays[(pred, k)].s_out)
 
     def _delay(self, pred: str, label: str, arrival: int, k: int, recurrent: bool = False):
         """A pipeline Delay process of k steps fed by `pred`'s output (routing.Delay)."""
@@ -154,7 +196,8 @@ class Network:
         proc = self.P["Delay"](self._clock(label, arrival), in_shape=shape, out_shape=shape, delay=k, logical=False,
                                recurrent=recurrent)
         self.models[proc] = self._model_of[self.P["Delay"]]
-        self.ports[pred].connect(proc.s_in)
+        self._add(proc, alone=recurrent)
+        self._link(self.ports[pred], proc.s_in)
         return proc
 
     def _wire(self, name: str, in_port) -> None:
@@ -162,7 +205,108 @@ class Network:
             if (p, name) in self.topo.back:
                 self.pending.append((p, name, in_port))
             else:
-                _connect(self._source_port(p, name), in_port)
+                self._link(self._source_port(p, name), in_port)
+
+    def _link(self, source: Ref, in_port) -> None:
+        self.links.append((source, in_port))
+
+    def _realize(self, groups: int) -> None:
+        """Make the connections, with the process models (ours, and stock Dense, Sparse and LIFReset;
+        not those of a cycle) in `groups` Groups of consecutive ones in a topological order
+        (procs/group.py): a connection inside a group becomes a wire, one across its boundary a port
+        of the group. The input and output stay processes: the caller reads the output's record."""
+        from .procs.group import Group, model_class
+        stock = [p for n, p in self.procs.items() if type(p) in self._stock_models and n not in self.in_loop]
+        ours = self._in_order([p for p in self.ours if id(p) not in self.alone] + stock)
+
+        def model_of(p):
+            return self.models[p] if p in self.models else self._stock_models[type(p)][self.fixed_point]
+        label = {id(p): n for n, p in self.procs.items()}
+        size = -(-len(ours) // groups) if ours and groups > 0 else 1
+        chunks = [ours[i:i + size] for i in range(0, len(ours), size)] if size > 1 else []
+        at = {id(p): (g, i) for g, chunk in enumerate(chunks) for i, p in enumerate(chunk)}
+        specs = [{"ins": {i: {q.name: (tuple(q.shape), []) for q in p.in_ports.members} for i, p in enumerate(c)},
+                  "outs": {i: {q.name: (tuple(q.shape), []) for q in p.out_ports.members} for i, p in enumerate(c)},
+                  "inputs": [], "outputs": [], "ports": {}, "out_index": {}} for c in chunks]
+        pairs = []                                   # (source end, destination end) across processes
+
+        def out_end(port):
+            if id(port.process) not in at:
+                return port
+            g, i = at[id(port.process)]
+            spec, key = specs[g], (i, port.name)
+            if key not in spec["out_index"]:
+                k = spec["out_index"][key] = len(spec["outputs"])
+                spec["outputs"].append(tuple(port.shape))
+                spec["outs"][i][port.name][1].append(k)
+                spec["ports"][f"o{k}"] = getattr(model_of(port.process), port.name)
+            return ("o", g, spec["out_index"][key])
+
+        for source, in_port in self.links:
+            src, dst = at.get(id(source.port.process)), at.get(id(in_port.process))
+            if src is not None and dst is not None and src[0] == dst[0]:
+                specs[dst[0]]["ins"][dst[1]][in_port.name][1].append(("wire", src[1], source.port.name))
+                continue
+            end = in_port
+            if dst is not None:
+                spec = specs[dst[0]]
+                k = len(spec["inputs"])
+                spec["inputs"].append(tuple(in_port.shape))
+                spec["ins"][dst[1]][in_port.name][1].append(("port", k))
+                spec["ports"][f"i{k}"] = getattr(model_of(in_port.process), in_port.name)
+                end = ("i", dst[0], k)
+            pairs.append((out_end(source.port), end))
+        self.groups = []
+        for g, (chunk, spec) in enumerate(zip(chunks, specs)):
+            members = [(model_of(p), p.proc_params, {v.name: (tuple(v.shape), v.init) for v in p.vars.members},
+                        label.get(id(p), type(p).__name__)) for p in chunk]
+            self.groups.append(Group(members=members, ins=spec["ins"], outs=spec["outs"], inputs=spec["inputs"],
+                                     outputs=spec["outputs"], out_dir=self.out_dir))
+        for chunk in chunks:
+            for p in chunk:
+                self.models.pop(p, None)
+        for g, (proc, spec) in enumerate(zip(self.groups, specs)):
+            self.models[proc] = model_class(g, spec["ports"], self.fixed_point)
+
+        def port_of(end):
+            return getattr(self.groups[end[1]], f"{end[0]}{end[2]}") if isinstance(end, tuple) else end
+        for a, b in pairs:
+            _connect(port_of(a), port_of(b))
+        grouped = {id(p) for c in chunks for p in c}
+        self.compiled = [p for p in self.models] + [p for p in self._stock() if id(p) not in grouped]
+
+    def _in_order(self, procs: list) -> list:
+        """`procs` so that each comes after those whose output it reads (build order where free:
+        a balancing delay is built after its consumer)."""
+        index = {id(p): i for i, p in enumerate(procs)}
+        after = {i: set() for i in range(len(procs))}
+        for source, in_port in self.links:
+            a, b = index.get(id(source.port.process)), index.get(id(in_port.process))
+            if a is not None and b is not None:
+                after[b].add(a)
+        done, out = set(), []
+
+        def visit(i):                      # depth first; the graph without recurrent delays is acyclic
+            stack = [(i, iter(sorted(after[i])))]
+            while stack:
+                j, it = stack[-1]
+                k = next((k for k in it if k not in done), None)
+                if k is None:
+                    stack.pop()
+                    if j not in done:
+                        done.add(j)
+                        out.append(procs[j])
+                else:
+                    stack.append((k, iter(sorted(after[k]))))
+        for i in range(len(procs)):
+            if i not in done:
+                visit(i)
+        return out
+
+    def _stock(self) -> list:
+        """Stock Lava processes of the run (every one of ours is in self.models)."""
+        ours = {id(p) for p in self.ours}
+        return [p for p in self.procs.values() if id(p) not in ours]
 
     def _recurrent_port(self, pred: str, name: str):
         """`pred`'s output through a Delay on the consumer's clock that holds it the schedule's
@@ -170,7 +314,7 @@ class Network:
         proc = self._delay(pred, f"{pred}.recurrent", self.sched.arrival(self.topo, name),
                            self.sched.recurrent[(pred, name)], recurrent=True)
         self.delays[(pred, name, "recurrent")] = proc
-        return proc.s_out
+        return ref(proc.s_out)
 
     def _message_bits(self, name: str) -> int:
         """Binary messages only from one spiking source: fan-in sums spikes into counts."""
@@ -223,7 +367,7 @@ class Network:
             for i in range(self.images):
                 data[..., i * self.steps:(i + 1) * self.steps] = np.moveaxis(x[i], 0, -1) if varying else x[i][..., None]
             proc = Source(data=data)
-            self.ports[name] = proc.s_out
+            self.ports[name] = ref(proc.s_out)
         elif isinstance(node, nir.Output):
             proc = Sink(shape=(int(np.prod(shape)),), buffer=self.lava_steps)
             self._wire(name, proc.a_in)
@@ -231,7 +375,7 @@ class Network:
             preds = self.topo.preds[name]
             if len(preds) != 1:
                 raise UserError(f"{name}: a Flatten with {len(preds)} inputs is not supported in Lava")
-            self.ports[name] = self.ports[preds[0]].reshape(shape)
+            self.ports[name] = Ref(self.ports[preds[0]].port, shape)
             return
         elif isinstance(node, X.ResetSubIF):
             if self.fixed_point:
@@ -242,14 +386,14 @@ class Network:
                 bias = np.broadcast_to(np.asarray(node.bias, np.float64), shape) + self.biases.get(name, 0.0)
             proc = self._ours("IF", name, shape=shape, threshold=th, v_init=v0, bias=bias)
             self._wire(name, proc.a_in)
-            self.ports[name] = proc.s_out
+            self.ports[name] = ref(proc.s_out)
         elif isinstance(node, (nir.IF,) + LEAKY):
             proc = self._stock_if(name, node, shape, LIFReset)
         elif isinstance(node, (nir.Affine, nir.Linear)):
             w, e = self._weights(name, node.weight)
             proc = Dense(weights=w, weight_exp=e, num_message_bits=self._message_bits(name))
             self._wire(name, proc.s_in)
-            self.ports[name] = proc.a_out
+            self.ports[name] = ref(proc.a_out)
         elif isinstance(node, nir.Scale):
             w, e = self._weights(name, node.scale)
             diag = np.broadcast_to(w, shape).reshape(-1)
@@ -257,7 +401,7 @@ class Network:
                                              shape=(diag.size, diag.size)),
                           weight_exp=e, num_message_bits=self._message_bits(name))
             self._wire(name, proc.s_in)
-            self.ports[name] = proc.a_out
+            self.ports[name] = ref(proc.a_out)
         elif isinstance(node, nir.Conv1d):
             proc = self._conv1d(name, node, shape, in_shape, Dense)
         elif isinstance(node, (nir.Conv2d,) + POOLS):
@@ -271,7 +415,7 @@ class Network:
             else:
                 proc = self._ours("Product", name, scale=float(node.scale) * self._gain(name), **common)
             self._wire(name, proc.s_in)
-            self.ports[name] = proc.a_out
+            self.ports[name] = ref(proc.a_out)
         elif isinstance(node, (X.Route, X.SynapseGate, nir.Delay)):
             proc = self._mover(name, node, in_shape, shape)
         elif isinstance(node, X.HostSoftmax):
@@ -279,13 +423,13 @@ class Network:
             proc = self._ours("Softmax", name, shape=shape, scale=node.scale, bias=node.bias,
                               axis=int(node.axis), in_scale=in_scale)
             self._wire(name, proc.s_in)
-            self.ports[name] = proc.s_out
+            self.ports[name] = ref(proc.s_out)
         elif isinstance(node, X.HostLayerNorm):
             proc = self._ours("LayerNorm", name, shape=shape, weight=node.weight, bias=node.bias,
                               axis=int(node.axis), eps=node.eps, mode=node.mode,
                               in_scale=self.plan.in_scale(name) if self.fixed_point else 1.0)
             self._wire(name, proc.s_in)
-            self.ports[name] = proc.s_out
+            self.ports[name] = ref(proc.s_out)
         else:                                    # check_supported rules this out
             raise UserError(f"{name}: {type(node).__name__} is not supported by the Lava backend")
         self.procs[name] = proc
@@ -307,8 +451,8 @@ class Network:
         if current is not None:
             self._constant_input(name, current, proc.a_in)
         rec = self._ours("Recorder", name, shape=shape)
-        proc.s_out.connect(rec.a_in)
-        self.ports[name] = proc.s_out
+        self._link(ref(proc.s_out), rec.a_in)
+        self.ports[name] = ref(proc.s_out)
         return proc
 
     def _float_lif(self, name, node, shape) -> tuple[dict, np.ndarray | None]:
@@ -335,7 +479,7 @@ class Network:
         from lava.proc.io.source import RingBuffer as Source
         data = np.repeat(np.asarray(value)[..., None], self.lava_steps, axis=-1)
         proc = Source(data=data.astype(np.int32) if self.fixed_point else data)
-        proc.s_out.connect(in_port)
+        self._link(ref(proc.s_out), in_port)
         self.procs[f"{name}.bias"] = proc
 
     def _conv1d(self, name, node, shape, in_shape, Dense):
@@ -347,13 +491,13 @@ class Network:
             wq, e = self._weights(name, w)
             proc = self._ours("TokenDense", name, in_shape=in_shape, out_shape=shape, weight=wq[:, :, 0], exp=e)
             self._wire(name, proc.s_in)
-            self.ports[name] = proc.a_out
+            self.ports[name] = ref(proc.a_out)
         elif full:                              # one output position: a plain Dense over (C, N)
             wq, e = self._weights(name, w)
             proc = Dense(weights=wq.reshape(wq.shape[0], -1), weight_exp=e,
                          num_message_bits=self._message_bits(name))
             self._wire(name, proc.s_in)
-            self.ports[name] = proc.a_out
+            self.ports[name] = ref(proc.a_out)
         else:
             raise UserError(f"{name}: Conv1d is supported in Lava as a token-wise layer (kernel 1) "
                             f"or a full-length kernel; this one has kernel {w.shape[2]}")
@@ -380,7 +524,7 @@ class Network:
                         groups=int(node.groups))
         proc = self._ours("Conv", name, in_shape=in_shape, out_shape=shape, weight=w, exp=e, **args)
         self._wire(name, proc.s_in)
-        self.ports[name] = proc.a_out
+        self.ports[name] = ref(proc.a_out)
         return proc
 
     def _mover(self, name, node, in_shape, shape):
@@ -393,7 +537,7 @@ class Network:
             proc = self._ours("Delay", name, in_shape=in_shape, out_shape=shape, delay=delay_steps(name, node),
                               logical=True)
         self._wire(name, proc.s_in)
-        self.ports[name] = proc.s_out
+        self.ports[name] = ref(proc.s_out)
         return proc
 
     # -- results ----------------------------------------------------------------------------

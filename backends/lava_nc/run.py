@@ -28,11 +28,10 @@ from ...progress import bar as progress_bar
 _ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 SHM_DIR = pathlib.Path("/dev/shm")
 PROCESS_BYTES = 8 << 20      # memory of one Lava process model (measured 6-7 MiB, docs/sources.md)
-# Every process model is forked from the worker, and each adds page tables and copied pages in
-# proportion to the worker's size, which grows with the graph's weights. Measured on random mst-t
-# (46 M weights, 600 processes): worker 1.75 GB (~38 bytes per weight), 36 MiB per process.
+# The worker holds the graph and Lava's compiled network: measured 1.75 GB for random mst-t's
+# 46 M weights (~38 bytes per weight); the group process holds each model's weights again.
 WORKER_BYTES_PER_WEIGHT = 40
-FORK_SHARE = 64              # a process adds 1/64 of the worker's memory
+MODEL_BYTES_PER_WEIGHT = 16
 
 
 def shm_prefix(worker_pid: int) -> str:
@@ -58,23 +57,31 @@ class LavaRun:
         return self.logits.sum(0).argmax(-1)
 
 
+def _weights(node) -> int:
+    return sum(np.size(v) for v in vars(node).values() if isinstance(v, np.ndarray))
+
+
 def node_bytes(topo: Topology, images: int, steps: int) -> dict[str, int]:
-    """Memory of each node in a Lava run of the graph or a block of it: its process (with its share
-    of the worker), its state and channel slots (a few float64 copies of its output), its spike
-    record (a byte per value and step)."""
-    weights = sum(np.size(v) for n in topo.order for v in vars(topo.node(n)).values() if isinstance(v, np.ndarray))
-    process = PROCESS_BYTES + WORKER_BYTES_PER_WEIGHT * weights // FORK_SHARE
-    return {n: process + int(np.prod(node_shape(topo.node(n)), dtype=np.int64)) * (40 + images * steps)
-            for n in topo.order}
+    """Memory of each node's process model in a Lava run: its weights, its state and messages (a
+    few float64 copies of its output) and its spike record (a byte per value and step)."""
+    return {n: MODEL_BYTES_PER_WEIGHT * _weights(topo.node(n)) + int(np.prod(node_shape(topo.node(n)),
+            dtype=np.int64)) * (40 + images * steps) for n in topo.order}
+
+
+def run_bytes(topo: Topology) -> int:
+    """Memory of a Lava run beyond its nodes': the worker (which reads the whole graph) and a few
+    processes (the group, the input, the output, constant inputs)."""
+    return WORKER_BYTES_PER_WEIGHT * sum(_weights(topo.node(n)) for n in topo.order) + 8 * PROCESS_BYTES
 
 
 def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, first_sample: int = 0,
              timeout: float = 900, progress: bool = True, dt: float | None = None,
-             block: list[str] | None = None, feeds: dict | None = None) -> LavaRun:
+             block: list[str] | None = None, feeds: dict | None = None, groups: int | None = None) -> LavaRun:
     """Run `images` (N, *input shape), each the same every step, or (N, steps, *input shape), one
     frame per step, for `steps` steps each; image i is gating sample first_sample + i. `dt`: the
     graph's time step (ir/timebase.py). `block`: only these nodes (ir/blocks.py), each node outside
-    that they read played from `feeds[node]` (N, steps, *shape): its recorded output."""
+    that they read played from `feeds[node]` (N, steps, *shape): its recorded output. `groups`: Lava
+    processes that run our process models (None: network.GROUPS)."""
     if steps < 1:
         raise UserError("the number of steps must be >= 1")
     if len(images) == 0:
@@ -84,7 +91,7 @@ def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, firs
     inputs = int(np.prod(node_shape(topo.node(topo.input), "input")))
     names = topo.order if block is None else block
     cost = node_bytes(topo, len(images), steps)
-    check_fits(8 * inputs * len(images) * steps + sum(cost[n] for n in names),
+    check_fits(8 * inputs * len(images) * steps + run_bytes(topo) + sum(cost[n] for n in names),
                f"a Lava run of {len(images)} images x {steps} steps", "-T or -n, or run parity block by block")
     remove_stale_runs()
     with tempfile.TemporaryDirectory(prefix=f"mst-lava-{os.getpid()}-") as out:
@@ -93,7 +100,7 @@ def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, firs
             np.savez(os.path.join(out, "feeds.npz"), **(feeds or {}))
         job = {"graph": str(pathlib.Path(graph_path).resolve()), "steps": int(steps), "fixed_point": bool(fixed_point),
                "first_sample": int(first_sample), "out_dir": out, "dt": dt,
-               "block": None if block is None else list(block)}
+               "block": None if block is None else list(block), "groups": groups}
         job_path = os.path.join(out, "job.json")
         with open(job_path, "w") as f:
             json.dump(job, f)

@@ -6,7 +6,6 @@ meta.json into the job's out_dir; progress.txt says how many steps are done.
 """
 from __future__ import annotations
 
-import gc
 import json
 import os
 import secrets
@@ -21,7 +20,7 @@ import numpy as np
 
 from ...errors import UserError
 from ...ir.io import read_graph
-from .network import Network
+from .network import GROUPS, Network
 from .run import SHM_DIR, shm_prefix
 
 # Messages a channel holds. Lava's default is 64 (compiler.py), each a full copy of the port's
@@ -67,15 +66,13 @@ def run_job(job: dict) -> None:
     block = job.get("block")
     feeds = dict(np.load(os.path.join(out, "feeds.npz"))) if block is not None else None
     net = Network(graph, images, int(job["steps"]), bool(job["fixed_point"]), int(job["first_sample"]), out,
-                  block, feeds)
+                  block, feeds, GROUPS if job.get("groups") is None else int(job["groups"]))
     t1 = time.perf_counter()
     sink = net.procs.get(net.topo.output)
-    src = next(iter(net.procs.values()))          # Lava runs every process connected to this one
+    src = net.compiled[0]                          # Lava runs every process connected to this one
     cfg = Loihi2SimCfg(select_tag="fixed_pt" if job["fixed_point"] else "floating_pt",
                        exception_proc_model_map=net.models)
-    executable = src.compile(cfg, {"pypy_channel_size": CHANNEL_SLOTS})
-    gc.freeze()            # the forked process models inherit these objects: their GC must not copy the pages
-    src.create_runtime(executable=executable)      # start every process model
+    src.create_runtime(run_cfg=cfg, compile_config={"pypy_channel_size": CHANNEL_SLOTS})   # compile and start
     t2 = time.perf_counter()
     done, chunk = 0, max(int(job["steps"]), 1)
     try:
@@ -93,17 +90,13 @@ def run_job(job: dict) -> None:
         np.savez(os.path.join(out, "result.npz"), logits=np.zeros((net.steps, net.images, 0)), raw=np.zeros((0, 0)))
     else:
         np.savez(os.path.join(out, "result.npz"), logits=net.logits(data), raw=np.asarray(data))
-    meta = {"lava_steps": net.lava_steps, "depth": net.sched.depth, "processes": len(net.models) + _stock(net),
+    meta = {"lava_steps": net.lava_steps, "depth": net.sched.depth, "processes": len(net.compiled),
+            "groups": len(net.groups),
             "delays_inserted": len(net.delays), "records": {str(k): v for k, v in net.records.items()},
             "build_seconds": t1 - t0, "compile_seconds": t2 - t1, "run_seconds": t3 - t2,
             "quantization": net.plan.report() if net.plan else []}
     with open(os.path.join(out, "meta.json"), "w") as f:
         json.dump(meta, f)
-
-
-def _stock(net: Network) -> int:
-    ours = set(map(id, net.models))
-    return sum(1 for p in net.procs.values() if id(p) not in ours)
 
 
 def main(argv: list[str]) -> int:

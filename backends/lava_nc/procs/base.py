@@ -18,6 +18,13 @@ from lava.magma.core.process.process import AbstractProcess
 CLOCK = ("node", "record", "arrival", "steps", "images", "first_sample", "out_dir")
 
 
+def report(out_dir: str, who: str) -> None:
+    """Write the exception being handled to errors.txt (the parent stops the run and shows it)."""
+    last = traceback.format_exc().strip().splitlines()[-1]
+    with open(os.path.join(out_dir, "errors.txt"), "a") as f:
+        f.write(f"{who}: {last}\n")
+
+
 class NodeProcess(AbstractProcess):
     """A process that runs one NIR node. `clock` is a dict of the CLOCK parameters."""
 
@@ -52,9 +59,7 @@ class NodeModel(PyLoihiProcessModel):
         try:
             self.step()
         except Exception:  # noqa: BLE001 - reported to the parent, then re-raised
-            last = traceback.format_exc().strip().splitlines()[-1]
-            with open(os.path.join(self.proc_params["out_dir"], "errors.txt"), "a") as f:
-                f.write(f"{self.node}: {last}\n")
+            report(self.proc_params["out_dir"], self.node)
             raise
 
     def step(self):
