@@ -6,7 +6,10 @@ For mst-tiny (the checkpoint if it exists, else random weights; digits images) a
 L Dense + IF layers (width 100, random weights, the 10-layer chain of docs/sources.md, "Lava in practice"):
 Lava's compile time (graph to processes, Lava compile, process start) and simulated steps per
 second, and the reference simulator's steps per second (all images in one batch; a "step" is one
-image-step, so both count the same work), in float and bit-accurate fixed point.
+image-step, so both count the same work), in float and bit-accurate fixed point. Each Lava run
+twice in this one run: with the process models in one Lava process (groups 1, the default,
+procs/group.py) and one process per model (groups 0, Lava's usual layout); both must give the
+same spikes (the parity columns compare each with the reference).
 """
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ import numpy as np
 import torch
 
 from mstdeploy.backends.lava_nc.run import run_lava
+from mstdeploy.compare.parity import compare
+from mstdeploy.ir.topology import NEURONS
 from mstdeploy.ir import nodes as X
 from mstdeploy.ir.io import write_graph
 from mstdeploy.export.lower import to_nir
@@ -47,7 +52,7 @@ def dense_chain(layers: int, width: int = 100, seed: int = 0) -> nir.NIRGraph:
     return nir.NIRGraph(nodes=nodes, edges=edges)
 
 
-def measure(name: str, graph: nir.NIRGraph, x: np.ndarray, T: int, fixed: bool, tmp: pathlib.Path) -> dict:
+def measure(name: str, graph: nir.NIRGraph, x: np.ndarray, T: int, fixed: bool, tmp: pathlib.Path) -> None:
     path = tmp / f"{name}.nir"
     write_graph(graph, path)
     sim = Simulator(graph, "cpu", torch.float64, fixed_point=fixed)
@@ -55,17 +60,19 @@ def measure(name: str, graph: nir.NIRGraph, x: np.ndarray, T: int, fixed: bool, 
     sim.run(xt, 2)                                               # warm-up
     t0 = time.perf_counter()
     sim.run(xt, T)
-    ref = time.perf_counter() - t0
-    lava = run_lava(path, x, T, fixed, progress=False, timeout=3600)
-    m = lava.meta
-    row = {"graph": name, "mode": "fixed_point" if fixed else "float", "processes": m["processes"],
-           "depth": m["depth"], "compile_s": m["build_seconds"] + m["compile_seconds"],
-           "lava_steps_s": m["lava_steps"] / m["run_seconds"],
-           "ref_steps_s": len(x) * T / ref}
-    row["ratio"] = row["ref_steps_s"] / row["lava_steps_s"]
-    print(f"| {name} | {row['mode']} | {row['processes']} | {row['depth']} | {row['compile_s']:.1f} s | "
-          f"{row['lava_steps_s']:.1f} | {row['ref_steps_s']:.0f} | {row['ratio']:.0f}x |", flush=True)
-    return row
+    ref_steps_s = len(x) * T / (time.perf_counter() - t0)
+    neurons = {k for k, n in graph.nodes.items() if isinstance(n, NEURONS)}
+    ref = sim.run(xt, T, record=neurons)
+    rates = {}
+    for groups in (0, 1):
+        lava = run_lava(path, x, T, fixed, progress=False, timeout=3600, groups=groups)
+        m = lava.meta
+        rates[groups] = m["lava_steps"] / m["run_seconds"]
+        differ = compare(ref, lava, fixed)["mismatched_spikes"]
+        print(f"| {name} | {'fixed' if fixed else 'float'} | {groups} | {m['processes']} | {m['depth']} | "
+              f"{m['build_seconds'] + m['compile_seconds']:.1f} s | {rates[groups]:.1f} | {ref_steps_s:.0f} | "
+              f"{ref_steps_s / rates[groups]:.0f}x | {differ} |", flush=True)
+    print(f"| | | groups 1 / groups 0 | | | | {rates[1] / rates[0]:.2f}x | | | |", flush=True)
 
 
 def main() -> None:
@@ -78,8 +85,9 @@ def main() -> None:
     torch.set_num_threads(2)
     print(f"{a.images} images x T={a.steps}; Lava steps/s counts Lava time steps (images x T + depth); "
           f"reference steps/s counts image-steps (images x T, one batch)", file=sys.stderr)
-    print("| graph | mode | processes | depth | Lava compile | Lava steps/s | reference steps/s | reference / Lava |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| graph | mode | groups | processes | depth | Lava compile | Lava steps/s | reference steps/s | "
+          "reference / Lava | spikes differ |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         if pathlib.Path(a.ckpt).exists():

@@ -14,9 +14,32 @@ import numpy as np
 from .topology import NEURONS, Topology
 
 
-def cuts(topo: Topology) -> list[bool]:
-    """cuts[i]: the order may be cut before position i (0 < i < len; the ends always can)."""
-    order = topo.order
+def late_order(topo: Topology) -> list[str]:
+    """A topological order that puts every node as late as it can: depth first from the Output
+    along forward edges, the latest inputs first, so a synapse comes just before the neuron it
+    feeds (not just after its source: a residual sum's synapses would then span a whole stage
+    and leave no cut)."""
+    pos = {n: i for i, n in enumerate(topo.order)}
+    done, out = set(), []
+    for root in [topo.output] + topo.order[::-1]:
+        if root in done:
+            continue
+        stack = [(root, iter(sorted(topo.forward_preds[root], key=pos.get, reverse=True)))]
+        while stack:
+            n, preds = stack[-1]
+            p = next((p for p in preds if p not in done), None)
+            if p is None:
+                stack.pop()
+                if n not in done:
+                    done.add(n)
+                    out.append(n)
+            else:
+                stack.append((p, iter(sorted(topo.forward_preds[p], key=pos.get, reverse=True))))
+    return out
+
+
+def cuts(topo: Topology, order: list[str]) -> list[bool]:
+    """cuts[i]: `order` may be cut before position i (0 < i < len; the ends always can)."""
     pos = {n: i for i, n in enumerate(order)}
     blocked = np.zeros(len(order) + 1, np.int64)          # difference array of uncuttable spans
     for b in order:
@@ -58,12 +81,19 @@ def connected(topo: Topology, members: list[str]) -> bool:
 
 
 def blocks(topo: Topology, cost: dict[str, float], budget: float) -> list[list[str]]:
-    """The order split into blocks of total cost at most `budget` where the cuts allow it (a block
+    """The nodes split into blocks of total cost at most `budget` where the cuts allow it (a block
     that cannot be cut smaller is kept whole). The Input belongs to no block: each block that reads
-    it gets the images."""
-    order = [n for n in topo.order if n != topo.input]
-    ok = cuts(topo)
-    pos = {n: i for i, n in enumerate(topo.order)}
+    it gets the images. Of the two orders tried (the topological order, and late_order), the one
+    whose largest block costs least: neither is best everywhere (an attention block's synapses cut
+    better early, a residual sum's late)."""
+    tries = [_split(topo, order, cost, budget) for order in (topo.order, late_order(topo))]
+    return min(tries, key=lambda parts: (max(sum(cost[n] for n in p) for p in parts), len(parts)))
+
+
+def _split(topo: Topology, full: list[str], cost: dict, budget: float) -> list[list[str]]:
+    ok = cuts(topo, full)
+    order = [n for n in full if n != topo.input]
+    pos = {n: i for i, n in enumerate(full)}
     allowed = [i for i, n in enumerate(order) if ok[pos[n]]] + [len(order)]   # cut before order[i]
     out, start = [], 0
     while start < len(order):
