@@ -94,6 +94,7 @@ class Network:
         self.links: list = []                     # (Ref, InPort): connections, made by _realize
         self.ours: list = []                      # our processes in build order (topological)
         self.alone: set = set()                   # ids of ours that stay processes of their own
+        self.recurrent: set = set()               # ids of the recurrent edges' Delay processes
         self._import_procs()
         for name, frames in self.feeds.items():
             self._play(name, frames)
@@ -197,6 +198,8 @@ class Network:
                                recurrent=recurrent)
         self.models[proc] = self._model_of[self.P["Delay"]]
         self._add(proc, alone=recurrent)
+        if recurrent:
+            self.recurrent.add(id(proc))
         self._link(self.ports[pred], proc.s_in)
         return proc
 
@@ -276,32 +279,33 @@ class Network:
         self.compiled = [p for p in self.models] + [p for p in self._stock() if id(p) not in grouped]
 
     def _in_order(self, procs: list) -> list:
-        """`procs` so that each comes after those whose output it reads (build order where free:
-        a balancing delay is built after its consumer)."""
-        index = {id(p): i for i, p in enumerate(procs)}
-        after = {i: set() for i in range(len(procs))}
+        """`procs` in a topological order of the whole run's connections (a recurrent delay's
+        output aside, which closes each cycle): a group runs its members in this order, so that
+        a member waiting on another process waits only on what comes before it, through any path
+        (a balancing delay is built after its consumer, a stock synapse after our neurons)."""
+        proc, after = {}, {}
         for source, in_port in self.links:
-            a, b = index.get(id(source.port.process)), index.get(id(in_port.process))
-            if a is not None and b is not None:
-                after[b].add(a)
-        done, out = set(), []
-
-        def visit(i):                      # depth first; the graph without recurrent delays is acyclic
-            stack = [(i, iter(sorted(after[i])))]
+            a, b = source.port.process, in_port.process
+            proc[id(a)], proc[id(b)] = a, b
+            after.setdefault(id(a), [])
+            after.setdefault(id(b), [])
+            if id(a) not in self.recurrent:
+                after[id(b)].append(id(a))
+        done, order = set(), []
+        for root in [id(p) for p in procs] + list(proc):
+            stack = [(root, iter(after.get(root, ())))]
             while stack:
-                j, it = stack[-1]
-                k = next((k for k in it if k not in done), None)
-                if k is None:
+                n, preds = stack[-1]
+                p = next((p for p in preds if p not in done), None)
+                if p is None:
                     stack.pop()
-                    if j not in done:
-                        done.add(j)
-                        out.append(procs[j])
+                    if n not in done:
+                        done.add(n)
+                        order.append(n)
                 else:
-                    stack.append((k, iter(sorted(after[k]))))
-        for i in range(len(procs)):
-            if i not in done:
-                visit(i)
-        return out
+                    stack.append((p, iter(after[p])))
+        members = {id(p): p for p in procs}
+        return [members[n] for n in order if n in members]
 
     def _stock(self) -> list:
         """Stock Lava processes of the run (every one of ours is in self.models)."""
