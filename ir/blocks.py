@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .topology import NEURONS, Topology
+from .topology import NEURONS, Topology, walk
 
 
 def late_order(topo: Topology) -> list[str]:
@@ -20,22 +20,8 @@ def late_order(topo: Topology) -> list[str]:
     feeds (not just after its source: a residual sum's synapses would then span a whole stage
     and leave no cut)."""
     pos = {n: i for i, n in enumerate(topo.order)}
-    done, out = set(), []
-    for root in [topo.output] + topo.order[::-1]:
-        if root in done:
-            continue
-        stack = [(root, iter(sorted(topo.forward_preds[root], key=pos.get, reverse=True)))]
-        while stack:
-            n, preds = stack[-1]
-            p = next((p for p in preds if p not in done), None)
-            if p is None:
-                stack.pop()
-                if n not in done:
-                    done.add(n)
-                    out.append(n)
-            else:
-                stack.append((p, iter(sorted(topo.forward_preds[p], key=pos.get, reverse=True))))
-    return out
+    latest_first = {n: sorted(topo.forward_preds[n], key=pos.get, reverse=True) for n in topo.order}
+    return walk([topo.output] + topo.order[::-1], latest_first)
 
 
 def cuts(topo: Topology, order: list[str]) -> list[bool]:

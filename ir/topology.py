@@ -101,7 +101,7 @@ class Topology:
         return out
 
 
-def _walk(roots, step: dict, on_cycle) -> list[str]:
+def walk(roots, step: dict, on_cycle=lambda n, m: None) -> list[str]:
     """Depth-first walk from each root in turn along `step` (node -> next nodes), with an explicit
     stack (a chain of any length works: no recursion limit). `on_cycle(n, m)` is called for a step
     to a node m on the current path. Returns the nodes in post-order."""
@@ -137,14 +137,14 @@ def topological_order(graph: nir.NIRGraph, preds: dict | None = None) -> list[st
 
     def cycle(n, p):
         raise UserError(f"the graph has a cycle through node {shown(p)}")
-    return _walk(graph.nodes, preds, cycle)
+    return walk(graph.nodes, preds, cycle)
 
 
 def back_edges(graph: nir.NIRGraph, start: str, consumers: dict) -> set[tuple[str, str]]:
     """Edges to a node on the current path of a depth-first walk along the edges in file order,
     from the Input first, then from any node not reached: the edges that close cycles."""
     back: set = set()
-    _walk([start] + list(graph.nodes), consumers, lambda n, c: back.add((n, c)))
+    walk([start] + list(graph.nodes), consumers, lambda n, c: back.add((n, c)))
     return back
 
 

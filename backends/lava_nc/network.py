@@ -21,7 +21,7 @@ from ...ir import blocks
 from ...ir import nodes as X
 from ...ir.cuba import LEAKY, cuba
 from ...ir.topology import SUPPORTED as IR_NODES
-from ...ir.topology import POOLS, Topology, check_supported, delay_steps, node_shape, pair
+from ...ir.topology import POOLS, Topology, check_supported, delay_steps, node_shape, pair, walk
 from ...loihi.placement import moved_biases, placements
 from ...loihi.plan import FixedPlan, uniform
 from ...loihi.quantize import quantize_input
@@ -283,27 +283,14 @@ class Network:
         output aside, which closes each cycle): a group runs its members in this order, so that
         a member waiting on another process waits only on what comes before it, through any path
         (a balancing delay is built after its consumer, a stock synapse after our neurons)."""
-        proc, after = {}, {}
+        after = {id(p): [] for p in procs}                  # process -> those it reads from
         for source, in_port in self.links:
-            a, b = source.port.process, in_port.process
-            proc[id(a)], proc[id(b)] = a, b
-            after.setdefault(id(a), [])
-            after.setdefault(id(b), [])
-            if id(a) not in self.recurrent:
-                after[id(b)].append(id(a))
-        done, order = set(), []
-        for root in [id(p) for p in procs] + list(proc):
-            stack = [(root, iter(after.get(root, ())))]
-            while stack:
-                n, preds = stack[-1]
-                p = next((p for p in preds if p not in done), None)
-                if p is None:
-                    stack.pop()
-                    if n not in done:
-                        done.add(n)
-                        order.append(n)
-                else:
-                    stack.append((p, iter(after[p])))
+            a, b = id(source.port.process), id(in_port.process)
+            after.setdefault(a, [])
+            after.setdefault(b, [])
+            if a not in self.recurrent:
+                after[b].append(a)
+        order = walk(list(after), after)
         members = {id(p): p for p in procs}
         return [members[n] for n in order if n in members]
 
