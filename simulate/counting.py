@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from ..ir import nodes as X
 from ..ir.topology import ROUTING, SYNAPTIC, Topology, node_shape, pair
+from . import kernels
 from .ops import pad
 
 
@@ -117,11 +118,19 @@ def route_counts(counts: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 def spike_counts(y: torch.Tensor) -> torch.Tensor:
     """Per element of (T, B, *shape) spikes, the total over steps and images (float64).
     Counts per element are < 2^24: exact in the float32 sum."""
-    T, B = y.shape[:2]
-    return y.reshape(T * B, -1).sum(0).double().reshape(y.shape[2:])
+    return _per_element(y, lambda rows: rows.sum(0).double())
 
 
 def nonzero_counts(y: torch.Tensor) -> torch.Tensor:
     """Per element, the steps x images where the value is not 0 (graded values count once)."""
+    return _per_element(y, lambda rows: torch.count_nonzero(rows, dim=0).to(torch.float64))
+
+
+def _per_element(y: torch.Tensor, reduce) -> torch.Tensor:
+    """reduce(rows) over the (T x B, elements) rows of y, in y's memory order (no copy of a
+    channels-last y, kernels.channels_last), as a tensor of the element shape."""
     T, B = y.shape[:2]
-    return torch.count_nonzero(y.reshape(T * B, -1), dim=0).to(torch.float64).reshape(y.shape[2:])
+    if kernels.channels_last(y):
+        C, H, W = y.shape[2:]
+        return reduce(y.permute(0, 1, 3, 4, 2).reshape(T * B, -1)).reshape(H, W, C).permute(2, 0, 1)
+    return reduce(y.reshape(T * B, -1)).reshape(y.shape[2:])

@@ -4,7 +4,8 @@ same order as the torch step functions (neurons.py, fixed.py), so spikes and sta
 (tests/test_kernels.py compares them); numba does not contract a * b + c into a fused multiply-add
 unless asked (fastmath is off).
 
-Arrays: drive and out (T, M) contiguous, M = batch x neurons; state (M,); per-neuron parameters
+Arrays: drive and out (T, M) contiguous, M = batch x neurons (in the drive's memory order: a
+convolution's channels-last output is scanned as (T, B, H, W, C), parameters permuted alike); state (M,); per-neuron parameters
 (N,). Tiles of one image's neurons run in parallel (prange); within a tile, time runs in order
 and the neurons of each step form an inner loop the compiler can vectorize.
 """
@@ -173,9 +174,26 @@ def per_neuron(p: torch.Tensor, shape: tuple, dtype) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(p.cpu().numpy().astype(dtype), shape)).reshape(-1)
 
 
+def channels_last(x: torch.Tensor) -> bool:
+    """x (T, B, C, H, W) stored channels last (a convolution's output, ops.py): its (T, B, H, W, C)
+    view is contiguous."""
+    return x.dim() == 5 and not x.is_contiguous() and x.permute(0, 1, 3, 4, 2).is_contiguous()
+
+
 def if_scan(x: torch.Tensor, v: torch.Tensor, th, v_reset, offset, subtract: bool):
     """Spikes (T, ...) and the new v of an IF node on input x (T, B, *shape); th, v_reset and
-    offset (ResetSubIF's bias, stock IF's gain) flat per neuron."""
+    offset (ResetSubIF's bias, stock IF's gain) flat per neuron. A channels-last x is scanned in
+    its own memory order (the neurons are independent: the same operations on each) and the
+    spikes come back channels last, for the next convolution; so does a 5-d x that must be copied
+    anyway (the first layer's, the same at every step)."""
+    if channels_last(x) or (x.dim() == 5 and not x.is_contiguous()):
+        T, B, C, H, W = x.shape
+        hwc = [np.ascontiguousarray(p.reshape(C, H, W).transpose(1, 2, 0)).reshape(-1) for p in (th, v_reset, offset)]
+        d = np.ascontiguousarray(x.permute(0, 1, 3, 4, 2).numpy()).reshape(T, -1)
+        out, vv = np.empty_like(d), v.permute(0, 2, 3, 1).numpy().reshape(-1).copy()
+        _if(d, vv, *hwc, subtract, out)
+        return (torch.from_numpy(out).reshape(T, B, H, W, C).permute(0, 1, 4, 2, 3),
+                torch.from_numpy(vv).reshape(B, H, W, C).permute(0, 3, 1, 2).contiguous())
     d = _flat(x)
     out, vv = np.empty_like(d), _state(v)
     _if(d, vv, th, v_reset, offset, subtract, out)

@@ -116,6 +116,11 @@ def synapse(node, x: torch.Tensor, param) -> torch.Tensor:
                                                 int(node.dilation), int(node.groups)))
     if isinstance(node, nir.Conv2d):
         w, b = param("w", node.weight), param("b", node.bias)
+        if x.dtype == torch.float32 and x.device.type == "cpu":        # oneDNN: 2-5x faster channels last
+            fmt = torch.channels_last
+            w = param("w_cl", node.weight).contiguous(memory_format=fmt)
+            return flat_steps(x, lambda v: F.conv2d(v.contiguous(memory_format=fmt), w, b, pair(node.stride),
+                                                    pair(pad(node.padding)), pair(node.dilation), int(node.groups)))
         return flat_steps(x, lambda v: F.conv2d(v, w, b, pair(node.stride), pair(pad(node.padding)),
                                                 pair(node.dilation), int(node.groups)))
     if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):

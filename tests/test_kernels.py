@@ -110,3 +110,24 @@ def test_gate_kernel_equals_the_torch_gate(monkeypatch):
     y_t, d_t = sim._gate("gate", g.nodes["gate"], x, clock)
     assert torch.equal(y_k, y_t) and torch.equal(d_k, d_t)
     assert 0 < (y_t == 0).sum() - (x == 0).sum() < (x != 0).sum()       # some dropped, not all
+
+
+@pytest.mark.parametrize("subtract", [True, False])
+def test_channels_last_input_scans_to_the_same_spikes_channels_last(subtract):
+    """A convolution's channels-last output (ops.py) is scanned in its own memory order: the
+    same spikes and state as the channels-first scan, and the spikes come back channels last;
+    spike and non-zero counts read either layout the same."""
+    from mstdeploy.simulate import counting
+    g = torch.Generator().manual_seed(5)
+    T, B, C, H, W = 6, 3, 4, 5, 7
+    x = torch.randn(T, B, C, H, W, generator=g)
+    v = torch.rand(B, C, H, W, generator=g)
+    th, v_reset, offset = (np.random.default_rng(i).uniform(0.5, 1.5, C * H * W).astype(np.float32) for i in range(3))
+    xl = x.reshape(T * B, C, H, W).contiguous(memory_format=torch.channels_last).reshape(T, B, C, H, W)
+    assert kernels.channels_last(xl) and not kernels.channels_last(x)
+    s0, v0 = kernels.if_scan(x, v, th, v_reset, offset, subtract)
+    s1, v1 = kernels.if_scan(xl, v, th, v_reset, offset, subtract)
+    assert kernels.channels_last(s1) and s0.sum() > 0
+    assert torch.equal(s0, s1) and torch.equal(v0, v1)
+    assert torch.equal(counting.spike_counts(s0), counting.spike_counts(s1))
+    assert torch.equal(counting.nonzero_counts(x), counting.nonzero_counts(xl))
