@@ -91,11 +91,12 @@ def run_parity(graph_path, x: torch.Tensor, steps: int, fixed_point: bool, timeo
     t0 = time.perf_counter()
     ref = sim.run(x, steps, record=neurons)
     ref_seconds = time.perf_counter() - t0
-    parts = lava_blocks(Topology(graph), len(x), steps, block_nodes)
+    topo = Topology(graph)
+    parts = lava_blocks(topo, len(x), steps, block_nodes)
     if parts is None:
         lava = run_lava(graph_path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress, dt=dt)
     else:
-        lava = _by_blocks(graph_path, Topology(graph), parts, ref, x.numpy(), steps, fixed_point, timeout,
+        lava = _by_blocks(graph_path, topo, parts, ref, x.numpy(), steps, fixed_point, timeout,
                           progress, dt)
     res = compare(ref, lava, fixed_point)
     return {"graph": str(graph_path), "mode": "fixed_point" if fixed_point else "float", "images": len(x),

@@ -5,8 +5,8 @@ same order as the torch step functions (neurons.py, fixed.py), so spikes and sta
 unless asked (fastmath is off).
 
 Arrays: drive and out (T, M) contiguous, M = batch x neurons (in the drive's memory order: a
-convolution's channels-last output is scanned as (T, B, H, W, C), parameters permuted alike); state (M,); per-neuron parameters
-(N,). Tiles of one image's neurons run in parallel (prange); within a tile, time runs in order
+convolution's channels-last output is scanned as (T, B, H, W, C), parameters permuted alike);
+state (M,); per-neuron parameters (N,). Tiles of one image's neurons run in parallel (prange); within a tile, time runs in order
 and the neurons of each step form an inner loop the compiler can vectorize.
 """
 from __future__ import annotations
@@ -186,7 +186,7 @@ def if_scan(x: torch.Tensor, v: torch.Tensor, th, v_reset, offset, subtract: boo
     its own memory order (the neurons are independent: the same operations on each) and the
     spikes come back channels last, for the next convolution; so does a 5-d x that must be copied
     anyway (the first layer's, the same at every step)."""
-    if channels_last(x) or (x.dim() == 5 and not x.is_contiguous()):
+    if x.dim() == 5 and not x.is_contiguous():                 # channels last, or to be copied anyway
         T, B, C, H, W = x.shape
         hwc = [np.ascontiguousarray(p.reshape(C, H, W).transpose(1, 2, 0)).reshape(-1) for p in (th, v_reset, offset)]
         d = np.ascontiguousarray(x.permute(0, 1, 3, 4, 2).numpy()).reshape(T, -1)

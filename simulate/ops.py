@@ -118,7 +118,7 @@ def synapse(node, x: torch.Tensor, param) -> torch.Tensor:
         w, b = param("w", node.weight), param("b", node.bias)
         if x.dtype == torch.float32 and x.device.type == "cpu":        # oneDNN: 2-5x faster channels last
             fmt = torch.channels_last
-            w = param("w_cl", node.weight).contiguous(memory_format=fmt)
+            w = w.contiguous(memory_format=fmt)
             return flat_steps(x, lambda v: F.conv2d(v.contiguous(memory_format=fmt), w, b, pair(node.stride),
                                                     pair(pad(node.padding)), pair(node.dilation), int(node.groups)))
         return flat_steps(x, lambda v: F.conv2d(v, w, b, pair(node.stride), pair(pad(node.padding)),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import calibrated, recurrent_graph, run_mst
+from conftest import calibrated, one_line_here, recurrent_graph, run_mst
 from mstdeploy.backends.lava_nc.run import run_lava
 from mstdeploy.compare.parity import compare_spikes, run_parity
 from mstdeploy.export.lower import to_nir
@@ -110,3 +110,9 @@ def test_cli_parity_by_blocks(graphs, tmp_path):
     rep = json.loads((tmp_path / "p.json").read_text())
     assert rep["mismatched_spikes"] == 0 and len(rep["lava"]["blocks"]) > 1
     assert sum(b["nodes"] for b in rep["lava"]["blocks"]) == len(read_graph(graphs["mst"]).nodes) - 1
+
+
+def test_bad_block_nodes_is_one_line(graphs, capsys):
+    for bad in ("0", "-3", "two"):
+        line = one_line_here(capsys, "parity", graphs["mst"], "-n", "1", "-T", "2", "--block-nodes", bad)
+        assert "--block-nodes" in line

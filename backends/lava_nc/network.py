@@ -92,7 +92,7 @@ class Network:
         self.delays: dict[tuple, object] = {}     # (source, steps) -> balancing Delay process
         self.pending: list = []                   # recurrent edges: wired once both ends exist
         self.links: list = []                     # (Ref, InPort): connections, made by _realize
-        self.ours: list = []                      # our processes in build order (topological)
+        self.ours: list = []                      # our processes in build order
         self.alone: set = set()                   # ids of ours that stay processes of their own
         self.recurrent: set = set()               # ids of the recurrent edges' Delay processes
         self._import_procs()

@@ -1,9 +1,9 @@
-"""Several of our node processes in one Lava process: fewer OS processes and channels.
+"""Several process models (ours and stock ones) in one Lava process: fewer OS processes and channels.
 
 Lava runs one OS process per process model and synchronises every one of them at every step,
 so its time per step grows with the number of processes (docs/lava-backend.md, "Groups"). A
-Group holds the process models of a run of nodes in the network's build order, which is
-topological: each step it runs them in that order, passing values between them through wires in
+Group holds process models in a topological order of the whole run's connections (network.py,
+`_in_order`): each step it runs them in that order, passing values between them through wires in
 memory, and through its own ports to and from what is outside. A wire keeps Lava's message
 semantics exactly: what is sent is cast to the sending port's type (the channel's), what is
 received is a zeros array of the receiving port's type plus every incoming message (Lava's
@@ -24,10 +24,10 @@ from mstdeploy.backends.lava_nc.procs.base import NodeModel, report
 
 
 class Group(AbstractProcess):
-    """params: members [(model class, proc_params, {var: (shape, initial value)}, label)]; ins {member: {port: (shape, [source])}}, a source
-    ("wire", member, port) or ("port", k) (this process's InPort i<k>); outs {member: {port: (shape,
-    [k])}}, the OutPorts o<k> that forward what the member sends there; inputs, outputs: the shapes
-    of i<k> and o<k>."""
+    """params: members [(model class, proc_params, {var: (shape, initial value)}, label)];
+    ins {member: {port: (shape, [source])}}, a source ("wire", member, port) or ("port", k) (this
+    process's InPort i<k>); outs {member: {port: (shape, [k])}}, the OutPorts o<k> that forward what
+    the member sends there; inputs, outputs: the shapes of i<k> and o<k>."""
 
     def __init__(self, members: list, ins: dict, outs: dict, inputs: list, outputs: list, out_dir: str):
         super().__init__(members=members, ins=ins, outs=outs, out_dir=out_dir)
