@@ -108,11 +108,17 @@ def sum_counts(items):
     return out
 
 
+def count_index(index: np.ndarray, sources: int, device) -> torch.Tensor:
+    """A Route's index for count vectors (route_counts): -1 points past the `sources` counts,
+    at the 0 appended there."""
+    idx = np.asarray(index, np.int64)
+    return torch.as_tensor(np.where(idx < 0, sources, idx), device=device)
+
+
 def route_counts(counts: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Per-element counts through a Route (0 where the index is -1)."""
+    """Per-element counts through a Route (0 where the index is -1), `index` from count_index."""
     flat = torch.cat([counts.reshape(-1), counts.new_zeros(1)])
-    gather = torch.where(index < 0, torch.full_like(index, flat.shape[0] - 1), index)
-    return flat[gather.reshape(-1)].reshape(index.shape)
+    return flat[index.reshape(-1)].reshape(index.shape)
 
 
 def spike_counts(y: torch.Tensor) -> torch.Tensor:

@@ -229,6 +229,7 @@ class Simulator:
                        for p in preds]
                 y, drop, act, rec = self._node(item, ins, clock, state, res, record, count, playback, B)
                 if once:
+                    y = ops.dense(y)
                     y = y.expand(k, *y.shape[1:])
                     held.static.add(item)
                 held.keep(item, y, drop, act, rec)
@@ -244,9 +245,7 @@ class Simulator:
         fan-in order: (output, dropped spikes, events per element, recorded spikes)."""
         node = self.graph.nodes[name]
         k = len(clock.steps)
-        inp = ins[0][0]
-        for y_p, _, _ in ins[1:]:
-            inp = inp + y_p
+        inp = ops.fan_in([y_p for y_p, _, _ in ins])
         drop_in = counting.sum_counts(d for _, d, _ in ins) if count else None
         act_in = counting.sum_counts(a for _, _, a in ins) if count else None
         if count and isinstance(node, SYNAPTIC):
@@ -294,7 +293,7 @@ class Simulator:
                 if a in now:
                     state[("loop", a)] = now[a]
         for name, steps in per_step.items():
-            y = torch.cat([v[0] for v in steps])
+            y = torch.cat([ops.dense(v[0]) for v in steps])
             drop = counting.sum_counts(v[1] for v in steps)
             act = counting.sum_counts(v[2] for v in steps)
             rec = torch.cat([v[3] for v in steps]) if steps[0][3] is not None else None
@@ -336,7 +335,7 @@ class Simulator:
             if isinstance(node, X.SynapseGate):
                 gone = drop_out if drop_in is None else drop_out - drop_in
                 return act_in - gone
-        return counting.nonzero_counts(y)
+        return counting.nonzero_counts(ops.dense(y))
 
     def _count(self, name, node, act_in, drop_in, res: Result, T: int, B: int) -> None:
         fan = self.fanout(name)
@@ -348,9 +347,10 @@ class Simulator:
             _add(res.gated_events, name, counting.events(drop_in, fan))
 
     def _route(self, name, node: X.Route):
-        """(route plan, full index with -1 for routing count vectors)."""
+        """(route plan, index for routing count vectors)."""
         return self.cached(name, "route", lambda: (
-            ops.route_plan(node, self.device), torch.as_tensor(node.index, dtype=torch.int64, device=self.device)))
+            ops.route_plan(node, self.device),
+            counting.count_index(node.index, int(np.prod(node_shape(node, "input"))), self.device)))
 
     def _step(self, name, node, x, drop, clock, state, count):
         """Output (k, B, *shape) of one node over a chunk, and the routed count of gated-out

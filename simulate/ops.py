@@ -6,6 +6,8 @@ Also the small shape helpers the fixed-point and counting modules share.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import nir
 import numpy as np
 import torch
@@ -56,9 +58,15 @@ def step_numbers(steps: torch.Tensor, dtype, like: torch.Tensor) -> torch.Tensor
 
 
 def increments(total: torch.Tensor, last: torch.Tensor | None) -> torch.Tensor:
-    """out_t = total_t - total_{t-1} of a running total, `last` the total before the chunk."""
-    prev = torch.cat([torch.zeros_like(total[:1]) if last is None else last, total[:-1]])
-    return total - prev
+    """out_t = total_t - total_{t-1} of a running total, `last` the total before the chunk
+    (written into one new tensor: no shifted copy of the total)."""
+    out = torch.empty_like(total)
+    torch.sub(total[1:], total[:-1], out=out[1:])
+    if last is None:
+        out[:1] = total[:1]
+    else:
+        torch.sub(total[:1], last, out=out[:1])
+    return out
 
 
 def running_sum(x: torch.Tensor, last: torch.Tensor | None) -> torch.Tensor:
@@ -81,19 +89,83 @@ def route_plan(node: X.Route, device) -> tuple:
     return where, src, tuple(node.index.shape)
 
 
-def route(x: torch.Tensor, plan: tuple) -> torch.Tensor:
-    """Gather by a route plan: zeros where the index is -1."""
+@dataclass(frozen=True)
+class Placed:
+    """A Route's output that fills one contiguous run of its positions (operand packing), the
+    rest 0: the run's values (T, B, n), where they go, the output shape. Kept apart until a
+    fan-in sum (fan_in) writes such runs side by side, instead of adding zero-padded copies."""
+    values: torch.Tensor
+    where: slice
+    shape: tuple
+
+    def __getitem__(self, steps) -> "Placed":
+        return Placed(self.values[steps], self.where, self.shape)
+
+    def dense(self) -> torch.Tensor:
+        return _place([self], None)
+
+
+def dense(y) -> torch.Tensor:
+    """A node's output as a tensor (a Placed run padded with its zeros)."""
+    return y.dense() if isinstance(y, Placed) else y
+
+
+def _place(runs: list, under: torch.Tensor | None) -> torch.Tensor:
+    """Runs that do not overlap written into one tensor: onto a copy of `under` (added), else
+    side by side with zeros only in the positions no run covers."""
+    T, B = runs[0].values.shape[:2]
+    span = runs[0].shape
+    n = int(np.prod(span))
+    if under is None:
+        out = runs[0].values.new_empty(T * B, n)
+        edges = [0] + [e for r in sorted(runs, key=lambda r: r.where.start) for e in (r.where.start, r.where.stop)] + [n]
+        for lo, hi in zip(edges[::2], edges[1::2]):
+            if hi > lo:
+                out[:, lo:hi] = 0
+        for r in runs:
+            out[:, r.where] = r.values.reshape(T * B, -1)
+    else:
+        out = under.reshape(T * B, n).clone()
+        for r in runs:
+            out[:, r.where] += r.values.reshape(T * B, -1)
+    return out.reshape(T, B, *span)
+
+
+def _apart(runs: list) -> bool:
+    """Runs of one shape and dtype whose positions do not overlap."""
+    spans = sorted((r.where.start, r.where.stop) for r in runs)
+    return (all(r.shape == runs[0].shape and r.values.dtype == runs[0].values.dtype for r in runs)
+            and all(a[1] <= b[0] for a, b in zip(spans, spans[1:])))
+
+
+def fan_in(values: list) -> torch.Tensor:
+    """The sum of a node's inputs (NIR sums fan-in), in fan-in order. Placed runs that do not
+    overlap, with at most one full input beneath them, are written into one tensor: exactly the
+    same values (x + 0 = x, and a + b = b + a in IEEE arithmetic) without the zero padding."""
+    runs = [v for v in values if isinstance(v, Placed)]
+    full = [v for v in values if not isinstance(v, Placed)]
+    if runs and len(full) <= 1 and _apart(runs) and \
+            (not full or tuple(full[0].shape) == tuple(runs[0].values.shape[:2]) + tuple(runs[0].shape)):
+        return _place(runs, full[0] if full else None)
+    out = dense(values[0])
+    for v in values[1:]:
+        out = out + dense(v)
+    return out
+
+
+def route(x: torch.Tensor, plan: tuple):
+    """Gather by a route plan: zeros where the index is -1 (a Placed run when the written
+    positions are one contiguous run)."""
     T, B = x.shape[:2]
     flat = x.reshape(T * B, -1)
     pos, src, span = plan
     picked = torch.gather(flat, 1, src.expand(flat.shape[0], -1))   # row-wise gather: torch's fastest
     if pos is None:
         return picked.reshape(T, B, *span)
-    out = flat.new_zeros(T * B, int(np.prod(span)))
     if isinstance(pos, slice):
-        out[:, pos] = picked
-    else:
-        out.scatter_(1, pos.expand(flat.shape[0], -1), picked)
+        return Placed(picked.reshape(T, B, -1), pos, span)
+    out = flat.new_zeros(T * B, int(np.prod(span)))
+    out.scatter_(1, pos.expand(flat.shape[0], -1), picked)
     return out.reshape(T, B, *span)
 
 
@@ -142,8 +214,8 @@ def product(node: X.SpikeProduct, x: torch.Tensor, steps: torch.Tensor, total: i
     dt = x.dtype if total * total * int(node.a_shape[-1]) < 2 ** 24 else torch.float64
     A0, B0, P0 = carry or (None, None, None)
     A, Bc = running_sum(a.to(dt), A0), running_sum(b.to(dt), B0)
-    P = (A @ Bc) / step_numbers(steps, dt, A)
-    return (node.scale * increments(P, P0)).to(x.dtype), (A[-1:], Bc[-1:], P[-1:])
+    P = torch.matmul(A, Bc).div_(step_numbers(steps, dt, A))
+    return increments(P, P0).mul_(node.scale).to(x.dtype), (A[-1:], Bc[-1:], P[-1:])
 
 
 def softmax(node: X.HostSoftmax, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
