@@ -1,7 +1,12 @@
-"""What this machine offers a run: memory available now, and the torch device asked for."""
+"""What this machine offers a run: memory available now, the torch device asked for, and how
+the C allocator treats freed memory."""
 from __future__ import annotations
 
+import ctypes
+
 from .errors import UserError
+
+_KEEPING = False
 
 
 def available_memory(device=None) -> int:
@@ -37,3 +42,20 @@ def pick_device(device: str):
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available")
     return torch.device(device)
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse (no mmap for big blocks, no trimming
+    below 2 GiB): a simulation allocates and frees the same large tensors at every node and
+    chunk, and glibc otherwise returns each block over 32 MiB to the OS, so that the next one
+    page-faults afresh (measured, docs/simulator-speed.md). The process keeps its peak memory until
+    it exits, as jemalloc or tcmalloc would. False where the C library has no mallopt."""
+    global _KEEPING
+    if not _KEEPING:
+        try:
+            mallopt = ctypes.CDLL(None).mallopt
+        except (OSError, AttributeError):
+            return False
+        M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+        _KEEPING = bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+    return _KEEPING

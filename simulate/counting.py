@@ -134,9 +134,9 @@ def nonzero_counts(y: torch.Tensor) -> torch.Tensor:
 
 def _per_element(y: torch.Tensor, reduce) -> torch.Tensor:
     """reduce(rows) over the (T x B, elements) rows of y, in y's memory order (no copy of a
-    channels-last y, kernels.channels_last), as a tensor of the element shape."""
+    channels-last or tokens-last y, kernels.layout), as a tensor of the element shape."""
     T, B = y.shape[:2]
-    if kernels.channels_last(y):
-        C, H, W = y.shape[2:]
-        return reduce(y.permute(0, 1, 3, 4, 2).reshape(T * B, -1)).reshape(H, W, C).permute(2, 0, 1)
-    return reduce(y.reshape(T * B, -1)).reshape(y.shape[2:])
+    order = kernels.layout(y)
+    rows = y.permute(0, 1, *(d + 2 for d in order)).reshape(T * B, -1)
+    stored = tuple(y.shape[2 + d] for d in order)
+    return reduce(rows).reshape(stored).permute(*np.argsort(order).tolist())

@@ -24,7 +24,7 @@ from ..ir.topology import (FLOAT_ONLY, INTEGRATORS, NEURONS, POOLS, SUPPORTED, S
                            check_supported, delay_steps,
                            node_shape)
 from ..loihi.plan import FixedPlan
-from ..machine import available_memory, check_fits
+from ..machine import available_memory, check_fits, keep_freed_memory
 from ..loihi.quantize import quantize_input
 from . import counting, fixed, kernels, neurons, ops
 
@@ -123,6 +123,8 @@ class Simulator:
         if fixed_point:
             dtype = torch.float64
         self.graph, self.device, self.dtype = graph, torch.device(device), dtype
+        if self.device.type == "cpu":
+            keep_freed_memory()                      # no fresh page faults for every large tensor
         self.order, self.preds, self.consumers = topo.order, topo.preds, topo.consumers
         self.input, self.output = topo.input, topo.output
         self.input_shape = node_shape(graph.nodes[self.input], "input")
@@ -135,7 +137,7 @@ class Simulator:
             raise UserError("the chunk must be >= 1 steps")
         self.chunk = chunk                          # steps per chunk of time; None: from memory
 
-    def cached(self, name: str, key: str, make):
+    def cached(self, name: str, key, make):
         """A per-node value built once (parameters as tensors, plans, fan-outs)."""
         cache = self._cache.setdefault(name, {})
         if key not in cache:
@@ -145,8 +147,9 @@ class Simulator:
     def tensor(self, value) -> torch.Tensor:
         return torch.as_tensor(np.array(value), dtype=self.dtype, device=self.device)
 
-    def param(self, name: str, key: str, value) -> torch.Tensor:
-        return self.cached(name, key, lambda: self.tensor(value))
+    def param(self, name: str, key, value) -> torch.Tensor:
+        """A node's array as a tensor, made once; `value` may be a function that makes it."""
+        return self.cached(name, key, lambda: self.tensor(value() if callable(value) else value))
 
     def fanout(self, name: str) -> torch.Tensor:
         return self.cached(name, "fanout", lambda: counting.fanout(self.graph.nodes[name], self.device))
@@ -349,7 +352,7 @@ class Simulator:
     def _route(self, name, node: X.Route):
         """(route plan, index for routing count vectors)."""
         return self.cached(name, "route", lambda: (
-            ops.route_plan(node, self.device),
+            ops.RoutePlan(node, node_shape(node, "input"), self.device),
             counting.count_index(node.index, int(np.prod(node_shape(node, "input"))), self.device)))
 
     def _step(self, name, node, x, drop, clock, state, count):
@@ -443,7 +446,10 @@ class Simulator:
         T, B = x.shape[:2]
         skey = stream.step_key(key, samples[None, :], steps[:, None])          # (T, B)
         if kernels.usable(x):
-            return kernels.gate(x, skey, imix, float(node.p))
+            order = kernels.layout(x)
+            imix_m = self.cached(name, ("gate", order), lambda: torch.from_numpy(
+                kernels.in_order(imix.cpu().numpy().reshape(x.shape[2:]), x.shape[2:], order)))
+            return kernels.gate(x, skey, imix_m, float(node.p))
         flat = x.reshape(T, B, -1)
         t, b, i = flat.nonzero(as_tuple=True)
         drop = ~stream.keep_mask(skey[t, b], imix[i], float(node.p))

@@ -5,9 +5,11 @@ same order as the torch step functions (neurons.py, fixed.py), so spikes and sta
 unless asked (fastmath is off).
 
 Arrays: drive and out (T, M) contiguous, M = batch x neurons (in the drive's memory order: a
-convolution's channels-last output is scanned as (T, B, H, W, C), parameters permuted alike);
-state (M,); per-neuron parameters (N,). Tiles of one image's neurons run in parallel (prange); within a tile, time runs in order
-and the neurons of each step form an inner loop the compiler can vectorize.
+convolution's channels-last output is scanned as (T, B, H, W, C), tokens-last (C, N) as (T, B, N,
+C), parameters permuted alike; `layout`); state (M,); per-neuron parameters (N,). Tiles of one
+image's neurons run in parallel (prange); within a tile, time runs in order and the neurons of
+each step form an inner loop over 1-d slices, which the compiler vectorizes (indexing the 2-d
+arrays inside the loop instead made the IF kernel 3-4x slower, measured).
 """
 from __future__ import annotations
 
@@ -42,19 +44,21 @@ def _if(x, v, th, v_reset, offset, subtract, out):
     N = th.shape[0]
     tiles = _tiles(M // N, N)
     for k in numba.prange(tiles.shape[0]):
-        base, lo, hi = tiles[k, 0] * N, tiles[k, 1], tiles[k, 2]
+        lo, hi = tiles[k, 1], tiles[k, 2]
+        at = tiles[k, 0] * N + lo
+        vk, thk, rk, ok = v[at:at + hi - lo], th[lo:hi], v_reset[lo:hi], offset[lo:hi]
         for t in range(T):
-            for n in range(lo, hi):
-                j = base + n
-                vj = v[j] + (x[t, j] + offset[n] if subtract else x[t, j] * offset[n])
+            xt, st = x[t, at:at + hi - lo], out[t, at:at + hi - lo]
+            for n in range(hi - lo):
+                vj = vk[n] + (xt[n] + ok[n] if subtract else xt[n] * ok[n])
                 if subtract:
-                    s = vj >= th[n]
-                    vj = vj - th[n] if s else vj
+                    s = vj >= thk[n]
+                    vj = vj - thk[n] if s else vj
                 else:
-                    s = vj > th[n]
-                    vj = v_reset[n] if s else vj
-                out[t, j] = 1.0 if s else 0.0
-                v[j] = vj
+                    s = vj > thk[n]
+                    vj = rk[n] if s else vj
+                st[n] = 1.0 if s else 0.0
+                vk[n] = vj
 
 
 @numba.njit(**_JIT)
@@ -64,17 +68,21 @@ def _cuba(x, u, v, g_in, keep_u, keep_v, g_u, bias, th, v_reset, memory, out):
     N = th.shape[0]
     tiles = _tiles(M // N, N)
     for k in numba.prange(tiles.shape[0]):
-        base, lo, hi = tiles[k, 0] * N, tiles[k, 1], tiles[k, 2]
+        lo, hi = tiles[k, 1], tiles[k, 2]
+        at = tiles[k, 0] * N + lo
+        uk, vk = u[at:at + hi - lo], v[at:at + hi - lo]
+        gi, ku, kv, gu, bk, thk, rk = (g_in[lo:hi], keep_u[lo:hi], keep_v[lo:hi], g_u[lo:hi], bias[lo:hi],
+                                       th[lo:hi], v_reset[lo:hi])
         for t in range(T):
-            for n in range(lo, hi):
-                j = base + n
-                d = x[t, j] * g_in[n]
-                uj = u[j] * keep_u[n] + d if memory else d
-                vj = v[j] * keep_v[n] + uj * g_u[n] + bias[n]
-                s = vj > th[n]
-                v[j] = v_reset[n] if s else vj
-                u[j] = uj
-                out[t, j] = 1.0 if s else 0.0
+            xt, st = x[t, at:at + hi - lo], out[t, at:at + hi - lo]
+            for n in range(hi - lo):
+                d = xt[n] * gi[n]
+                uj = uk[n] * ku[n] + d if memory else d
+                vj = vk[n] * kv[n] + uj * gu[n] + bk[n]
+                s = vj > thk[n]
+                vk[n] = rk[n] if s else vj
+                uk[n] = uj
+                st[n] = 1.0 if s else 0.0
 
 
 @numba.njit(**_JIT)
@@ -84,14 +92,15 @@ def _fixed_v(drive, v, keep_v, one, limit, th, subtract, out, high, low):
     T, M = drive.shape
     for k in numba.prange((M + TILE - 1) // TILE):
         lo, hi = k * TILE, min(M, (k + 1) * TILE)
-        for j in range(lo, hi):
-            high[j] = 0
-            low[j] = 0
+        vk, hk, lk = v[lo:hi], high[lo:hi], low[lo:hi]
+        hk[:] = 0
+        lk[:] = 0
         for t in range(T):
-            for j in range(lo, hi):
-                vj = np.trunc(v[j] * keep_v / one) + drive[t, j] if keep_v != one else v[j] + drive[t, j]
-                high[j] += vj > limit
-                low[j] += vj < -limit
+            dt, st = drive[t, lo:hi], out[t, lo:hi]
+            for j in range(hi - lo):
+                vj = np.trunc(vk[j] * keep_v / one) + dt[j] if keep_v != one else vk[j] + dt[j]
+                hk[j] += vj > limit
+                lk[j] += vj < -limit
                 vj = min(max(vj, -limit), limit)
                 if subtract:
                     s = vj >= th
@@ -99,8 +108,8 @@ def _fixed_v(drive, v, keep_v, one, limit, th, subtract, out, high, low):
                 else:
                     s = vj > th
                     vj = 0.0 if s else vj
-                out[t, j] = 1.0 if s else 0.0
-                v[j] = vj
+                st[j] = 1.0 if s else 0.0
+                vk[j] = vj
 
 
 @numba.njit(**_JIT)
@@ -109,16 +118,17 @@ def _fixed_u(a, u, keep_u, one, wrap, out, wrapped):
     T, M = a.shape
     for k in numba.prange((M + TILE - 1) // TILE):
         lo, hi = k * TILE, min(M, (k + 1) * TILE)
-        for j in range(lo, hi):
-            wrapped[j] = 0
+        uk, wk = u[lo:hi], wrapped[lo:hi]
+        wk[:] = 0
         for t in range(T):
-            for j in range(lo, hi):
-                uj = np.trunc(u[j] * keep_u / one) + a[t, j]
+            at, ot = a[t, lo:hi], out[t, lo:hi]
+            for j in range(hi - lo):
+                uj = np.trunc(uk[j] * keep_u / one) + at[j]
                 up, down = uj > wrap, uj <= -wrap
                 uj = uj - 2 * wrap if up else (uj + 2 * wrap if down else uj)
-                wrapped[j] += up or down
-                out[t, j] = uj
-                u[j] = uj
+                wk[j] += up or down
+                ot[j] = uj
+                uk[j] = uj
 
 
 _mix32 = numba.njit(cache=True)(stream.mix32)       # the stream's own hash, compiled
@@ -131,33 +141,91 @@ def _gate(x, skey, imix, drop_below, y, dropped):
     T, B, n = x.shape
     for k in numba.prange((n + TILE - 1) // TILE):
         lo, hi = k * TILE, min(n, (k + 1) * TILE)
-        for i in range(lo, hi):
-            dropped[i] = 0.0
+        mk, dk = imix[lo:hi], dropped[lo:hi]
+        dk[:] = 0.0
         for t in range(T):
             for b in range(B):
                 s = skey[t, b]
-                for i in range(lo, hi):
-                    v = x[t, b, i]
-                    if v != 0.0 and _mix32(s ^ imix[i]) < drop_below:
-                        y[t, b, i] = 0.0
-                        dropped[i] += v
+                xt, yt = x[t, b, lo:hi], y[t, b, lo:hi]
+                for i in range(hi - lo):
+                    v = xt[i]
+                    if v != 0.0 and _mix32(s ^ mk[i]) < drop_below:
+                        yt[i] = 0.0
+                        dk[i] += v
                     else:
-                        y[t, b, i] = v
+                        yt[i] = v
 
 
 def gate(x: torch.Tensor, skey: torch.Tensor, imix: torch.Tensor, p: float):
-    """(gated x, per-element sum of dropped values as float64) for x (T, B, ...)."""
+    """(gated x, per-element sum of dropped values as float64) for x (T, B, ...), scanned in
+    x's memory order: `imix` is the elements' hashes in that order (in_order)."""
     T, B = x.shape[:2]
-    xs = np.ascontiguousarray(x.numpy()).reshape(T, B, -1)
+    order = layout(x)
+    xs = to_memory(x, order).reshape(T, B, -1)
     y, dropped = np.empty_like(xs), np.empty(xs.shape[2], np.float64)
     _gate(xs, np.ascontiguousarray(skey.numpy()), np.ascontiguousarray(imix.numpy()), stream.drop_threshold(p),
           y, dropped)
-    return torch.from_numpy(y).reshape(x.shape), torch.from_numpy(dropped).reshape(x.shape[2:])
+    return from_memory(y.reshape(T, -1), x.shape, order), from_memory(dropped, x.shape[2:], order, lead=0)
 
 
 def usable(drive: torch.Tensor) -> bool:
     """The kernels run CPU float tensors; anything else takes the torch loop."""
     return drive.device.type == "cpu" and drive.dtype in (torch.float32, torch.float64)
+
+
+def layout(x: torch.Tensor, lead: int = 2) -> tuple:
+    """The element axes of x (`lead` leading axes, then the element shape) from outermost to
+    innermost in memory: (0, 1, ...) for a contiguous tensor, (1, 2, 0) for a convolution's
+    channels-last (C, H, W), (1, 0) for tokens-last (C, N) (ops.py). The kernels scan the
+    neurons in this order, which needs no copy and gives spikes in the same layout."""
+    return tuple(d - lead for d in sorted(range(lead, x.dim()), key=lambda d: (-x.stride(d), d)))
+
+
+def in_order(a: np.ndarray, shape: tuple, order: tuple) -> np.ndarray:
+    """A per-element array (flat, or broadcasting to the element shape) as a new flat array in
+    the memory order `order`."""
+    a = np.asarray(a)
+    a = a.reshape(shape) if a.size == int(np.prod(shape)) else a
+    return np.array(np.broadcast_to(a, shape).transpose(order), order="C").reshape(-1)
+
+
+def to_memory(x: torch.Tensor, order: tuple, lead: int = 2) -> np.ndarray:
+    """x as (its first axis, the rest) with the elements in `order`; a copy only where x is not
+    stored so (an expanded static input, another layout)."""
+    axes = tuple(range(lead)) + tuple(d + lead for d in order)
+    return np.ascontiguousarray(x.permute(*axes).numpy()).reshape(x.shape[0] if lead else 1, -1)
+
+
+def from_memory(a: np.ndarray, shape: tuple, order: tuple, lead: int = 2) -> torch.Tensor:
+    """The tensor of logical `shape` whose memory is `a` (an array or tensor), elements in
+    `order` (a permuted view)."""
+    stored = tuple(shape[:lead]) + tuple(shape[lead + d] for d in order)
+    inverse = tuple(int(i) + lead for i in np.argsort(order))
+    t = a if isinstance(a, torch.Tensor) else torch.from_numpy(a)
+    return t.reshape(stored).permute(*range(lead), *inverse)
+
+
+def if_scan(x: torch.Tensor, v: torch.Tensor, order: tuple, th, v_reset, offset, subtract: bool):
+    """Spikes (T, ...) and the new v of an IF node on input x (T, B, *shape); th, v_reset and
+    offset (ResetSubIF's bias, stock IF's gain) flat per neuron in x's memory `order` (layout).
+    The neurons are independent, so scanning them in memory order is the same arithmetic on
+    each; spikes and state come back in that layout, for the next convolution or linear."""
+    d = to_memory(x, order)
+    out, vv = np.empty_like(d), to_memory(v, order, lead=1).reshape(-1).copy()
+    _if(d, vv, th, v_reset, offset, subtract, out)
+    return from_memory(out, x.shape, order), from_memory(vv, v.shape, order, lead=1)
+
+
+def cuba_scan(x: torch.Tensor, u: torch.Tensor, v: torch.Tensor, order: tuple, g_in, keep_u, keep_v, g_u, bias,
+              th, v_reset, memory: bool):
+    """Spikes and the new (u, v) of a LIF / CubaLIF node on input x; parameters flat per neuron
+    in x's memory `order`, as if_scan."""
+    d = to_memory(x, order)
+    out = np.empty_like(d)
+    uu, vv = (to_memory(s, order, lead=1).reshape(-1).copy() for s in (u, v))
+    _cuba(d, uu, vv, g_in, keep_u, keep_v, g_u, bias, th, v_reset, memory, out)
+    return (from_memory(out, x.shape, order),
+            (from_memory(uu, u.shape, order, lead=1), from_memory(vv, v.shape, order, lead=1)))
 
 
 def _flat(x: torch.Tensor) -> np.ndarray:
@@ -167,47 +235,6 @@ def _flat(x: torch.Tensor) -> np.ndarray:
 def _state(x: torch.Tensor) -> np.ndarray:
     """A copy of a state tensor as a flat array (the caller's tensor stays as it was)."""
     return x.numpy().reshape(-1).copy()
-
-
-def per_neuron(p: torch.Tensor, shape: tuple, dtype) -> np.ndarray:
-    """A parameter broadcast to the node's shape, flat (N,), in the drive's dtype."""
-    return np.ascontiguousarray(np.broadcast_to(p.cpu().numpy().astype(dtype), shape)).reshape(-1)
-
-
-def channels_last(x: torch.Tensor) -> bool:
-    """x (T, B, C, H, W) stored channels last (a convolution's output, ops.py): its (T, B, H, W, C)
-    view is contiguous."""
-    return x.dim() == 5 and not x.is_contiguous() and x.permute(0, 1, 3, 4, 2).is_contiguous()
-
-
-def if_scan(x: torch.Tensor, v: torch.Tensor, th, v_reset, offset, subtract: bool):
-    """Spikes (T, ...) and the new v of an IF node on input x (T, B, *shape); th, v_reset and
-    offset (ResetSubIF's bias, stock IF's gain) flat per neuron. A channels-last x is scanned in
-    its own memory order (the neurons are independent: the same operations on each) and the
-    spikes come back channels last, for the next convolution; so does a 5-d x that must be copied
-    anyway (the first layer's, the same at every step)."""
-    if x.dim() == 5 and not x.is_contiguous():                 # channels last, or to be copied anyway
-        T, B, C, H, W = x.shape
-        hwc = [np.ascontiguousarray(p.reshape(C, H, W).transpose(1, 2, 0)).reshape(-1) for p in (th, v_reset, offset)]
-        d = np.ascontiguousarray(x.permute(0, 1, 3, 4, 2).numpy()).reshape(T, -1)
-        out, vv = np.empty_like(d), v.permute(0, 2, 3, 1).numpy().reshape(-1).copy()
-        _if(d, vv, *hwc, subtract, out)
-        return (torch.from_numpy(out).reshape(T, B, H, W, C).permute(0, 1, 4, 2, 3),
-                torch.from_numpy(vv).reshape(B, H, W, C).permute(0, 3, 1, 2).contiguous())
-    d = _flat(x)
-    out, vv = np.empty_like(d), _state(v)
-    _if(d, vv, th, v_reset, offset, subtract, out)
-    return torch.from_numpy(out).reshape(x.shape), torch.from_numpy(vv).reshape(v.shape)
-
-
-def cuba_scan(x: torch.Tensor, u: torch.Tensor, v: torch.Tensor, g_in, keep_u, keep_v, g_u, bias, th, v_reset,
-              memory: bool):
-    """Spikes and the new (u, v) of a LIF / CubaLIF node on input x; parameters flat per neuron."""
-    d = _flat(x)
-    out, uu, vv = np.empty_like(d), _state(u), _state(v)
-    _cuba(d, uu, vv, g_in, keep_u, keep_v, g_u, bias, th, v_reset, memory, out)
-    return (torch.from_numpy(out).reshape(x.shape),
-            (torch.from_numpy(uu).reshape(u.shape), torch.from_numpy(vv).reshape(v.shape)))
 
 
 def fixed_voltage(drive: torch.Tensor, v: torch.Tensor, keep_v: int, one: int, limit: float, th: float,

@@ -8,7 +8,7 @@ stock IF) and ir/cuba.py (stock LIF, CubaLIF).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import nir
@@ -89,39 +89,41 @@ def scan(step: Callable, params, state, drive: torch.Tensor) -> tuple[torch.Tens
     return out, state
 
 
-def if_fused(p: IFParams, v: torch.Tensor, x: torch.Tensor, flat: dict):
-    return kernels.if_scan(x, v, flat["threshold"], flat["v_reset"], flat["bias" if p.subtract else "gain"],
+def if_fused(p: IFParams, v: torch.Tensor, x: torch.Tensor, order: tuple, flat: dict):
+    return kernels.if_scan(x, v, order, flat["threshold"], flat["v_reset"], flat["bias" if p.subtract else "gain"],
                            p.subtract)
 
 
-def cuba_fused(p: CubaParams, state, x: torch.Tensor, flat: dict):
-    return kernels.cuba_scan(x, *state, *(flat[k] for k in ("g_in", "keep_u", "keep_v", "g_u", "bias",
-                                                            "threshold", "v_reset")), p.memory)
+def cuba_fused(p: CubaParams, state, x: torch.Tensor, order: tuple, flat: dict):
+    return kernels.cuba_scan(x, *state, order, *(flat[k] for k in ("g_in", "keep_u", "keep_v", "g_u", "bias",
+                                                                   "threshold", "v_reset")), p.memory)
 
 
 @dataclass
 class Neuron:
     """A neuron node's parameters with the functions that run it; `fused` runs a whole chunk
-    on the CPU (kernels.py), with the parameters flattened once per dtype."""
+    on the CPU (kernels.py), with the parameters flattened once per dtype and memory layout."""
     params: object
     step: Callable
     init: Callable
     drive: Callable
     fused: Callable
     shape: tuple
-    flat: dict | None = None
+    flat: dict = field(default_factory=dict)
 
     def run(self, state, x: torch.Tensor):
         """Spikes (T, ...) for the input x (T, B, *shape), and the state after it; the drive is
         formed inside the fused kernel, in the same order as `drive` forms it."""
         if not kernels.usable(x):
             return scan(self.step, self.params, state, self.drive(self.params, x))
-        if self.flat is None:
+        order = kernels.layout(x)
+        if (x.dtype, order) not in self.flat:
             dtype = torch.empty(0, dtype=x.dtype).numpy().dtype
             fields = {k: v for k, v in vars(self.params).items() if isinstance(v, torch.Tensor)}
-            self.flat = {k: kernels.per_neuron(v, self.shape, dtype) for k, v in fields.items()}
-            self.flat.setdefault("v_reset", np.zeros(int(np.prod(self.shape)), dtype))
-        return self.fused(self.params, state, x, self.flat)
+            fields.setdefault("v_reset", torch.zeros(()))
+            self.flat[x.dtype, order] = {k: kernels.in_order(v.cpu().numpy().astype(dtype), self.shape, order)
+                                         for k, v in fields.items()}
+        return self.fused(self.params, state, x, order, self.flat[x.dtype, order])
 
 
 def strict(value, tensor: Callable) -> torch.Tensor:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 from ..ir import nodes as X
 from ..ir.topology import pair
+from . import kernels
 
 
 def pad(p):
@@ -74,19 +75,39 @@ def running_sum(x: torch.Tensor, last: torch.Tensor | None) -> torch.Tensor:
     return x.cumsum(0) if last is None else torch.cat([last, x]).cumsum(0)[1:]
 
 
-def route_plan(node: X.Route, device) -> tuple:
-    """(positions written, source indices, output shape); positions None when all are written,
-    a slice when they are one contiguous run (operand packing)."""
-    idx = np.asarray(node.index).reshape(-1)
-    pos = np.flatnonzero(idx >= 0)
-    src = torch.as_tensor(idx[pos], device=device)
-    if pos.size == idx.size:
-        where = None
-    elif pos.size and pos[-1] - pos[0] + 1 == pos.size:
-        where = slice(int(pos[0]), int(pos[-1]) + 1)
-    else:
-        where = torch.as_tensor(pos, device=device)
-    return where, src, tuple(node.index.shape)
+class RoutePlan:
+    """How a Route gathers: the positions written (None: all; a slice: one contiguous run, as
+    operand packing writes), the output shape, and per memory layout of the input the source
+    positions to read (kernels.layout), so a channels- or tokens-last input is not copied
+    first. A fully written (C, N) output comes out tokens-last (stored (N, C)), the layout in
+    which a token-wise linear layer is one matrix product (synapse)."""
+
+    def __init__(self, node: X.Route, in_shape: tuple, device):
+        idx = np.asarray(node.index).reshape(-1)
+        pos = np.flatnonzero(idx >= 0)
+        self.span, self.in_shape, self.device = tuple(node.index.shape), tuple(in_shape), device
+        if pos.size == idx.size:
+            self.where = None
+        elif pos.size and pos[-1] - pos[0] + 1 == pos.size:
+            self.where = slice(int(pos[0]), int(pos[-1]) + 1)
+        else:
+            self.where = torch.as_tensor(pos, device=device)
+        self.out_order = (1, 0) if self.where is None and len(self.span) == 2 and min(self.span) > 1 else \
+            tuple(range(len(self.span)))
+        src = idx[pos]
+        if self.where is None:                                # read in the output's memory order
+            src = kernels.in_order(src.reshape(self.span), self.span, self.out_order)
+        self._src, self._by_order = src, {}
+
+    def source(self, order: tuple) -> torch.Tensor:
+        """Source positions in an input stored in `order`."""
+        if order not in self._by_order:
+            n = int(np.prod(self.in_shape))
+            stored = kernels.in_order(np.arange(n), self.in_shape, order)     # memory slot -> element
+            slot = np.empty(n, np.int64)
+            slot[stored] = np.arange(n)
+            self._by_order[order] = torch.as_tensor(slot[self._src], device=self.device)
+        return self._by_order[order]
 
 
 @dataclass(frozen=True)
@@ -153,20 +174,21 @@ def fan_in(values: list) -> torch.Tensor:
     return out
 
 
-def route(x: torch.Tensor, plan: tuple):
+def route(x: torch.Tensor, plan: RoutePlan):
     """Gather by a route plan: zeros where the index is -1 (a Placed run when the written
     positions are one contiguous run)."""
     T, B = x.shape[:2]
-    flat = x.reshape(T * B, -1)
-    pos, src, span = plan
+    order = kernels.layout(x)
+    flat = x.permute(0, 1, *(d + 2 for d in order)).reshape(T * B, -1)     # a view when stored in order
+    src = plan.source(order)
     picked = torch.gather(flat, 1, src.expand(flat.shape[0], -1))   # row-wise gather: torch's fastest
-    if pos is None:
-        return picked.reshape(T, B, *span)
-    if isinstance(pos, slice):
-        return Placed(picked.reshape(T, B, -1), pos, span)
-    out = flat.new_zeros(T * B, int(np.prod(span)))
-    out.scatter_(1, pos.expand(flat.shape[0], -1), picked)
-    return out.reshape(T, B, *span)
+    if plan.where is None:
+        return kernels.from_memory(picked.reshape(T, -1), (T, B) + plan.span, plan.out_order)
+    if isinstance(plan.where, slice):
+        return Placed(picked.reshape(T, B, -1), plan.where, plan.span)
+    out = flat.new_zeros(T * B, int(np.prod(plan.span)))
+    out.scatter_(1, plan.where.expand(flat.shape[0], -1), picked)
+    return out.reshape(T, B, *plan.span)
 
 
 def synapse(node, x: torch.Tensor, param) -> torch.Tensor:
@@ -174,12 +196,17 @@ def synapse(node, x: torch.Tensor, param) -> torch.Tensor:
     if isinstance(node, (nir.Affine, nir.Linear)):
         bias = param("b", node.bias) if isinstance(node, nir.Affine) else None
         return F.linear(x, param("w", node.weight), bias)
-    if isinstance(node, nir.Scale):
-        return x * param("s", node.scale)
+    if isinstance(node, nir.Scale):                 # the factors stored as x is (same-layout operands vectorize)
+        order = kernels.layout(x)
+        shape = tuple(x.shape[2:])
+        flat = param(("s", order), lambda: kernels.in_order(np.asarray(node.scale), shape, order))
+        return x * kernels.from_memory(flat, shape, order, lead=0)
     if isinstance(node, nir.Conv1d) and node.weight.shape[2] == 1 and int(node.groups) == 1 \
             and int(node.stride) == 1 and pad(node.padding) == 0:
         # token-wise linear layer: one batched matmul, (C_out, C_in) @ (T*B, C_in, N)
         w = param("w2", np.asarray(node.weight)[:, :, 0])
+        if x.dim() == 4 and x.transpose(2, 3).is_contiguous():         # tokens-last: one product, bias fused
+            return F.linear(x.transpose(2, 3), w, param("b", node.bias)).transpose(2, 3)
         b = param("b1", np.asarray(node.bias)[:, None])
         return flat_steps(x, lambda v: torch.matmul(w, v).add_(b))       # in place on the fresh product
     if isinstance(node, nir.Conv1d):

@@ -113,21 +113,30 @@ def test_gate_kernel_equals_the_torch_gate(monkeypatch):
 
 
 @pytest.mark.parametrize("subtract", [True, False])
-def test_channels_last_input_scans_to_the_same_spikes_channels_last(subtract):
-    """A convolution's channels-last output (ops.py) is scanned in its own memory order: the
-    same spikes and state as the channels-first scan, and the spikes come back channels last;
-    spike and non-zero counts read either layout the same."""
+@pytest.mark.parametrize("shape,stored", [((4, 5, 7), (1, 2, 0)), ((6, 9), (1, 0))], ids=["channels-last", "tokens-last"])
+def test_an_input_stored_permuted_scans_to_the_same_spikes_in_its_layout(subtract, shape, stored):
+    """A convolution's channels-last output and a token-wise layer's tokens-last one (ops.py) are
+    scanned in their own memory order: the same spikes and state as the scan of the contiguous
+    tensor, the spikes come back in the input's layout; the gate and the spike and non-zero
+    counts read either layout the same."""
     from mstdeploy.simulate import counting
     g = torch.Generator().manual_seed(5)
-    T, B, C, H, W = 6, 3, 4, 5, 7
-    x = torch.randn(T, B, C, H, W, generator=g)
-    v = torch.rand(B, C, H, W, generator=g)
-    th, v_reset, offset = (np.random.default_rng(i).uniform(0.5, 1.5, C * H * W).astype(np.float32) for i in range(3))
-    xl = x.reshape(T * B, C, H, W).contiguous(memory_format=torch.channels_last).reshape(T, B, C, H, W)
-    assert kernels.channels_last(xl) and not kernels.channels_last(x)
-    s0, v0 = kernels.if_scan(x, v, th, v_reset, offset, subtract)
-    s1, v1 = kernels.if_scan(xl, v, th, v_reset, offset, subtract)
-    assert kernels.channels_last(s1) and s0.sum() > 0
+    T, B, n = 6, 3, int(np.prod(shape))
+    x = torch.randn(T, B, *shape, generator=g)
+    v = torch.rand(B, *shape, generator=g)
+    params = [np.random.default_rng(i).uniform(0.5, 1.5, n).astype(np.float32) for i in range(3)]
+    axes = (0, 1) + tuple(d + 2 for d in stored)
+    xl = x.permute(*axes).contiguous().permute(*np.argsort(axes).tolist())       # same values, stored permuted
+    natural = tuple(range(len(shape)))
+    assert kernels.layout(x) == natural and kernels.layout(xl) == stored and torch.equal(x, xl)
+    s0, v0 = kernels.if_scan(x, v, natural, *params, subtract)
+    s1, v1 = kernels.if_scan(xl, v, stored, *(kernels.in_order(p, shape, stored) for p in params), subtract)
+    assert kernels.layout(s1) == stored and kernels.layout(v1, lead=1) == stored and 0 < s0.sum() < s0.numel()
     assert torch.equal(s0, s1) and torch.equal(v0, v1)
     assert torch.equal(counting.spike_counts(s0), counting.spike_counts(s1))
     assert torch.equal(counting.nonzero_counts(x), counting.nonzero_counts(xl))
+    skey = torch.arange(T * B, dtype=torch.int64).reshape(T, B) * 7919
+    imix = torch.arange(n, dtype=torch.int64) * 104729
+    y0, d0 = kernels.gate(x, skey, imix, 0.5)
+    y1, d1 = kernels.gate(xl, skey, torch.from_numpy(kernels.in_order(imix.numpy(), shape, stored)), 0.5)
+    assert torch.equal(y0, y1) and torch.equal(d0, d1) and kernels.layout(y1) == stored
