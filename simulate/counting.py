@@ -118,7 +118,7 @@ def count_index(index: np.ndarray, sources: int, device) -> torch.Tensor:
 def route_counts(counts: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Per-element counts through a Route (0 where the index is -1), `index` from count_index."""
     flat = torch.cat([counts.reshape(-1), counts.new_zeros(1)])
-    return flat[index.reshape(-1)].reshape(index.shape)
+    return torch.index_select(flat, 0, index.reshape(-1)).reshape(index.shape)     # faster than flat[index]
 
 
 def spike_counts(y: torch.Tensor) -> torch.Tensor:
