@@ -137,6 +137,4 @@ def _per_element(y: torch.Tensor, reduce) -> torch.Tensor:
     channels-last or tokens-last y, kernels.layout), as a tensor of the element shape."""
     T, B = y.shape[:2]
     order = kernels.layout(y)
-    rows = y.permute(0, 1, *(d + 2 for d in order)).reshape(T * B, -1)
-    stored = tuple(y.shape[2 + d] for d in order)
-    return reduce(rows).reshape(stored).permute(*np.argsort(order).tolist())
+    return kernels.from_memory(reduce(kernels.stored(y, order).reshape(T * B, -1)), y.shape[2:], order, lead=0)

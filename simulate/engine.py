@@ -448,7 +448,7 @@ class Simulator:
         if kernels.usable(x):
             order = kernels.layout(x)
             imix_m = self.cached(name, ("gate", order), lambda: torch.from_numpy(
-                kernels.in_order(imix.cpu().numpy().reshape(x.shape[2:]), x.shape[2:], order)))
+                kernels.in_order(imix.cpu().numpy(), x.shape[2:], order)))
             return kernels.gate(x, skey, imix_m, float(node.p))
         flat = x.reshape(T, B, -1)
         t, b, i = flat.nonzero(as_tuple=True)

@@ -189,11 +189,15 @@ def in_order(a: np.ndarray, shape: tuple, order: tuple) -> np.ndarray:
     return np.array(np.broadcast_to(a, shape).transpose(order), order="C").reshape(-1)
 
 
+def stored(x: torch.Tensor, order: tuple, lead: int = 2) -> torch.Tensor:
+    """x with its element axes permuted to `order`: a view, contiguous when x is stored so."""
+    return x.permute(*range(lead), *(d + lead for d in order))
+
+
 def to_memory(x: torch.Tensor, order: tuple, lead: int = 2) -> np.ndarray:
     """x as (its first axis, the rest) with the elements in `order`; a copy only where x is not
     stored so (an expanded static input, another layout)."""
-    axes = tuple(range(lead)) + tuple(d + lead for d in order)
-    return np.ascontiguousarray(x.permute(*axes).numpy()).reshape(x.shape[0] if lead else 1, -1)
+    return np.ascontiguousarray(stored(x, order, lead).numpy()).reshape(x.shape[0] if lead else 1, -1)
 
 
 def from_memory(a: np.ndarray, shape: tuple, order: tuple, lead: int = 2) -> torch.Tensor:

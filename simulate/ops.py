@@ -179,7 +179,7 @@ def route(x: torch.Tensor, plan: RoutePlan):
     positions are one contiguous run)."""
     T, B = x.shape[:2]
     order = kernels.layout(x)
-    flat = x.permute(0, 1, *(d + 2 for d in order)).reshape(T * B, -1)     # a view when stored in order
+    flat = kernels.stored(x, order).reshape(T * B, -1)                      # a view when stored in order
     src = plan.source(order)
     picked = torch.gather(flat, 1, src.expand(flat.shape[0], -1))   # row-wise gather: torch's fastest
     if plan.where is None:
