@@ -9,7 +9,7 @@ convolution's channels-last output is scanned as (T, B, H, W, C), tokens-last (C
 C), parameters permuted alike; `layout`); state (M,); per-neuron parameters (N,). Tiles of one
 image's neurons run in parallel (prange); within a tile, time runs in order and the neurons of
 each step form an inner loop over 1-d slices, which the compiler vectorizes (indexing the 2-d
-arrays inside the loop instead made the IF kernel 3-4x slower, measured).
+arrays inside the loop instead was not vectorized, several times slower).
 """
 from __future__ import annotations
 
