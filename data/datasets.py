@@ -1,4 +1,5 @@
-"""Data sets: digits (embedded default), CIFAR-10/100 (python-pickle) and ImageNet (ImageFolder).
+"""Data sets: digits (embedded default), MNIST and Fashion-MNIST (IDX files, data/idx.py), CIFAR-10/100
+(python-pickle) and ImageNet (ImageFolder).
 
 All return a torch Dataset of (float image tensor (C, S, S), int label) at the model's image size
 S, normalised per channel. CIFAR and ImageNet go through the official MST code's test transforms
@@ -9,7 +10,9 @@ training split takes another transform from the recipe (models/recipe.py); other
 is done on batches (see `augment`).
 
 digits: scikit-learn's 1797 8x8 grey images (0..16), a fixed stratified 80/20 split with seed 0
-(1437 train / 360 test); upsampled from 8x8 to the model's size (mst-tiny: 16x16).
+(1437 train / 360 test); upsampled from 8x8 to the model's size (mst-tiny: 16x16). MNIST and
+Fashion-MNIST: their own 60,000 / 10,000 split, 28x28 grey scaled to [0, 1], resized to the model's
+size, normalised with the training split's mean and std (measured, below).
 """
 from __future__ import annotations
 
@@ -23,9 +26,10 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
 from ..errors import UserError
-from . import vision
+from . import idx, vision
 
-DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "nmnist", "dvsgesture", "cifar10dvs")
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "imagenet", "nmnist", "dvsgesture", "cifar10dvs")
+IDX = ("mnist", "fashion-mnist")                       # LeCun's IDX files (data/idx.py)
 EVENTS = ("nmnist", "dvsgesture", "cifar10dvs")       # event cameras: one frame per step (data/events.py)
 
 
@@ -40,6 +44,8 @@ class DataInfo:
 
 INFO = {
     "digits": DataInfo(1, 10, (0.305,), (0.319,), False),  # measured on the 16x16 train split
+    "mnist": DataInfo(1, 10, (0.1307,), (0.3081,), False),             # train split, measured
+    "fashion-mnist": DataInfo(1, 10, (0.2860,), (0.3530,), True),     # train split, measured; flips are valid
     "cifar10": DataInfo(3, 10, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), True),   # official MST
     "cifar100": DataInfo(3, 100, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), True),
     "imagenet": DataInfo(3, 1000, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), True),
@@ -90,11 +96,15 @@ def load(name: str, split: str, image_size: int, path: str | None = None, transf
         raise ValueError(split)
     if name == "digits":
         return _digits(split, image_size, inf)
+    path = path or idx.default_dir(name)
     if path is None:
         raise UserError(f"dataset {name!r} needs --data PATH (no download: it is read from disk)")
     root = pathlib.Path(path)
     if not root.exists():
-        raise UserError(f"data path does not exist: {root}")
+        how = f"; {idx.INSTALL[name]}" if name in idx.INSTALL else ""
+        raise UserError(f"data path does not exist: {root}{how}")
+    if name in IDX:
+        return _idx(name, split, image_size, root, inf)
     if name in EVENTS:
         from .events import load_events
         if steps is None:
@@ -116,6 +126,15 @@ def _digits(split: str, size: int, inf: DataInfo) -> Dataset:
                                            stratify=d.target)
     idx = torch.as_tensor(idx_train if split == "train" else idx_test)
     return TensorDataset(_normalise(resize(x[idx], size), inf), y[idx])
+
+
+def _idx(name: str, split: str, size: int, root: pathlib.Path, inf: DataInfo) -> Dataset:
+    images, labels = idx.load_idx(name, split, root, inf.num_classes)
+    x = torch.from_numpy(images.copy()).unsqueeze(1)
+    # resize and normalise in slices: 60,000 images at once would hold several copies in memory
+    out = torch.cat([_normalise(resize(x[i:i + 8192].float() / 255.0, size), inf) for i in range(0, len(x), 8192)]
+                    or [torch.empty(0, 1, size, size)])
+    return TensorDataset(out, torch.from_numpy(labels))
 
 
 _CIFAR_FILES = {"cifar10": ({"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},

@@ -254,6 +254,10 @@ PRESETS = {
     # Trains on the 8x8 digits set (upsampled to 16x16) on 2 CPU cores in a few minutes.
     "mst-tiny": MSTConfig(img_size=16, patch_size=2, embed_dim=32, depths=[2, 2], num_heads=[2, 4],
                           window_size=4, mlp_ratio=2.0),
+    # Fashion-MNIST / MNIST (28x28 grey resized to 32x32 -> 8x8 tokens, windows of 4x4), 8 QCFS
+    # levels: 1.4 min per epoch of 60,000 images on 2 CPU cores (batch 128), 30 epochs in 45 min.
+    "mst-fmnist": MSTConfig(img_size=32, patch_size=4, embed_dim=64, depths=[2, 2], num_heads=[2, 4],
+                            window_size=4, mlp_ratio=2.0, levels=8),
     "resnet18": ResNetConfig(),
     "vgg16": VGGConfig(),
     # Small VGG for digits-sized inputs and tests.

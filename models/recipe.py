@@ -43,7 +43,7 @@ class Official:
 
     def train_transform(self, size: int):
         """PIL image -> normalised tensor for the training split (None: digits, batch augmentation)."""
-        if self.dataset == "digits":
+        if self.dataset in ("digits", "mnist", "fashion-mnist"):
             return None
         inf = info(self.dataset)
         if self.dataset == "imagenet":
