@@ -7,11 +7,14 @@ from .config import MSTConfig, ResNetConfig, SAFormerConfig, VGGConfig, _Config
 
 
 def build_model(cfg: _Config) -> nn.Module:
+    """Imports only the architecture asked for (SAFormer needs lava-dl, the others do not)."""
+    if isinstance(cfg, SAFormerConfig):
+        from .saformer import SAFormer
+        return SAFormer(cfg)
     from .mst import MST
     from .resnet import ResNet
-    from .saformer import SAFormer
     from .vgg import VGG
-    builders = {MSTConfig: MST, ResNetConfig: ResNet, VGGConfig: VGG, SAFormerConfig: SAFormer}
+    builders = {MSTConfig: MST, ResNetConfig: ResNet, VGGConfig: VGG}
     return builders[type(cfg)](cfg)
 
 
