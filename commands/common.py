@@ -7,6 +7,7 @@ import math
 import pathlib
 
 from ..errors import UserError
+from ..loihi.widths import PAYLOAD_BITS
 
 
 def _checked(convert, kind: str, ok, rule: str):
@@ -25,6 +26,8 @@ def _checked(convert, kind: str, ok, rule: str):
 count = _checked(int, "a whole number", lambda v: v >= 1, ">= 1")                 # images, steps, epochs
 number = _checked(float, "a number", math.isfinite, "a finite number")            # no nan, no inf
 seed = _checked(int, "a whole number", lambda v: 0 <= v < 2 ** 32, "in [0, 2^32)")  # numpy and torch both take it
+spike_levels = _checked(int, "a whole number", lambda v: 1 <= v < 1 << PAYLOAD_BITS,
+                        f"in 1..{(1 << PAYLOAD_BITS) - 1} (payloads of {PAYLOAD_BITS} bits, loihi/widths.py)")
 seconds = _checked(float, "a number", lambda v: math.isfinite(v) and v > 0, "a positive finite number")
 
 

@@ -1,7 +1,7 @@
 """`mst export` (checkpoint -> NIR file) and `mst inspect` (what a NIR file holds)."""
 from __future__ import annotations
 
-from .common import add_mask_options, mask_overrides, seed
+from .common import add_mask_options, mask_overrides, seed, spike_levels
 
 
 def add_parser(sub) -> None:
@@ -14,6 +14,10 @@ def add_parser(sub) -> None:
                    help="how the SNN reads an MST's LayerNorm head: cumulative (the norm of the running "
                         "mean, the exact readout; default) or per_step (each step's value, as the "
                         "official conversion)")
+    x.add_argument("--spike-levels", metavar="M", type=spike_levels, default=1,
+                   help="graded spikes: each neuron sends a payload k in 0..M per step and subtracts k "
+                        "thresholds of lam / M (T x M >= L carries L QCFS levels; M = L is exact at T = 1); "
+                        "default 1, binary spikes")
     x.add_argument("--standard", action="store_true",
                    help="stock NIR nodes only (ResNet/VGG without masking); fails otherwise")
     x.set_defaults(func=run)
@@ -31,11 +35,13 @@ def run(args) -> int:
     from ..models import checkpoint
     check_outputs({"--output": args.output}, [args.checkpoint])
     model, _ = checkpoint.load(args.checkpoint, **mask_overrides(args))
-    graph = to_nir(model, seed=args.seed, standard=args.standard, layernorm=args.layernorm)
+    graph = to_nir(model, seed=args.seed, standard=args.standard, layernorm=args.layernorm,
+                   spike_levels=args.spike_levels)
     write_graph(graph, args.output)
     gates = sum(1 for n in graph.nodes.values() if isinstance(n, SynapseGate))
+    graded = f", graded spikes 0..{args.spike_levels}" if args.spike_levels > 1 else ""
     print(f"wrote {args.output}: {len(graph.nodes)} nodes, {len(graph.edges)} edges, "
-          f"{gates} gated synapse groups (seed {args.seed})")
+          f"{gates} gated synapse groups (seed {args.seed}){graded}")
     return 0
 
 

@@ -38,13 +38,19 @@ def qcfs_lam(act: QCFS) -> float:
 
 
 class GraphBuilder:
-    """Collects nodes and edges; gives every SynapseGate its own stream id in creation order."""
+    """Collects nodes and edges; gives every SynapseGate its own stream id in creation order.
+    `levels` M: every converted neuron emits graded spikes k in 0..M of amplitude `unit(act)`."""
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, levels: int = 1):
         self.nodes: dict[str, nir.NIRNode] = {}
         self.edges: list[tuple[str, str]] = []
         self.seed = int(seed)
+        self.levels = int(levels)
         self.streams = 0
+
+    def unit(self, act: QCFS) -> float:
+        """What one spike (payload 1) of the neuron converted from `act` stands for: lam / M."""
+        return qcfs_lam(act) / self.levels
 
     def add(self, name: str, node: nir.NIRNode, *inputs: str) -> str:
         if name in self.nodes:
@@ -54,12 +60,13 @@ class GraphBuilder:
         return name
 
     def neuron(self, name: str, act: QCFS, shape, *inputs: str, bias=0.0) -> str:
-        """The IF neuron that replaces a QCFS: threshold lam, initial potential lam / 2."""
-        lam = qcfs_lam(act)
+        """The IF neuron that replaces a QCFS: threshold lam / M, initial potential half of it."""
+        unit = self.unit(act)
         bias = np.asarray(bias, dtype=np.float32)
         if bias.ndim and not np.any(bias):
             bias = np.zeros(1, np.float32)
-        return self.add(name, ResetSubIF(shape=shape, threshold=lam, v_init=lam / 2, bias=bias), *inputs)
+        return self.add(name, ResetSubIF(shape=shape, threshold=unit, v_init=unit / 2, bias=bias,
+                                         levels=self.levels), *inputs)
 
     def lif(self, name: str, shape, threshold: float, current_decay: int, voltage_decay: int,
             *inputs: str, bias=0.0) -> str:

@@ -1,6 +1,6 @@
 """Lowering of the QCFS ResNet and VGG baselines (models/resnet.py, models/vgg.py) to NIR.
 
-Spikes are binary; each QCFS threshold lam is folded into the weights of the synapses that read
+Spikes are binary or graded (payloads 0..M); each spike's amplitude lam / M is folded into the weights of the synapses that read
 those spikes. With `standard=True` only stock NIR nodes are used, exactly (docs/interop.md): each
 neuron as I + Threshold + a recurrent Scale, Conv2d, AvgPool2d, Flatten, Affine, Scale.
 """
@@ -15,7 +15,7 @@ from ..models.resnet import BasicBlock, ResNet
 from ..models.rsm import RandomSpikeMask
 from ..models.vgg import VGG
 from . import portable
-from .builder import GraphBuilder, fold_bn, qcfs_lam
+from .builder import GraphBuilder, fold_bn
 
 
 
@@ -41,7 +41,7 @@ class _Emitter:
         if not self.standard:
             self.b.neuron(name, act, shape, *inputs)
             return name
-        cell, reset = portable.neuron(qcfs_lam(act), shape)
+        cell, reset = portable.neuron(self.b.unit(act), shape)
         self.b.add(name, cell, *inputs)
         self.b.add(f"{name}.reset", reset, name)
         self.b.edges.append((f"{name}.reset", name))
@@ -84,9 +84,9 @@ class ExtensionNeeded(ValueError):
         self.ops = ops
 
 
-def lower_vgg(model: VGG, seed: int = 0, standard: bool = False) -> GraphBuilder:
+def lower_vgg(model: VGG, seed: int = 0, standard: bool = False, levels: int = 1) -> GraphBuilder:
     cfg = model.config
-    b = GraphBuilder(seed)
+    b = GraphBuilder(seed, levels)
     e = _Emitter(b, standard, (cfg.in_chans, cfg.img_size, cfg.img_size))
     src, shape, amp = e.src, e.shape, 1.0
     mods = list(model.features) + list(model.classifier)
@@ -98,7 +98,7 @@ def lower_vgg(model: VGG, seed: int = 0, standard: bool = False) -> GraphBuilder
             layer += 1
             src, shape = e.conv(f"conv{layer}", src, shape, amp, m, mods[i + 1])
             src = e.neuron(f"conv{layer}.if", mods[i + 2], shape, src)
-            amp = qcfs_lam(mods[i + 2])
+            amp = b.unit(mods[i + 2])
             i += 3
         elif isinstance(m, RandomSpikeMask):
             src = e.gate(f"{src}.gate", src, m, shape)
@@ -115,7 +115,7 @@ def lower_vgg(model: VGG, seed: int = 0, standard: bool = False) -> GraphBuilder
             src, shape = e.linear(f"fc{layer}", src, shape, w * amp, bias)
             if i + 1 < len(mods) and isinstance(mods[i + 1], QCFS):
                 src = e.neuron(f"fc{layer}.if", mods[i + 1], shape, src)
-                amp = qcfs_lam(mods[i + 1])
+                amp = b.unit(mods[i + 1])
                 i += 2
             else:
                 i += 1
@@ -125,14 +125,14 @@ def lower_vgg(model: VGG, seed: int = 0, standard: bool = False) -> GraphBuilder
     return b
 
 
-def lower_resnet(model: ResNet, seed: int = 0, standard: bool = False) -> GraphBuilder:
+def lower_resnet(model: ResNet, seed: int = 0, standard: bool = False, levels: int = 1) -> GraphBuilder:
     cfg = model.config
-    b = GraphBuilder(seed)
+    b = GraphBuilder(seed, levels)
     e = _Emitter(b, standard, (cfg.in_chans, cfg.img_size, cfg.img_size))
     conv, bn, act = model.stem
     src, shape = e.conv("stem", e.src, e.shape, 1.0, conv, bn)
     src = e.neuron("stem.if", act, shape, src)
-    amp = qcfs_lam(act)
+    amp = b.unit(act)
     for k, blk in enumerate(model.layers):
         blk: BasicBlock
         pre = f"block{k}"
@@ -140,14 +140,14 @@ def lower_resnet(model: ResNet, seed: int = 0, standard: bool = False) -> GraphB
         c1, shape1 = e.conv(f"{pre}.conv1", g1, shape, amp, blk.conv1[1], blk.conv1[2])
         s1 = e.neuron(f"{pre}.act1", blk.act1, shape1, c1)
         g2 = e.gate(f"{pre}.conv2.gate", s1, blk.conv2[0], shape1)
-        c2, shape2 = e.conv(f"{pre}.conv2", g2, shape1, qcfs_lam(blk.act1), blk.conv2[1], blk.conv2[2])
+        c2, shape2 = e.conv(f"{pre}.conv2", g2, shape1, b.unit(blk.act1), blk.conv2[1], blk.conv2[2])
         if isinstance(blk.shortcut, nn.Identity):
             sc = e.scale(f"{pre}.shortcut", src, shape, amp)
         else:
             gs = e.gate(f"{pre}.shortcut.gate", src, blk.shortcut[0], shape)
             sc, _ = e.conv(f"{pre}.shortcut", gs, shape, amp, blk.shortcut[1], blk.shortcut[2])
         src = e.neuron(f"{pre}.act2", blk.act2, shape2, c2, sc)
-        shape, amp = shape2, qcfs_lam(blk.act2)
+        shape, amp = shape2, b.unit(blk.act2)
     mask, pool, _ = model.pool
     g = e.gate("pool.gate", src, mask, shape)
     c, h, w = shape

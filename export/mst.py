@@ -18,7 +18,7 @@ import torch
 
 from ..models.attention import WindowAttention
 from ..models.mst import MST, MSTBlock, PatchMerging
-from .builder import GraphBuilder, bn_affine, fold_bn, np32, qcfs_lam
+from .builder import GraphBuilder, bn_affine, fold_bn, np32
 from ..ir.nodes import HostLayerNorm, HostSoftmax, Route, SpikeProduct
 
 
@@ -136,14 +136,14 @@ def _attention(b: GraphBuilder, pre: str, blk: MSTBlock, s1: str, lam1: float, C
 
     spiking = att.mode == "spiking"
     mode = "cumulative" if spiking else "per_step"
-    lq, lk = qcfs_lam(att.q_if), qcfs_lam(att.k_if)
+    lq, lk = b.unit(att.q_if), b.unit(att.k_if)
     qk = spike_product(b, f"{pre}.qk", (sq, (C, N), q_map), (sk, (C, N), kt_map), mode, att.scale * lq * lk)
     a_shape = (nW, heads, Nw, Nw)
     bias = np32(att.position_bias())[None]                                      # (1, heads, Nw, Nw)
     if blk.shift_mask is not None:
         bias = bias + np32(blk.shift_mask)[:, None]
     bias = np.broadcast_to(bias, a_shape)
-    lam_a, lam_v = qcfs_lam(att.attn_if), qcfs_lam(att.v_if)
+    lam_a, lam_v = b.unit(att.attn_if), b.unit(att.v_if)
     # spiking: the bias (and shift mask) drive the attention neuron; softmax: the host op
     a = b.neuron(f"{pre}.attn", att.attn_if, a_shape, qk, bias=bias if spiking else 0.0)
     a = b.gate(f"{pre}.attn.gate", a, att.mask_attn.p, a_shape)
@@ -160,25 +160,25 @@ def _attention(b: GraphBuilder, pre: str, blk: MSTBlock, s1: str, lam1: float, C
     back = b.add(f"{pre}.av.out", Route(in_shape=q_map.shape, index=inv.reshape(C, N)), av)
     o = b.neuron(f"{pre}.out", att.attn_v_if, (C, N), back)
     wp, bp = fold_bn(att.proj.weight, att.proj.bias, None)
-    sp = neuron_from(b, f"{pre}.proj", Lin.of(o, (C, N), qcfs_lam(att.attn_v_if)), att.proj_if, wp, bp)
-    return Lin.of(sp, (C, N), qcfs_lam(att.proj_if))
+    sp = neuron_from(b, f"{pre}.proj", Lin.of(o, (C, N), b.unit(att.attn_v_if)), att.proj_if, wp, bp)
+    return Lin.of(sp, (C, N), b.unit(att.proj_if))
 
 
 def _block(b: GraphBuilder, pre: str, blk: MSTBlock, x: Lin) -> Lin:
     """Official block: the attention's shortcut is the block input x itself (before norm1)."""
     C, N = x.shape
     s1 = neuron_from(b, f"{pre}.act1", x.affine(*bn_affine(blk.norm1)), blk.shortcut1_if)
-    x_mid = x.plus(_attention(b, f"{pre}.attn", blk, s1, qcfs_lam(blk.shortcut1_if), C, blk.resolution))
+    x_mid = x.plus(_attention(b, f"{pre}.attn", blk, s1, b.unit(blk.shortcut1_if), C, blk.resolution))
     y = x_mid.affine(*bn_affine(blk.norm2))
     mlp = blk.mlp
     s_in = neuron_from(b, f"{pre}.mlp_in", y, blk.shortcut2_if)
     g1 = b.gate(f"{pre}.fc1.gate", s_in, mlp.mask_fc1.p, (C, N))
     w1, b1 = fold_bn(mlp.fc1.weight, mlp.fc1.bias, mlp.norm1)
-    h1 = neuron_from(b, f"{pre}.fc1", Lin.of(g1, (C, N), qcfs_lam(blk.shortcut2_if)), mlp.fc1_if, w1, b1)
+    h1 = neuron_from(b, f"{pre}.fc1", Lin.of(g1, (C, N), b.unit(blk.shortcut2_if)), mlp.fc1_if, w1, b1)
     g2 = b.gate(f"{pre}.fc2.gate", h1, mlp.mask_fc2.p, (w1.shape[0], N))
     w2, b2 = fold_bn(mlp.fc2.weight, mlp.fc2.bias, mlp.norm2)
-    h2 = neuron_from(b, f"{pre}.fc2", Lin.of(g2, (w1.shape[0], N), qcfs_lam(mlp.fc1_if)), mlp.fc2_if, w2, b2)
-    return y.plus(Lin.of(h2, (C, N), qcfs_lam(mlp.fc2_if)))
+    h2 = neuron_from(b, f"{pre}.fc2", Lin.of(g2, (w1.shape[0], N), b.unit(mlp.fc1_if)), mlp.fc2_if, w2, b2)
+    return y.plus(Lin.of(h2, (C, N), b.unit(mlp.fc2_if)))
 
 
 def _merge(b: GraphBuilder, pre: str, m: PatchMerging, x: Lin, res: int) -> Lin:
@@ -192,7 +192,7 @@ def _merge(b: GraphBuilder, pre: str, m: PatchMerging, x: Lin, res: int) -> Lin:
     xc = x.routed(np.concatenate(parts, 0)).affine(*bn_affine(m.norm))
     w, _ = fold_bn(m.reduction.weight, None, None)
     s = neuron_from(b, f"{pre}", xc, m.reduction_if, w, np.zeros(w.shape[0]))
-    return Lin.of(s, (w.shape[0], h2 * h2), qcfs_lam(m.reduction_if))
+    return Lin.of(s, (w.shape[0], h2 * h2), b.unit(m.reduction_if))
 
 
 def _head(b: GraphBuilder, model: MST, x: Lin, layernorm: str) -> str:
@@ -233,9 +233,9 @@ def _head(b: GraphBuilder, model: MST, x: Lin, layernorm: str) -> str:
     return out
 
 
-def lower_mst(model: MST, seed: int = 0, layernorm: str = "cumulative") -> GraphBuilder:
+def lower_mst(model: MST, seed: int = 0, layernorm: str = "cumulative", levels: int = 1) -> GraphBuilder:
     cfg = model.config
-    b = GraphBuilder(seed)
+    b = GraphBuilder(seed, levels)
     S = cfg.img_size
     inp = b.add("input", nir.Input(input_type={"input": np.array([cfg.in_chans, S, S])}))
     pe = model.patch_embed
@@ -247,7 +247,7 @@ def lower_mst(model: MST, seed: int = 0, layernorm: str = "cumulative") -> Graph
     flat = b.tokens("patch_embed.flatten", [cfg.embed_dim, res, res], conv)
     C, N = cfg.embed_dim, res * res
     s = b.neuron("patch_embed.if", pe.proj_if, (C, N), flat)
-    x = Lin.of(s, (C, N), qcfs_lam(pe.proj_if))
+    x = Lin.of(s, (C, N), b.unit(pe.proj_if))
     nb = 0
     for i, mod in model.blocks():
         if isinstance(mod, MSTBlock):

@@ -14,6 +14,10 @@ import nir.ir
 import numpy as np
 from nir.ir.node import NIRNode
 
+from ..loihi.widths import PAYLOAD_BITS
+
+LEVELS_MAX = (1 << PAYLOAD_BITS) - 1       # a graded spike's payload k is 0..LEVELS_MAX
+
 
 def _shape(x) -> tuple:
     return tuple(int(v) for v in np.asarray(x).reshape(-1))
@@ -34,7 +38,8 @@ class _Extension(NIRNode):
         kwargs = dict(kwargs)
         kwargs.pop("type", None)
         for k in cls._ints:
-            kwargs[k] = int(kwargs[k])
+            if k in kwargs:                 # absent: the field's default (files written before it)
+                kwargs[k] = int(kwargs[k])
         for k in cls._strs:
             v = kwargs[k]
             kwargs[k] = v.decode() if isinstance(v, bytes) else str(v)
@@ -47,20 +52,29 @@ class _Extension(NIRNode):
 
 @dataclass(eq=False)
 class ResetSubIF(_Extension):
-    """Integrate-and-fire with reset by subtraction, initial potential and a constant bias current.
+    """Integrate-and-fire with reset by subtraction, initial potential, a constant bias current and
+    `levels` M (graded, multi-level spikes; 1: binary).
 
-    v_0 = v_init;  v_t = v_{t-1} + I_t + bias;  s_t = 1 if v_t >= threshold else 0;
-    v_t -= threshold * s_t.  Output: binary spikes s_t (amplitude folded into the consumers).
-    A converted QCFS(lam) is threshold = lam, v_init = lam / 2 (docs/sources.md, "MST").
+    v_0 = v_init;  v_t = v_{t-1} + I_t + bias;  then M times in turn: if v_t >= threshold,
+    v_t -= threshold and k_t += 1 (k_t starts at 0).  Output: the payload k_t in 0..M (binary
+    when M = 1: s_t = 1 if v_t >= threshold); its amplitude is folded into the consumers. One step
+    of an M-level neuron is M steps of a binary one on the same input (LM-HT, NeurIPS 2024, Lemma 4.1).
+    A converted QCFS(lam) is threshold = lam / M, v_init = threshold / 2 (docs/sources.md, "MST"):
+    T x M >= L steps carry its L levels; M = L at T = 1 is the quantized ANN exactly.
     """
     shape: np.ndarray
     threshold: np.ndarray
     v_init: np.ndarray
     bias: np.ndarray
+    levels: int = 1
+    _ints = ("levels",)
 
     def __post_init__(self):
         self.shape = np.asarray(_shape(self.shape), dtype=np.int64)
         self.threshold, self.v_init, self.bias = map(_arr, (self.threshold, self.v_init, self.bias))
+        self.levels = int(self.levels)
+        if not 1 <= self.levels <= LEVELS_MAX:
+            raise ValueError(f"ResetSubIF levels must be in 1..{LEVELS_MAX}, got {self.levels}")
         for name in ("threshold", "v_init", "bias"):
             np.broadcast_to(getattr(self, name), tuple(self.shape))  # raises on a bad shape
         self._io(self.shape)

@@ -40,7 +40,7 @@ TIME_FREE = tuple(t for t in SYNAPTIC if t is not X.SpikeProduct) + (nir.Flatten
 @dataclass
 class Result:
     logits: torch.Tensor                    # (T, B, K) per-step output
-    spikes: dict = field(default_factory=dict)        # node -> (T, B, *shape) bool, if recorded
+    spikes: dict = field(default_factory=dict)        # node -> (T, B, *shape) bool (uint8 payloads), if recorded
     spike_counts: dict = field(default_factory=dict)  # node -> total spikes (all steps, samples)
     synaptic_events: dict = field(default_factory=dict)  # synaptic node -> delivered events
     gated_events: dict = field(default_factory=dict)  # synaptic node -> events removed by gating
@@ -266,7 +266,7 @@ class Simulator:
                 act = counting.spike_counts(y)
                 _add(res.spike_counts, name, int(act.sum().item()))
             if name in record:
-                rec = y.bool().cpu()
+                rec = y.to(torch.uint8).cpu() if getattr(node, "levels", 1) > 1 else y.bool().cpu()
         if count and act is None and name in self._needs_activity:
             act = self._activity(name, node, y, act_in, drop_out, drop_in)
         return y, drop_out, act, rec

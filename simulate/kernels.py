@@ -62,6 +62,30 @@ def _if(x, v, th, v_reset, offset, subtract, out):
 
 
 @numba.njit(**_JIT)
+def _if_graded(x, v, th, bias, levels, out):
+    """ResetSubIF with `levels` M > 1: v += x + bias, then M times in turn: v >= th: v -= th,
+    k += 1 (apart from _if so that the binary loop stays branch-free and vectorized)."""
+    T, M = x.shape
+    N = th.shape[0]
+    tiles = _tiles(M // N, N)
+    for k in numba.prange(tiles.shape[0]):
+        lo, hi = tiles[k, 1], tiles[k, 2]
+        at = tiles[k, 0] * N + lo
+        vk, thk, bk = v[at:at + hi - lo], th[lo:hi], bias[lo:hi]
+        for t in range(T):
+            xt, st = x[t, at:at + hi - lo], out[t, at:at + hi - lo]
+            for n in range(hi - lo):
+                vj = vk[n] + (xt[n] + bk[n])
+                pay = 0.0
+                for _ in range(levels):
+                    if vj >= thk[n]:
+                        vj = vj - thk[n]
+                        pay += 1.0
+                st[n] = pay
+                vk[n] = vj
+
+
+@numba.njit(**_JIT)
 def _cuba(x, u, v, g_in, keep_u, keep_v, g_u, bias, th, v_reset, memory, out):
     """u = u keep_u + x g_in (u = x g_in without memory); v = v keep_v + u g_u + bias; v > th."""
     T, M = x.shape
@@ -209,14 +233,17 @@ def from_memory(a: np.ndarray, shape: tuple, order: tuple, lead: int = 2) -> tor
     return t.reshape(stored).permute(*range(lead), *inverse)
 
 
-def if_scan(x: torch.Tensor, v: torch.Tensor, order: tuple, th, v_reset, offset, subtract: bool):
+def if_scan(x: torch.Tensor, v: torch.Tensor, order: tuple, th, v_reset, offset, subtract: bool, levels: int = 1):
     """Spikes (T, ...) and the new v of an IF node on input x (T, B, *shape); th, v_reset and
     offset (ResetSubIF's bias, stock IF's gain) flat per neuron in x's memory `order` (layout).
     The neurons are independent, so scanning them in memory order is the same arithmetic on
     each; spikes and state come back in that layout, for the next convolution or linear."""
     d = to_memory(x, order)
     out, vv = np.empty_like(d), to_memory(v, order, lead=1).reshape(-1).copy()
-    _if(d, vv, th, v_reset, offset, subtract, out)
+    if levels > 1:
+        _if_graded(d, vv, th, offset, levels, out)
+    else:
+        _if(d, vv, th, v_reset, offset, subtract, out)
     return from_memory(out, x.shape, order), from_memory(vv, v.shape, order, lead=1)
 
 

@@ -31,6 +31,7 @@ class IFParams:
     gain: torch.Tensor               # stock IF's r (1 for ResetSubIF)
     subtract: bool
     v_reset: torch.Tensor | None = None
+    levels: int = 1                  # ResetSubIF's M: payloads 0..M, one threshold subtracted per unit
 
 
 def if_drive(p: IFParams, x: torch.Tensor) -> torch.Tensor:
@@ -44,9 +45,16 @@ def if_init(p: IFParams, like: torch.Tensor) -> torch.Tensor:
 
 def if_step(p: IFParams, v: torch.Tensor, drive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     v = v + drive                                  # a new tensor: the caller's state stays as it was
-    if p.subtract:
+    if p.subtract and p.levels == 1:
         s = v >= p.threshold
         return s, v.sub_(s * p.threshold)
+    if p.subtract:
+        k = torch.zeros_like(v)
+        for _ in range(p.levels):                  # M times in turn, as the node says
+            s = v >= p.threshold
+            v.sub_(s * p.threshold)
+            k += s
+        return k, v
     s = v > p.threshold
     return s, torch.where(s, p.v_reset, v)
 
@@ -91,7 +99,7 @@ def scan(step: Callable, params, state, drive: torch.Tensor) -> tuple[torch.Tens
 
 def if_fused(p: IFParams, v: torch.Tensor, x: torch.Tensor, order: tuple, flat: dict):
     return kernels.if_scan(x, v, order, flat["threshold"], flat["v_reset"], flat["bias" if p.subtract else "gain"],
-                           p.subtract)
+                           p.subtract, p.levels)
 
 
 def cuba_fused(p: CubaParams, state, x: torch.Tensor, order: tuple, flat: dict):
@@ -141,7 +149,8 @@ def for_node(node, tensor: Callable) -> Neuron:
     """The dynamics of a neuron node; `tensor` turns its numpy parameters into tensors."""
     zero = tensor(0.0)
     if isinstance(node, X.ResetSubIF):
-        p = IFParams(tensor(node.threshold), tensor(node.v_init), tensor(node.bias), zero, subtract=True)
+        p = IFParams(tensor(node.threshold), tensor(node.v_init), tensor(node.bias), zero, subtract=True,
+                     levels=int(node.levels))
     elif isinstance(node, LEAKY):
         c, shape = cuba(node), node_shape(node)
         p = CubaParams(*(tensor(np.broadcast_to(a, shape)) for a in

@@ -1,0 +1,83 @@
+"""Graded, multi-level spikes (ResetSubIF levels M, `mst export --spike-levels M`)."""
+import nir
+import numpy as np
+import pytest
+import torch
+
+from conftest import SMALL, calibrated, mst_here, one_line_here
+from mstdeploy.export.lower import to_nir
+from mstdeploy.ir import nodes as X
+from mstdeploy.ir.io import read_graph, write_graph
+from mstdeploy.simulate import neurons
+from mstdeploy.simulate.engine import Simulator
+
+
+@pytest.mark.parametrize("name,layernorm", [(n, "cumulative") for n in SMALL] + [("mst-softmax", "per_step")])
+def test_one_step_with_levels_equal_to_L_is_the_quantized_ann(name, layernorm):
+    # M = L: one step of each neuron is its QCFS (threshold lam / L from lam / (2L)), products and
+    # softmax are exact at t = 1: the SNN's first step is the ANN to rounding error.
+    m = calibrated(name, levels=4)
+    x = torch.randn(16, 1, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        ann = m(x)
+    g = to_nir(m, layernorm=layernorm, spike_levels=4)
+    assert {n.levels for n in g.nodes.values() if isinstance(n, X.ResetSubIF)} == {4}
+    r = Simulator(g, dtype=torch.float64).run(x, 1, record={k for k, n in g.nodes.items()
+                                                             if isinstance(n, X.ResetSubIF)})
+    assert ann.abs().mean() > 0.01 and ann.std(0).mean() > 0.001
+    assert torch.allclose(r.logits[0], ann, atol=1e-6), (r.logits[0] - ann).abs().max()
+    payloads = torch.cat([s.reshape(-1).float() for s in r.spikes.values()])
+    assert payloads.max() > 1 and payloads.max() <= 4 and torch.equal(payloads, payloads.round())
+
+
+def test_one_level_is_todays_binary_graph():
+    m = calibrated("mst-spiking", levels=16, mask=0.5).float()
+    a, b = to_nir(m), to_nir(m, spike_levels=1)
+    assert list(a.nodes) == list(b.nodes) and a.edges == b.edges
+    for k in a.nodes:
+        for f, v in vars(a.nodes[k]).items():
+            if isinstance(v, np.ndarray):
+                assert np.array_equal(v, getattr(b.nodes[k], f)), (k, f)
+    x = torch.randn(4, 1, 8, 8)
+    ra, rb = Simulator(a).run(x, 8), Simulator(b).run(x, 8)
+    assert torch.equal(ra.logits, rb.logits) and ra.synaptic_events == rb.synaptic_events
+
+
+def _node(levels, threshold=1.0):
+    return X.ResetSubIF(shape=(5,), threshold=threshold, v_init=0.0, bias=0.0, levels=levels)
+
+
+def test_graded_neuron_is_m_binary_steps_and_the_kernel_agrees():
+    # One step of an M-level neuron = M binary subtractions in turn (the node's rule); the fused
+    # CPU kernel does the same arithmetic as the torch step, and the payload never exceeds M.
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(12, 3, 5, generator=g) * 7 - 1).double()
+    for M in (2, 4, 7):
+        n = neurons.for_node(_node(M, 0.75), lambda v: torch.as_tensor(np.asarray(v, np.float64)))
+        fused, v_fused = n.run(n.init(n.params, x[0]), x)
+        looped, v_looped = neurons.scan(n.step, n.params, n.init(n.params, x[0]), x)
+        assert torch.equal(fused, looped) and torch.equal(v_fused, v_looped)
+        v = torch.zeros(3, 5, dtype=torch.float64)
+        for t in range(12):
+            v = v + x[t]
+            k = torch.clamp(torch.floor(v / 0.75), 0, M)
+            assert torch.equal(fused[t], k)
+            v = v - k * 0.75
+        assert fused.max() == M
+
+
+def test_levels_round_trip_and_old_files_read_as_binary(tmp_path):
+    m = calibrated("vgg", levels=4).float()
+    write_graph(to_nir(m, spike_levels=3), tmp_path / "g.nir")
+    g = read_graph(str(tmp_path / "g.nir"))
+    assert {n.levels for n in g.nodes.values() if isinstance(n, X.ResetSubIF)} == {3}
+    fields = {k: v for k, v in vars(_node(1)).items() if k in ("shape", "threshold", "v_init", "bias")}
+    assert X.ResetSubIF.from_dict(fields).levels == 1              # written before the field existed
+
+
+def test_spike_levels_refused_where_it_cannot_be_said(tmp_path, capsys):
+    for bad in ("0", "256", "two"):
+        assert "--spike-levels" in one_line_here(capsys, "export", tmp_path / "none.pt", "-o", tmp_path / "g.nir",
+                                                  "--spike-levels", bad)
+    with pytest.raises(ValueError, match="levels"):
+        _node(0)
