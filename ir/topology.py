@@ -90,13 +90,13 @@ class Topology:
         return self.graph.nodes[name]
 
     def spiking(self) -> set[str]:
-        """Nodes whose output is binary spikes: neurons, and routing nodes fed by one spiking node
-        (fan-in sums spikes into counts)."""
+        """Nodes whose output is binary spikes: neurons (not graded ones, levels > 1), and routing
+        nodes fed by one spiking node (fan-in sums spikes into counts)."""
         out: set[str] = set()
         for n in self.order:
             node = self.graph.nodes[n]
-            if isinstance(node, NEURONS + (nir.Threshold,)) or (isinstance(node, ROUTING) and len(self.preds[n]) == 1
-                                             and self.preds[n][0] in out):
+            binary = isinstance(node, NEURONS + (nir.Threshold,)) and getattr(node, "levels", 1) == 1
+            if binary or (isinstance(node, ROUTING) and len(self.preds[n]) == 1 and self.preds[n][0] in out):
                 out.add(n)
         return out
 

@@ -51,6 +51,7 @@ class NeuronQ:
     own_bias: np.ndarray | float = 0.0   # the node's own constant drive, in voltage terms (float)
     current_bias: np.ndarray | None = None  # int64: synaptic biases added to the input every step,
     #                                         where the current remembers (du < 4095); else in `bias`
+    levels: int = 1           # ResetSubIF's M: the spike carries k in 0..M, k thresholds subtracted
 
     @property
     def remembers(self) -> bool:
@@ -195,7 +196,7 @@ class FixedPlan:
             v0 = np.round(np.broadcast_to(np.asarray(node.v_init, np.float64), shape) / unit * (1 << ACT_SHIFT))
             v0 = np.clip(v0, -V_LIMIT, V_LIMIT).astype(np.int64)
             return NeuronQ(unit, VTH_MANT, v0, None, None, 0, subtract=True,
-                           own_bias=np.asarray(node.bias, np.float64))
+                           own_bias=np.asarray(node.bias, np.float64), levels=int(node.levels))
         th = uniform(node.v_threshold, "v_threshold", name)
         if uniform(node.r, "r", name) != 1.0 or np.any(np.asarray(node.v_reset) != 0) or th <= 0:
             raise UserError(f"fixed point: stock IF {name} needs r = 1, v_reset = 0 and a positive threshold")
@@ -254,6 +255,7 @@ class FixedPlan:
             elif name in self.neurons:
                 q = self.neurons[name]
                 rows.append({"node": name, "kind": "neuron", "type": type(self.topo.node(name)).__name__,
-                             "vth": q.vth, "threshold": q.threshold, "unit": q.unit, "du": q.du, "dv": q.dv,
+                             "vth": q.vth, "threshold": q.threshold, "levels": q.levels, "unit": q.unit,
+                             "du": q.du, "dv": q.dv,
                              "bias_exp_max": int(q.bias_exp.max()), "bias_clipped": q.bias_clipped})
         return rows

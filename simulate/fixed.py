@@ -153,8 +153,12 @@ def voltage_step(q: NeuronQ, v: torch.Tensor, drive: torch.Tensor, sat: Saturati
     v.clamp_(-V_LIMIT, V_LIMIT)                    # in place on this step's new tensor
     th = float(q.threshold)
     if q.subtract:
-        s = v >= th
-        return s, v.sub_(s * th)
+        k = torch.zeros_like(v)
+        for _ in range(q.levels):                  # k thresholds in turn (1: a binary spike)
+            s = v >= th
+            v.sub_(s * th)
+            k += s
+        return k, v
     s = v > th
     return s, v.masked_fill_(s, 0.0)
 
@@ -169,7 +173,7 @@ def neuron(q: NeuronQ, x: torch.Tensor, bias: torch.Tensor, v_init: torch.Tensor
     v = (torch.zeros_like(x[0]) + v_init).contiguous() if v is None else v
     if kernels.usable(drive):
         out, v, high, low = kernels.fixed_voltage(drive, v, DECAY_ONE - q.dv, DECAY_ONE, V_LIMIT,
-                                                  float(q.threshold), q.subtract)
+                                                  float(q.threshold), q.subtract, q.levels)
         sat.high, sat.low = sat.high + high, sat.low + low
         return out, (u, v)
     out = torch.empty_like(x)

@@ -110,9 +110,10 @@ def _cuba(x, u, v, g_in, keep_u, keep_v, g_u, bias, th, v_reset, memory, out):
 
 
 @numba.njit(**_JIT)
-def _fixed_v(drive, v, keep_v, one, limit, th, subtract, out, high, low):
+def _fixed_v(drive, v, keep_v, one, limit, th, subtract, levels, out, high, low):
     """Lava's voltage: v = trunc(v keep_v / one) + drive (v + drive when keep_v = one), counted
-    and clipped at +-limit, then the spike rule; high/low: per element, clipped steps."""
+    and clipped at +-limit, then the spike rule (subtract: up to `levels` thresholds in turn, the
+    payload their number); high/low: per element, clipped steps."""
     T, M = drive.shape
     for k in numba.prange((M + TILE - 1) // TILE):
         lo, hi = k * TILE, min(M, (k + 1) * TILE)
@@ -126,13 +127,16 @@ def _fixed_v(drive, v, keep_v, one, limit, th, subtract, out, high, low):
                 hk[j] += vj > limit
                 lk[j] += vj < -limit
                 vj = min(max(vj, -limit), limit)
+                pay = 0.0
                 if subtract:
-                    s = vj >= th
-                    vj = vj - th if s else vj
-                else:
-                    s = vj > th
-                    vj = 0.0 if s else vj
-                st[j] = 1.0 if s else 0.0
+                    for _ in range(levels):
+                        if vj >= th:
+                            vj = vj - th
+                            pay += 1.0
+                elif vj > th:
+                    vj = 0.0
+                    pay = 1.0
+                st[j] = pay
                 vk[j] = vj
 
 
@@ -269,12 +273,12 @@ def _state(x: torch.Tensor) -> np.ndarray:
 
 
 def fixed_voltage(drive: torch.Tensor, v: torch.Tensor, keep_v: int, one: int, limit: float, th: float,
-                  subtract: bool):
+                  subtract: bool, levels: int = 1):
     """Spikes, new v, and the clipped steps (high, low) of a fixed-point neuron over a chunk."""
     d = _flat(drive)
     out, vv = np.empty_like(d), _state(v)
     high, low = np.empty(vv.shape, np.int64), np.empty(vv.shape, np.int64)
-    _fixed_v(d, vv, float(keep_v), float(one), float(limit), float(th), subtract, out, high, low)
+    _fixed_v(d, vv, float(keep_v), float(one), float(limit), float(th), subtract, levels, out, high, low)
     return (torch.from_numpy(out).reshape(drive.shape), torch.from_numpy(vv).reshape(v.shape),
             int(high.sum()), int(low.sum()))
 

@@ -140,6 +140,7 @@ class Network:
         from .procs import host, neuron, recorder, routing, synapse
         pairs = {
             "IF": (neuron.SubtractiveIF, neuron.SubtractiveIFFloat, neuron.SubtractiveIFFixed),
+            "GradedIF": (neuron.GradedIF, neuron.GradedIFFloat, neuron.GradedIFFixed),
             "Recorder": (recorder.SpikeRecorder, recorder.SpikeRecorderFloat, recorder.SpikeRecorderFixed),
             "TokenDense": (synapse.TokenDense, synapse.TokenDenseFloat, synapse.TokenDenseFixed),
             "Conv": (synapse.Conv, synapse.ConvFloat, synapse.ConvFixed),
@@ -375,7 +376,8 @@ class Network:
             else:
                 th, v0 = np.asarray(node.threshold, np.float64), np.asarray(node.v_init, np.float64)
                 bias = np.broadcast_to(np.asarray(node.bias, np.float64), shape) + self.biases.get(name, 0.0)
-            proc = self._ours("IF", name, shape=shape, threshold=th, v_init=v0, bias=bias)
+            kind = "IF" if node.levels == 1 else "GradedIF"
+            proc = self._ours(kind, name, shape=shape, threshold=th, v_init=v0, bias=bias, levels=node.levels)
             self._wire(name, proc.a_in)
             self.ports[name] = ref(proc.s_out)
         elif isinstance(node, (nir.IF,) + LEAKY):

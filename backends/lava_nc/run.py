@@ -42,7 +42,7 @@ def shm_prefix(worker_pid: int) -> str:
 @dataclass
 class LavaRun:
     logits: np.ndarray                                # (T, images, K) output per logical step
-    spikes: dict = field(default_factory=dict)        # neuron node -> (images, T, *shape) bool
+    spikes: dict = field(default_factory=dict)        # neuron node -> (images, T, *shape) bool (graded: uint8)
     saturation: dict = field(default_factory=dict)    # neuron node -> {"high", "low", "wrapped"}
     delivered: dict = field(default_factory=dict)     # gate node -> (images, T, *shape) bool: passed on
     meta: dict = field(default_factory=dict)          # steps, depth, processes, timings, quantization
@@ -203,6 +203,8 @@ def _collect(out: str, T: int, n: int) -> LavaRun:
                 shape = tuple(int(v) for v in f["shape"])
                 bits = np.unpackbits(f[key], axis=-1)[..., :int(np.prod(shape))]
                 into[name] = bits.astype(bool).reshape(n, T, *shape)
+        if "payloads" in f:                       # a graded neuron's payloads (uint8)
+            run.spikes[name] = f["payloads"].reshape(n, T, *(int(v) for v in f["shape"]))
         if "saturation" in f:
             high, low, wrapped = (int(v) for v in f["saturation"])
             run.saturation[name] = {"high": high, "low": low, "wrapped": wrapped}

@@ -4,7 +4,9 @@ subtractive reset and no initial potential (docs/sources.md, "Loihi fixed point"
 Float: v += a_in + bias; s = v >= threshold; v -= threshold * s (v starts at v_init per image).
 Fixed: Lava's bit-accurate LIF datapath with du = 4095, dv = 0 (u = a_in << 6 wrapping at 24 bits,
 v = v + u + bias saturating at 24 bits) with this node's rule: s = v >= vth << 6, v -= vth << 6.
-Both record their spikes; the fixed model also counts saturations (docs/fixed-point.md).
+GradedIF (levels M > 1): the rule M times in turn, the spike a payload k in 0..M sent as a graded
+message (loihi/widths.py GRADED_BITS). All record their spikes; the fixed models also count
+saturations (docs/fixed-point.md).
 """
 from __future__ import annotations
 
@@ -17,17 +19,21 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from mstdeploy.backends.lava_nc.procs.base import NodeModel, NodeProcess
-from mstdeploy.loihi.widths import ACT_SHIFT, U_WRAP, V_LIMIT
+from mstdeploy.loihi.widths import ACT_SHIFT, GRADED_BITS, U_WRAP, V_LIMIT
 
 
 class SubtractiveIF(NodeProcess):
     """params: shape, threshold, v_init, bias (floats, or ints in fixed point: threshold is the
     effective vth << 6)."""
 
-    def __init__(self, clock: dict, shape: tuple, threshold, v_init, bias):
-        super().__init__(clock, shape=tuple(shape), threshold=threshold, v_init=v_init, bias=bias)
+    def __init__(self, clock: dict, shape: tuple, threshold, v_init, bias, levels: int = 1):
+        super().__init__(clock, shape=tuple(shape), threshold=threshold, v_init=v_init, bias=bias, levels=int(levels))
         self.a_in = InPort(shape=tuple(shape))
         self.s_out = OutPort(shape=tuple(shape))
+
+
+class GradedIF(SubtractiveIF):
+    """SubtractiveIF with levels M > 1: payloads 0..M on graded messages."""
 
 
 class _IFModel(NodeModel):
@@ -39,7 +45,8 @@ class _IFModel(NodeModel):
         self.v0 = np.broadcast_to(np.asarray(p["v_init"], self.dtype), shape).copy()
         self.bias = np.broadcast_to(np.asarray(p["bias"], self.dtype), shape)
         self.v = self.v0.copy()
-        self.record = np.zeros((self.images * self.steps, int(np.prod(shape))), bool)
+        self.levels = int(p["levels"])
+        self.record = np.zeros((self.images * self.steps, int(np.prod(shape))), bool if self.levels == 1 else np.uint8)
         self.saturation = np.zeros(3, np.int64)             # high, low, wrapped
 
     def step(self):
@@ -54,35 +61,33 @@ class _IFModel(NodeModel):
         self.record[image * self.steps + s - 1] = spikes.reshape(-1)
         self.s_out.send(spikes.astype(self.dtype))
         if self.last_step():
-            self.save(spikes=np.packbits(self.record, axis=-1), shape=np.array(self.v.shape),
-                      saturation=self.saturation)
+            spikes = {"spikes": np.packbits(self.record, axis=-1)} if self.levels == 1 else {"payloads": self.record}
+            self.save(**spikes, shape=np.array(self.v.shape), saturation=self.saturation)
+
+    def fire(self, v):
+        """The spike rule on v: (payload, v after): `levels` thresholds in turn."""
+        k = np.zeros(v.shape, np.int64)
+        for _ in range(self.levels):
+            s = v >= self.th
+            v = v - s * self.th
+            k += s
+        return k, v
 
 
-# The float / fixed-point model pairs below differ only in their port types. They are written out
-# one class each on purpose: Lava's compiler finds process models by scanning this module's
-# classes and their @implements/@tag decorators, so generated classes would hide what it reads.
+# The float / fixed-point arithmetic is written once (_Float, _Fixed); the models below differ only
+# in their port types. They are written out one class each on purpose: Lava's compiler finds
+# process models by scanning this module's classes and their @implements/@tag decorators (which
+# refuse a subclass of a decorated model), so generated classes would hide what it reads.
 
-@implements(proc=SubtractiveIF, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
-class SubtractiveIFFloat(_IFModel):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int8, precision=1)
+class _Float(_IFModel):
     dtype = np.float64
 
     def integrate(self, a):
-        self.v = self.v + (a + self.bias)         # the reference's order: drive = I + bias; v += drive
-        spikes = self.v >= self.th
-        self.v = self.v - spikes * self.th
+        spikes, self.v = self.fire(self.v + (a + self.bias))   # the reference's order: drive = I + bias; v += drive
         return spikes
 
 
-@implements(proc=SubtractiveIF, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class SubtractiveIFFixed(_IFModel):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int8, precision=1)
+class _Fixed(_IFModel):
     dtype = np.int64
 
     def integrate(self, a):
@@ -92,7 +97,37 @@ class SubtractiveIFFixed(_IFModel):
         u = np.where(u <= -U_WRAP, u + 2 * U_WRAP, u)
         v = self.v + u + self.bias
         self.saturation += [int((v > V_LIMIT).sum()), int((v < -V_LIMIT).sum()), int(wrap.sum())]
-        v = np.clip(v, -V_LIMIT, V_LIMIT)
-        spikes = v >= self.th
-        self.v = v - spikes * self.th
+        spikes, self.v = self.fire(np.clip(v, -V_LIMIT, V_LIMIT))
         return spikes
+
+
+@implements(proc=SubtractiveIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class SubtractiveIFFloat(_Float):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int8, precision=1)
+
+
+@implements(proc=SubtractiveIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class SubtractiveIFFixed(_Fixed):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int8, precision=1)
+
+
+@implements(proc=GradedIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class GradedIFFloat(_Float):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=GRADED_BITS)
+
+
+@implements(proc=GradedIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class GradedIFFixed(_Fixed):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=GRADED_BITS)
