@@ -1,6 +1,11 @@
 """Exact synaptic-event counting (docs/energy.md): a delivered event is one spike times one
 non-zero synapse leaving it. Counts are kept per element of a node's output over all steps and
 images, carried through routing nodes, and multiplied by each synaptic node's fan-out.
+
+Graded spikes (ResetSubIF levels > 1) are counted two ways at once: a spike of payload k is k
+events (what the 45-nm models price) and one message (what a graded-spike chip like Loihi 2
+delivers). In a graph with graded neurons a count is complex: real part events, imaginary part
+messages; routes, gates and fan-in sums carry both alike. Binary graphs keep real counts.
 """
 from __future__ import annotations
 
@@ -92,9 +97,18 @@ def host_macs(node, fan: torch.Tensor, steps: int, images: int) -> int:
     return int(steps * images * fan.sum().item())
 
 
-def events(counts: torch.Tensor, fan: torch.Tensor) -> int:
-    """Synaptic events from per-element spike counts and the fan-out."""
-    return int(round((counts.reshape(fan.shape) * fan).sum().item()))
+def events(counts: torch.Tensor, fan: torch.Tensor) -> tuple[int, int]:
+    """(synaptic events, synaptic messages) from per-element counts and the fan-out (equal
+    unless the counts are complex, graded)."""
+    total = (counts.reshape(fan.shape) * fan).sum().item()
+    return split(total)
+
+
+def split(total) -> tuple[int, int]:
+    """(events, messages) of a count total: a complex one's parts, a real one twice."""
+    if isinstance(total, complex):
+        return int(round(total.real)), int(round(total.imag))
+    return int(round(total)), int(round(total))
 
 
 def sum_counts(items):
@@ -121,15 +135,20 @@ def route_counts(counts: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.index_select(flat, 0, index.reshape(-1)).reshape(index.shape)     # faster than flat[index]
 
 
-def spike_counts(y: torch.Tensor) -> torch.Tensor:
-    """Per element of (T, B, *shape) spikes, the total over steps and images (float64).
-    Counts per element are < 2^24: exact in the float32 sum."""
+def spike_counts(y: torch.Tensor, graded: bool = False) -> torch.Tensor:
+    """Per element of (T, B, *shape) spikes, the total over steps and images (float64; graded:
+    complex, payloads + 1j messages). Counts per element are < 2^24: exact in the float32 sum."""
+    if graded:
+        return _per_element(y, lambda rows: torch.complex(rows.sum(0).double(),
+                                                          torch.count_nonzero(rows, dim=0).double()))
     return _per_element(y, lambda rows: rows.sum(0).double())
 
 
-def nonzero_counts(y: torch.Tensor) -> torch.Tensor:
-    """Per element, the steps x images where the value is not 0 (graded values count once)."""
-    return _per_element(y, lambda rows: torch.count_nonzero(rows, dim=0).to(torch.float64))
+def nonzero_counts(y: torch.Tensor, graded: bool = False) -> torch.Tensor:
+    """Per element, the steps x images where the value is not 0 (graded values count once: one
+    event, one message)."""
+    n = _per_element(y, lambda rows: torch.count_nonzero(rows, dim=0).to(torch.float64))
+    return torch.complex(n, n) if graded else n
 
 
 def _per_element(y: torch.Tensor, reduce) -> torch.Tensor:

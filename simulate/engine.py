@@ -41,12 +41,14 @@ TIME_FREE = tuple(t for t in SYNAPTIC if t is not X.SpikeProduct) + (nir.Flatten
 class Result:
     logits: torch.Tensor                    # (T, B, K) per-step output
     spikes: dict = field(default_factory=dict)        # node -> (T, B, *shape) bool (uint8 payloads), if recorded
-    spike_counts: dict = field(default_factory=dict)  # node -> total spikes (all steps, samples)
-    synaptic_events: dict = field(default_factory=dict)  # synaptic node -> delivered events
+    spike_counts: dict = field(default_factory=dict)  # node -> total spikes (all steps, samples; payloads)
+    synaptic_events: dict = field(default_factory=dict)  # synaptic node -> delivered events (payload-weighted)
     gated_events: dict = field(default_factory=dict)  # synaptic node -> events removed by gating
     host_macs: dict = field(default_factory=dict)     # node -> MACs done on the host / analog input
     neuron_updates: dict = field(default_factory=dict)
     saturation: dict = field(default_factory=dict)    # fixed point: neuron -> counts of clipped v
+    spike_messages: dict = field(default_factory=dict)     # node -> spikes sent (graded: messages, any payload)
+    synaptic_messages: dict = field(default_factory=dict)  # synaptic node -> delivered messages
 
     def predictions_by_step(self) -> torch.Tensor:
         """(T, B) argmax of the logits summed over steps 1..t, for every t."""
@@ -131,6 +133,7 @@ class Simulator:
         self._cache: dict[str, dict] = {}
         self._analog = counting.analog_sources(topo)
         self._needs_activity = counting.activity_needed(topo, self._analog)
+        self._graded = any(getattr(graph.nodes[n], "levels", 1) > 1 for n in self.order)   # complex counts
         self._widest = max(int(np.prod(node_shape(graph.nodes[n]))) for n in self.order)  # for memory checks
         self._state = carried_size(graph, self.order)
         if chunk is not None and chunk < 1:
@@ -263,8 +266,10 @@ class Simulator:
         if isinstance(node, SPIKERS):
             _add(res.neuron_updates, name, k * B * int(np.prod(node_shape(node))))
             if count:
-                act = counting.spike_counts(y)
-                _add(res.spike_counts, name, int(act.sum().item()))
+                act = counting.spike_counts(y, self._graded)
+                spikes, messages = counting.split(act.sum().item())
+                _add(res.spike_counts, name, spikes)
+                _add(res.spike_messages, name, messages)
             if name in record:
                 rec = y.to(torch.uint8).cpu() if getattr(node, "levels", 1) > 1 else y.bool().cpu()
         if count and act is None and name in self._needs_activity:
@@ -325,7 +330,10 @@ class Simulator:
         if not count:
             return y, None
         T, B = x.shape[:2]
-        gone = (x * (rec == 0)).reshape(T * B, -1).double().sum(0).reshape(x.shape[2:])
+        dropped = (x * (rec == 0)).reshape(T * B, -1)
+        gone = dropped.double().sum(0).reshape(x.shape[2:])
+        if self._graded:
+            gone = torch.complex(gone, torch.count_nonzero(dropped, dim=0).double().reshape(x.shape[2:]))
         return y, gone if drop is None else drop + gone
 
     def _activity(self, name, node, y, act_in, drop_out, drop_in) -> torch.Tensor:
@@ -338,16 +346,18 @@ class Simulator:
             if isinstance(node, X.SynapseGate):
                 gone = drop_out if drop_in is None else drop_out - drop_in
                 return act_in - gone
-        return counting.nonzero_counts(ops.dense(y))
+        return counting.nonzero_counts(ops.dense(y), self._graded)
 
     def _count(self, name, node, act_in, drop_in, res: Result, T: int, B: int) -> None:
         fan = self.fanout(name)
         if any(p in self._analog for p in self.preds[name]):
             _add(res.host_macs, name, counting.host_macs(node, fan, T, B))
             return
-        _add(res.synaptic_events, name, counting.events(act_in, fan))
+        events, messages = counting.events(act_in, fan)
+        _add(res.synaptic_events, name, events)
+        _add(res.synaptic_messages, name, messages)
         if drop_in is not None:
-            _add(res.gated_events, name, counting.events(drop_in, fan))
+            _add(res.gated_events, name, counting.events(drop_in, fan)[0])
 
     def _route(self, name, node: X.Route):
         """(route plan, index for routing count vectors)."""
@@ -449,7 +459,8 @@ class Simulator:
             order = kernels.layout(x)
             imix_m = self.cached(name, ("gate", order), lambda: torch.from_numpy(
                 kernels.in_order(imix.cpu().numpy(), x.shape[2:], order)))
-            return kernels.gate(x, skey, imix_m, float(node.p))
+            y, dropped, number = kernels.gate(x, skey, imix_m, float(node.p))
+            return y, (torch.complex(dropped, number) if self._graded else dropped)
         flat = x.reshape(T, B, -1)
         t, b, i = flat.nonzero(as_tuple=True)
         drop = ~stream.keep_mask(skey[t, b], imix[i], float(node.p))
@@ -458,4 +469,7 @@ class Simulator:
         dropped = torch.zeros(flat.shape[-1], dtype=torch.float64, device=self.device)
         # a gate on a residual sum drops counts, not single spikes: weigh by the value
         dropped.index_add_(0, i[drop], flat[t[drop], b[drop], i[drop]].to(torch.float64))
+        if self._graded:
+            number = torch.zeros_like(dropped).index_add_(0, i[drop], torch.ones_like(dropped[i[drop]]))
+            dropped = torch.complex(dropped, number)
         return y.reshape(x.shape), dropped.reshape(x.shape[2:])

@@ -30,6 +30,8 @@ class Evaluation:
     neuron_updates: dict = field(default_factory=dict)
     saturation: dict = field(default_factory=dict)   # fixed point: neuron -> clipped-v counts
     spikes: dict = field(default_factory=dict)      # node -> (images, T, *shape) uint8, if recorded
+    spike_messages: dict = field(default_factory=dict)
+    synaptic_messages: dict = field(default_factory=dict)
 
     def accuracy(self, t: int) -> float:
         return float(self.correct_by_step[t - 1]) / max(self.images, 1)
@@ -43,7 +45,8 @@ class Evaluation:
         self.correct_by_step = self.correct_by_step + other.correct_by_step
         for mine, theirs in ((self.spike_counts, other.spike_counts), (self.synaptic_events, other.synaptic_events),
                              (self.gated_events, other.gated_events), (self.host_macs, other.host_macs),
-                             (self.neuron_updates, other.neuron_updates)):
+                             (self.neuron_updates, other.neuron_updates), (self.spike_messages, other.spike_messages),
+                             (self.synaptic_messages, other.synaptic_messages)):
             for k, v in theirs.items():
                 mine[k] = mine.get(k, 0) + v
         for k, v in other.saturation.items():
@@ -105,7 +108,8 @@ def evaluate(sim: Simulator, data, steps: int, batch_size: int = 64, progress: b
         offset += len(y)
         pred = r.predictions_by_step()
         part = Evaluation(steps, len(y), (pred == y[None, :]).sum(1).numpy(), r.spike_counts, r.synaptic_events,
-                          r.gated_events, r.host_macs, r.neuron_updates, r.saturation)
+                          r.gated_events, r.host_macs, r.neuron_updates, r.saturation,
+                          spike_messages=r.spike_messages, synaptic_messages=r.synaptic_messages)
         ev.add(part)
     ev.spikes = {k: np.concatenate(v) for k, v in recorded.items()}
     if not ranks.enabled:

@@ -163,14 +163,16 @@ _mix32 = numba.njit(cache=True)(stream.mix32)       # the stream's own hash, com
 
 
 @numba.njit(**_JIT)
-def _gate(x, skey, imix, drop_below, y, dropped):
+def _gate(x, skey, imix, drop_below, y, dropped, count):
     """SynapseGate on x (T, B, n): an element x != 0 is dropped when mix32(skey[t, b] ^ imix[i])
-    < drop_below (ir/stream.keep_mask); y the passed values, dropped[i] the sum of dropped ones."""
+    < drop_below (ir/stream.keep_mask); y the passed values, dropped[i] the sum of dropped ones,
+    count[i] their number."""
     T, B, n = x.shape
     for k in numba.prange((n + TILE - 1) // TILE):
         lo, hi = k * TILE, min(n, (k + 1) * TILE)
-        mk, dk = imix[lo:hi], dropped[lo:hi]
+        mk, dk, ck = imix[lo:hi], dropped[lo:hi], count[lo:hi]
         dk[:] = 0.0
+        ck[:] = 0.0
         for t in range(T):
             for b in range(B):
                 s = skey[t, b]
@@ -180,20 +182,23 @@ def _gate(x, skey, imix, drop_below, y, dropped):
                     if v != 0.0 and _mix32(s ^ mk[i]) < drop_below:
                         yt[i] = 0.0
                         dk[i] += v
+                        ck[i] += 1.0
                     else:
                         yt[i] = v
 
 
 def gate(x: torch.Tensor, skey: torch.Tensor, imix: torch.Tensor, p: float):
-    """(gated x, per-element sum of dropped values as float64) for x (T, B, ...), scanned in
-    x's memory order: `imix` is the elements' hashes in that order (in_order)."""
+    """(gated x, per-element sum of dropped values, per-element number of dropped ones, both
+    float64) for x (T, B, ...), scanned in x's memory order: `imix` is the elements' hashes in
+    that order (in_order)."""
     T, B = x.shape[:2]
     order = layout(x)
     xs = to_memory(x, order).reshape(T, B, -1)
-    y, dropped = np.empty_like(xs), np.empty(xs.shape[2], np.float64)
+    y, dropped, count = np.empty_like(xs), np.empty(xs.shape[2], np.float64), np.empty(xs.shape[2], np.float64)
     _gate(xs, np.ascontiguousarray(skey.numpy()), np.ascontiguousarray(imix.numpy()), stream.drop_threshold(p),
-          y, dropped)
-    return from_memory(y.reshape(T, -1), x.shape, order), from_memory(dropped, x.shape[2:], order, lead=0)
+          y, dropped, count)
+    return (from_memory(y.reshape(T, -1), x.shape, order), from_memory(dropped, x.shape[2:], order, lead=0),
+            from_memory(count, x.shape[2:], order, lead=0))
 
 
 def usable(drive: torch.Tensor) -> bool:

@@ -104,3 +104,32 @@ def test_graded_fixed_point_parity_is_exact(tmp_path, name, kw):
     for gate, passed in lava.delivered.items():
         (src,) = [a for a, b in g.edges if b == gate]
         assert not (passed & (lava.spikes[src] == 0)).any()
+
+
+def _chain(tail: bool):
+    """Input -> Affine -> ResetSubIF (M = 4) -> SynapseGate [-> Affine of ones (3 x 6)] -> Output."""
+    rng = np.random.default_rng(0)
+    nodes = {"input": nir.Input(input_type={"input": np.array([5])}),
+             "fc": nir.Affine(weight=rng.normal(0, 1.5, (6, 5)).astype(np.float32), bias=np.zeros(6, np.float32)),
+             "if": X.ResetSubIF(shape=(6,), threshold=0.5, v_init=0.25, bias=0.0, levels=4),
+             "gate": X.SynapseGate(shape=(6,), p=0.5, seed=3, stream=1)}
+    chain = ["input", "fc", "if", "gate"]
+    if tail:
+        nodes["read"] = nir.Affine(weight=np.ones((3, 6), np.float32), bias=np.zeros(3, np.float32))
+        chain.append("read")
+    nodes["output"] = nir.Output(output_type={"output": np.array([3 if tail else 6])})
+    chain.append("output")
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(chain, chain[1:])))
+
+
+def test_graded_events_weigh_payloads_and_messages_count_them_once():
+    # The gate's output, read directly, tells what the synapse after it receives: each payload k
+    # delivered is k events and one message to each of its 3 targets; a dropped spike is neither.
+    x = torch.randn(7, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    seen = Simulator(_chain(False), dtype=torch.float64).run(x, 6).logits          # (T, B, 6) gate output
+    r = Simulator(_chain(True), dtype=torch.float64).run(x, 6)
+    assert seen.max() > 1                                                           # graded payloads pass
+    assert r.synaptic_events["read"] == 3 * int(seen.sum())
+    assert r.synaptic_messages["read"] == 3 * int((seen != 0).sum()) < r.synaptic_events["read"]
+    assert r.spike_counts["if"] >= r.spike_messages["if"] > 0
+    assert r.gated_events["read"] > 0

@@ -57,10 +57,10 @@ def test_float_neurons_fused_equal_the_step_functions(node, dtype):
         assert torch.equal(state0, n.init(n.params, d[0]))   # the caller's state is untouched
 
 
-@pytest.mark.parametrize("subtract", [True, False])
+@pytest.mark.parametrize("subtract,levels", [(True, 1), (False, 1), (True, 3)])
 @pytest.mark.parametrize("du,dv", [(4095, 0), (4095, 700), (1000, 300)])
-def test_fixed_point_neuron_fused_equals_the_loop(monkeypatch, subtract, du, dv):
-    q = SimpleNamespace(threshold=1 << 14, du=du, dv=dv, subtract=subtract)    # what fixed.neuron reads
+def test_fixed_point_neuron_fused_equals_the_loop(monkeypatch, subtract, levels, du, dv):
+    q = SimpleNamespace(threshold=1 << 14, du=du, dv=dv, subtract=subtract, levels=levels)   # what fixed.neuron reads
     g = torch.Generator().manual_seed(1)
     # inputs that saturate v both ways and wrap a remembering u; some land exactly on the threshold
     x = torch.randint(-60000, 80000, (50, 2, 30), generator=g).double()
@@ -75,7 +75,7 @@ def test_fixed_point_neuron_fused_equals_the_loop(monkeypatch, subtract, du, dv)
     out_l, (u_l, v_l) = fixed.neuron(q, x, bias, v0, sat_l)
     assert torch.equal(out_f, out_l) and torch.equal(v_f, v_l)
     assert (u_f is None and u_l is None) or torch.equal(u_f, u_l)
-    assert sat_f == sat_l and 0 < out_l.sum() < out_l.numel()
+    assert sat_f == sat_l and 0 < (out_l > 0).sum() < out_l.numel() and out_l.max() == levels
     assert sat_l.low > 0 and sat_l.wrapped > 0 and (sat_l.high > 0 or not subtract)
 
 
@@ -137,6 +137,6 @@ def test_an_input_stored_permuted_scans_to_the_same_spikes_in_its_layout(subtrac
     assert torch.equal(counting.nonzero_counts(x), counting.nonzero_counts(xl))
     skey = torch.arange(T * B, dtype=torch.int64).reshape(T, B) * 7919
     imix = torch.arange(n, dtype=torch.int64) * 104729
-    y0, d0 = kernels.gate(x, skey, imix, 0.5)
-    y1, d1 = kernels.gate(xl, skey, torch.from_numpy(kernels.in_order(imix.numpy(), shape, stored)), 0.5)
+    y0, d0, _ = kernels.gate(x, skey, imix, 0.5)
+    y1, d1, _ = kernels.gate(xl, skey, torch.from_numpy(kernels.in_order(imix.numpy(), shape, stored)), 0.5)
     assert torch.equal(y0, y1) and torch.equal(d0, d1) and kernels.layout(y1) == stored
