@@ -16,7 +16,7 @@ from ..ir import nodes as X
 from ..ir.gating import with_ratio
 from ..ir.io import write_graph
 from ..ir.topology import NEURONS, ROUTING, SYNAPTIC, Topology
-from .energy import MODELS, ann_energy, ann_macs, energy, per_inference, per_node
+from .energy import MODELS, against_ann, ann_energy, ann_macs, energy, per_inference, per_node
 from .plots import write_plots
 from ..simulate.engine import Simulator
 from ..simulate.evaluate import evaluate, stack_images
@@ -33,9 +33,14 @@ def masked_sites(graph: nir.NIRGraph) -> list[str]:
     return [n for n in topo.order if isinstance(topo.node(n), SYNAPTIC) and any(p in gated for p in topo.preds[n])]
 
 
+def marks(steps: int) -> tuple:
+    """The steps at which a report prices the run: 1, 2, 4, ... below T, and T."""
+    return tuple(sorted({1 << k for k in range(steps.bit_length()) if 1 << k < steps} | {steps}))
+
+
 def _reference(graph, data, steps, fixed_point, raster, progress, chunk, ranks):
     ev = evaluate(Simulator(graph, ranks.device, fixed_point=fixed_point, chunk=chunk), data, steps,
-                  progress=progress, record={raster} if raster else None, ranks=ranks)
+                  progress=progress, record={raster} if raster else None, ranks=ranks, marks=marks(steps))
     spikes = ev.spikes[raster][0].astype(bool) if raster else None        # image 0: (T, *shape)
     return ev, ev.images, ev.curve(), spikes
 
@@ -48,7 +53,7 @@ def _lava(graph, data, steps, fixed_point, raster, timeout, progress, chunk):
         path = pathlib.Path(tmp) / "g.nir"
         write_graph(graph, path)
         run = run_lava(path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress)
-    res = lava_counts(graph, x, run, fixed_point, chunk=chunk)
+    res = lava_counts(graph, x, run, fixed_point, chunk=chunk, marks=marks(steps))
     pred = run.logits.cumsum(0).argmax(-1)                                  # (T, images)
     curve = {t: float((pred[t - 1] == y).mean()) for t in range(1, steps + 1)}
     return res, len(x), curve, (run.spikes[raster][0] if raster else None)
@@ -58,13 +63,16 @@ def energy_report(graph: nir.NIRGraph, data, steps: int, *, source: str, dataset
                   fixed_point: bool = False, backend: str = "reference", ratios: list | None = None,
                   raster: str | None = None, timeout: float = 900, progress: bool = True,
                   on_run: Callable[[dict], None] | None = None, chunk: int | None = None,
-                  ranks: Dist | None = None):
+                  ranks: Dist | None = None, ann_accuracy: float | None = None, tolerance: float = 0.005):
     """Events, energy and accuracy per inference of `graph` on `data` (a data set), as exported
     (`ratios` None) or re-gated at each ratio. Returns the report (energy.json) and the raster
     node's spikes on the first image of the first run. `source`, `dataset`: labels for the report;
     `on_run` sees each run's figures as soon as they are known; `chunk`: the reference
     simulator's steps at a time (None: from memory); `ranks`: torchrun's ranks, over which the
-    reference backend shares out the images (every rank gets the whole report)."""
+    reference backend shares out the images (every rank gets the whole report). Each run is
+    priced at T and at the steps of `marks` (by_step), set against the fp32 and int8 ANN of the
+    same network (vs_ann); with the ANN's `ann_accuracy` on the same images, the smallest of
+    those steps whose accuracy is within `tolerance` of it (within_tolerance)."""
     ranks = ranks or Dist()
     if steps < 1:
         raise UserError("the number of steps must be >= 1")
@@ -78,6 +86,7 @@ def energy_report(graph: nir.NIRGraph, data, steps: int, *, source: str, dataset
     if raster and raster not in neurons:
         raise UserError(f"raster node {raster!r} is not a neuron node of the graph")
     macs = ann_macs(graph)
+    ann_uj = {k: v * 1e6 for k, v in ann_energy(sum(macs.values())).items()}
     sites = masked_sites(graph)
     order = Topology(graph).order
     runs, first_spikes = [], None
@@ -90,15 +99,18 @@ def energy_report(graph: nir.NIRGraph, data, steps: int, *, source: str, dataset
         counts = per_inference(res, images)
         site_events = sum(res.synaptic_events.get(k, 0) for k in sites) / max(images, 1)
         run = {"ratio": p, "accuracy": curve[steps], "accuracy_by_step": {str(t): a for t, a in curve.items()},
-               "per_inference": counts, "masked_site_events": site_events,
-               "energy_uJ": {m: {k: v * 1e6 for k, v in energy(counts, model).items()} for m, model in MODELS.items()},
+               "masked_site_events": site_events, **priced(counts, ann_uj),
+               "by_step": {str(t): {"accuracy": curve[t], **priced(per_inference(res.at[t], images), ann_uj)}
+                           for t in sorted(res.at)},
                "per_node": per_node(res, images, order)}
+        if ann_accuracy is not None:
+            run["within_tolerance"] = within(run["by_step"], ann_accuracy, tolerance)
         runs.append(run)
         if len(runs) == 1:
             first_spikes = spikes
         if on_run:
             on_run(run)
-    ann = {"macs": sum(macs.values()), "energy_uJ": {k: v * 1e6 for k, v in ann_energy(sum(macs.values())).items()}}
+    ann = {"macs": sum(macs.values()), "energy_uJ": ann_uj, "accuracy": ann_accuracy, "tolerance": tolerance}
     report = {"graph": source, "backend": backend, "mode": "fixed_point" if fixed_point else "float",
               "dataset": dataset, "images": images, "steps": steps, "ranks": ranks.world,
               "models": {k: m.source for k, m in MODELS.items()}, "ann": ann,
@@ -106,14 +118,39 @@ def energy_report(graph: nir.NIRGraph, data, steps: int, *, source: str, dataset
     return report, first_spikes
 
 
+def priced(counts: dict, ann_uj: dict) -> dict:
+    """Energy of per-inference counts under every model, and its ratio to the ANN's."""
+    uj = {m: {k: v * 1e6 for k, v in energy(counts, model).items()} for m, model in MODELS.items()}
+    return {"per_inference": counts, "energy_uJ": uj, "vs_ann": against_ann(uj, ann_uj)}
+
+
+def within(by_step: dict, ann_accuracy: float, tolerance: float) -> dict:
+    """The first priced step whose accuracy is at least the ANN's less `tolerance`, with its
+    accuracy and energy ratios (steps None: none is)."""
+    for t, row in by_step.items():
+        if row["accuracy"] >= ann_accuracy - tolerance - 1e-12:
+            return {"steps": int(t), "accuracy": row["accuracy"], "vs_ann": row["vs_ann"]}
+    return {"steps": None, "accuracy": None, "vs_ann": None}
+
+
 def run_line(run: dict, steps: int) -> str:
     """One line of a run's figures, for a person."""
     c, e = run["per_inference"], run["energy_uJ"]
     label = "as exported" if run["ratio"] is None else f"ratio {run['ratio']:g}"
-    return (f"{label}: accuracy {100 * run['accuracy']:.2f}% at T={steps}, "
+    r = run["vs_ann"]
+    line = (f"{label}: accuracy {100 * run['accuracy']:.2f}% at T={steps}, "
             f"{c['synaptic_events']:,.0f} synaptic events ({run['masked_site_events']:,.0f} at masked sites), "
             f"{c['gated_events']:,.0f} gated out, {c['spikes']:,.0f} spikes per inference; "
-            f"Loihi 1 {e['loihi1']['total']:.2f} uJ, 45 nm fp32 {e['45nm-fp32']['total']:.2f} uJ")
+            f"Loihi 1 {e['loihi1']['total']:.2f} uJ, 45 nm fp32 {e['45nm-fp32']['total']:.2f} uJ; "
+            f"x{r['45nm-fp32']:.2f} of the fp32 ANN, x{r['45nm-int8']:.2f} of the int8 ANN")
+    if c["synaptic_messages"] != c["synaptic_events"]:
+        line += f"; graded: {c['synaptic_messages']:,.0f} messages, Loihi 2 {e['loihi2']['total']:.2f} uJ"
+    w = run.get("within_tolerance")
+    if w is not None:
+        line += ("; within tolerance of the ANN at no priced T" if w["steps"] is None else
+                 f"; within tolerance of the ANN from T={w['steps']} ({100 * w['accuracy']:.2f}%, "
+                 f"x{w['vs_ann']['45nm-fp32']:.2f} fp32, x{w['vs_ann']['45nm-int8']:.2f} int8)")
+    return line
 
 
 # Every file a report may hold: a new report replaces them all (a file it no longer writes goes).

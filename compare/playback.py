@@ -13,10 +13,11 @@ from ..simulate.engine import Result, Simulator
 
 
 def lava_counts(graph: nir.NIRGraph, x: torch.Tensor, run: LavaRun, fixed: bool, first_sample: int = 0,
-                chunk: int | None = None) -> Result:
-    """x: the run's images (B, *input shape), in order; the result's logits are the reference's."""
+                chunk: int | None = None, marks: tuple = ()) -> Result:
+    """x: the run's images (B, *input shape), in order; the result's logits are the reference's;
+    `marks` as Simulator.run."""
     recorded = {**run.spikes, **run.delivered}
     playback = {k: torch.as_tensor(np.ascontiguousarray(v.swapaxes(0, 1)), dtype=torch.float64)
                 for k, v in recorded.items()}
     sim = Simulator(graph, "cpu", torch.float64, fixed_point=fixed, chunk=chunk)
-    return sim.run(x, run.logits.shape[0], first_sample=first_sample, playback=playback)
+    return sim.run(x, run.logits.shape[0], first_sample=first_sample, playback=playback, marks=marks)

@@ -37,6 +37,11 @@ SPIKERS = NEURONS + (nir.Threshold,)
 TIME_FREE = tuple(t for t in SYNAPTIC if t is not X.SpikeProduct) + (nir.Flatten, X.Route)
 
 
+# The count fields of a Result (and an Evaluation), each node -> total.
+COUNTS = ("spike_counts", "synaptic_events", "gated_events", "host_macs", "neuron_updates", "spike_messages",
+          "synaptic_messages")
+
+
 @dataclass
 class Result:
     logits: torch.Tensor                    # (T, B, K) per-step output
@@ -49,6 +54,7 @@ class Result:
     saturation: dict = field(default_factory=dict)    # fixed point: neuron -> counts of clipped v
     spike_messages: dict = field(default_factory=dict)     # node -> spikes sent (graded: messages, any payload)
     synaptic_messages: dict = field(default_factory=dict)  # synaptic node -> delivered messages
+    at: dict = field(default_factory=dict)   # step t of `marks` -> {count field: its dict after step t}
 
     def predictions_by_step(self) -> torch.Tensor:
         """(T, B) argmax of the logits summed over steps 1..t, for every t."""
@@ -174,14 +180,16 @@ class Simulator:
 
     @torch.no_grad()
     def run(self, x: torch.Tensor, steps: int, first_sample: int = 0, record: set | None = None,
-            count: bool = True, playback: dict | None = None) -> Result:
+            count: bool = True, playback: dict | None = None, marks: tuple = ()) -> Result:
         """Run `steps` steps on x (B, *input_shape), the same input every step, or (B, steps,
         *input_shape), one frame per step (event streams); x[i] is sample `first_sample + i`.
 
         Time runs in chunks of `chunk_steps` steps, every node's state carried from one chunk to
         the next: memory depends on the chunk, not on `steps`, and the result is the same.
         `playback` (node -> (T, B, *shape) 0/1 tensor) replaces the outputs of those neurons and
-        gates by recorded ones (another backend's), so that the event counts are that run's."""
+        gates by recorded ones (another backend's), so that the event counts are that run's.
+        `marks`: steps t after which the counts so far are kept in `Result.at` (a chunk ends
+        there): the counts of a t-step run, since no step depends on later ones."""
         varying = x.ndim == len(self.input_shape) + 2
         if tuple(x.shape[2 if varying else 1:]) != self.input_shape:
             raise UserError(f"input shape {tuple(x.shape[1:])} does not match the graph's Input "
@@ -199,12 +207,14 @@ class Simulator:
         samples = torch.arange(first_sample, first_sample + B, device=self.device, dtype=torch.int64)
         state: dict[str, object] = {}              # node -> what it carries into the next chunk
         logits, spikes = [], {}
-        for t0 in range(0, T, K):
-            clock = Clock(samples, torch.arange(t0 + 1, min(t0 + K, T) + 1, device=self.device,
-                                                dtype=torch.int64), T)
-            frames = x[:, t0:t0 + K].transpose(0, 1) if varying else None
-            part = None if playback is None else {n: v[t0:t0 + K] for n, v in playback.items()}
+        ends = sorted(set(range(K, T, K)) | {int(m) for m in marks if 1 <= m < T} | {T})
+        for t0, t1 in zip([0] + ends[:-1], ends):
+            clock = Clock(samples, torch.arange(t0 + 1, t1 + 1, device=self.device, dtype=torch.int64), T)
+            frames = x[:, t0:t1].transpose(0, 1) if varying else None
+            part = None if playback is None else {n: v[t0:t1] for n, v in playback.items()}
             out, recorded = self._chunk(x, frames, clock, state, res, record or set(), count, part)
+            if t1 in marks:
+                res.at[t1] = {f: dict(getattr(res, f)) for f in COUNTS}
             logits.append(out.reshape(out.shape[0], B, -1).to(torch.float64).cpu())
             for n, v in recorded.items():
                 spikes.setdefault(n, []).append(v)

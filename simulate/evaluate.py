@@ -15,7 +15,7 @@ from ..machine import check_fits
 from ..progress import bar
 from ..data import datasets
 from ..ir.topology import node_shape as _shape
-from .engine import Simulator
+from .engine import COUNTS, Simulator
 
 
 @dataclass
@@ -32,6 +32,7 @@ class Evaluation:
     spikes: dict = field(default_factory=dict)      # node -> (images, T, *shape) uint8, if recorded
     spike_messages: dict = field(default_factory=dict)
     synaptic_messages: dict = field(default_factory=dict)
+    at: dict = field(default_factory=dict)          # mark t -> {count field: node -> total after step t}
 
     def accuracy(self, t: int) -> float:
         return float(self.correct_by_step[t - 1]) / max(self.images, 1)
@@ -43,10 +44,11 @@ class Evaluation:
         """Add another part's images and counts (recorded spikes follow this part's)."""
         self.images += other.images
         self.correct_by_step = self.correct_by_step + other.correct_by_step
-        for mine, theirs in ((self.spike_counts, other.spike_counts), (self.synaptic_events, other.synaptic_events),
-                             (self.gated_events, other.gated_events), (self.host_macs, other.host_macs),
-                             (self.neuron_updates, other.neuron_updates), (self.spike_messages, other.spike_messages),
-                             (self.synaptic_messages, other.synaptic_messages)):
+        pairs = [(getattr(self, f), getattr(other, f)) for f in COUNTS]
+        for t, theirs in other.at.items():
+            mine = self.at.setdefault(t, {f: {} for f in COUNTS})
+            pairs += [(mine[f], theirs[f]) for f in COUNTS]
+        for mine, theirs in pairs:
             for k, v in theirs.items():
                 mine[k] = mine.get(k, 0) + v
         for k, v in other.saturation.items():
@@ -85,8 +87,9 @@ def stack_images(data, limit: int | None = None) -> tuple[torch.Tensor, np.ndarr
 
 
 def evaluate(sim: Simulator, data, steps: int, batch_size: int = 64, progress: bool = True,
-             record: set | None = None, ranks: Dist | None = None) -> Evaluation:
-    """Run every image of `data` for `steps` steps; image i of the set is gating sample i.
+             record: set | None = None, ranks: Dist | None = None, marks: tuple = ()) -> Evaluation:
+    """Run every image of `data` for `steps` steps; image i of the set is gating sample i;
+    counts also after each step of `marks` (Evaluation.at).
     With `ranks` (torchrun), each rank runs a contiguous block of the batches and every rank
     returns the whole set's figures: the same batches, samples and counts as one process."""
     ranks = ranks or Dist()
@@ -102,14 +105,14 @@ def evaluate(sim: Simulator, data, steps: int, batch_size: int = 64, progress: b
     recorded: dict[str, list] = {}
     loader = DataLoader(Subset(data, range(first, stop)), batch_size=batch_size)
     for x, y in bar(loader, desc=f"simulate T={steps}", enabled=progress and ranks.main, unit="batch"):
-        r = sim.run(x, steps, first_sample=offset, record=record)
+        r = sim.run(x, steps, first_sample=offset, record=record, marks=marks)
         for k, v in r.spikes.items():
             recorded.setdefault(k, []).append(v.transpose(0, 1).to(torch.uint8).numpy())
         offset += len(y)
         pred = r.predictions_by_step()
         part = Evaluation(steps, len(y), (pred == y[None, :]).sum(1).numpy(), r.spike_counts, r.synaptic_events,
                           r.gated_events, r.host_macs, r.neuron_updates, r.saturation,
-                          spike_messages=r.spike_messages, synaptic_messages=r.synaptic_messages)
+                          spike_messages=r.spike_messages, synaptic_messages=r.synaptic_messages, at=r.at)
         ev.add(part)
     ev.spikes = {k: np.concatenate(v) for k, v in recorded.items()}
     if not ranks.enabled:

@@ -133,3 +133,54 @@ def test_graded_events_weigh_payloads_and_messages_count_them_once():
     assert r.synaptic_messages["read"] == 3 * int((seen != 0).sum()) < r.synaptic_events["read"]
     assert r.spike_counts["if"] >= r.spike_messages["if"] > 0
     assert r.gated_events["read"] > 0
+
+
+def test_counts_at_a_mark_are_those_of_a_run_that_long():
+    g = to_nir(calibrated("mst-spiking", levels=8, mask=0.5).float(), spike_levels=2)
+    x = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(5))
+    sim = Simulator(g, chunk=3)                       # marks also cut chunks that do not end there
+    long = sim.run(x, 7, marks=(1, 2, 4, 7))
+    assert sorted(long.at) == [1, 2, 4, 7]
+    for t in (1, 2, 4):
+        short = sim.run(x, t)
+        for f in ("spike_counts", "synaptic_events", "synaptic_messages", "gated_events", "neuron_updates"):
+            assert long.at[t][f] == getattr(short, f), (t, f)
+    assert long.at[7]["synaptic_events"] == long.synaptic_events
+    assert torch.equal(long.logits[:4], sim.run(x, 4).logits)
+
+
+def test_energy_report_prices_every_marked_step_against_the_ann(tmp_path, capsys):
+    # A graded graph of a checkpoint: the report carries messages, the Loihi 2 view, ratios to
+    # the fp32 and int8 ANN at 1, 2, 4 and 6 steps, and the first of them within tolerance of the
+    # ANN's accuracy on the same images (M = L: the first step is the quantized ANN).
+    import json
+    from mstdeploy.compare.energy import ANN_MAC
+    from mstdeploy.models import checkpoint
+    m = calibrated("vgg", levels=4).float()
+    m.config = m.config.replace(img_size=8, in_chans=1)
+    ck, nir_path, out = tmp_path / "c.pt", tmp_path / "g.nir", tmp_path / "en"
+    checkpoint.save(str(ck), m, {"dataset": "digits"})
+    write_graph(to_nir(m, spike_levels=4), nir_path)
+    x = torch.randn(12, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        labels = m(x).argmax(1).numpy()                 # the ANN is right on every image
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "y.npy", labels)
+    code, printed, err = mst_here(capsys, "energy", nir_path, "--inputs", tmp_path / "x.npy", "--labels",
+                                  tmp_path / "y.npy", "-T", "6", "--ann", ck, "--out", out, "--no-progress")
+    assert code == 0, err
+    rep = json.loads((out / "energy.json").read_text())
+    run = rep["runs"][0]
+    assert rep["ann"]["accuracy"] == 1.0 and rep["ann"]["tolerance"] == 0.005
+    assert list(run["by_step"]) == ["1", "2", "4", "6"]
+    c = run["per_inference"]
+    assert c["synaptic_messages"] < c["synaptic_events"] and c["spike_messages"] < c["spikes"]
+    assert run["energy_uJ"]["loihi2"]["synaptic"] < run["energy_uJ"]["loihi1"]["synaptic"]
+    ann = rep["ann"]["energy_uJ"]
+    assert ann["45nm-int8"] == pytest.approx(rep["ann"]["macs"] * ANN_MAC["45nm-int8"] * 1e6)
+    assert run["vs_ann"]["45nm-fp32"] == pytest.approx(run["energy_uJ"]["45nm-fp32"]["total"] / ann["45nm-fp32"])
+    six = run["by_step"]["6"]
+    assert six["per_inference"] == c and six["accuracy"] == run["accuracy"]
+    assert run["by_step"]["1"]["per_inference"]["synaptic_events"] < c["synaptic_events"]
+    assert run["within_tolerance"]["steps"] == 1 and run["within_tolerance"]["accuracy"] == 1.0
+    assert "within tolerance of the ANN from T=1" in printed and "of the int8 ANN" in printed
