@@ -32,6 +32,10 @@ def run(args) -> int:
         print("beyond stock Loihi cores:")
         for what, nodes in rep["beyond_stock_cores"].items():
             print(f"  {what} ({len(nodes)} node{'s' if len(nodes) > 1 else ''})")
+    pay = rep["spike_payload"]
+    print("spikes: binary" if pay is None else
+          f"spikes: graded, payloads 0..{pay['levels']} ({pay['bits']} bits of at most {pay['max_bits']}, "
+          f"in {pay['message_bits']}-bit graded messages)")
     print("does not fit: " + ("; ".join(rep["does_not_fit"]) or "nothing (every layer fits its cores)"))
     if args.json:
         write_text(args.json, json.dumps(rep, indent=2))

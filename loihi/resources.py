@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from ..ir import nodes as X
 from ..ir.topology import NEURONS, Topology, node_shape
 from .placement import placements
+from .widths import GRADED_BITS, PAYLOAD_BITS
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class CoreProfile:
     in_axons: int
     cores_per_chip: int
     source: str
+    graded: bool = True              # carries graded spikes (integer payloads)
 
 
 PROFILES = {
@@ -36,7 +38,8 @@ PROFILES = {
                           "(an average of 937,500 per core); input axons per core taken from Loihi 1 (4096)"),
     "loihi1": CoreProfile("loihi1", 1024, 128 * 1024, 4096, 128,
                           "Loihi 1: 1024 compartments, 4096 input axons, 128 KiB synaptic memory per "
-                          "core (one byte per synapse assumed), 128 cores per chip"),
+                          "core (one byte per synapse assumed), 128 cores per chip; binary spikes only",
+                          graded=False),
 }
 
 CUSTOM = {
@@ -91,14 +94,21 @@ def resources(graph: nir.NIRGraph, profile: CoreProfile) -> dict:
         fits = fan_in <= profile.in_axons
         if not fits:
             problems.append(f"{name}: fan-in {fan_in} exceeds {profile.in_axons} input axons per core")
+        levels = int(getattr(node, "levels", 1))
+        if levels > 1 and not profile.graded:
+            problems.append(f"{name}: graded spikes (levels {levels}) need a chip with graded spikes (loihi2); "
+                            f"export with --spike-levels 1 for {profile.name}")
         layers.append({"layer": name, "neurons": neurons, "synapses": synapses, "max_fan_in": fan_in,
-                       "cores": cores, "fits": fits})
+                       "cores": cores, "fits": fits, "levels": levels})
     custom: dict[str, list] = {}
     for name in topo.order:
         if type(topo.node(name)) in CUSTOM:
             custom.setdefault(CUSTOM[type(topo.node(name))], []).append(name)
     total = sum(r["cores"] for r in layers)
-    return {"profile": profile.name, "source": profile.source, "layers": layers, "cores": total,
+    top = max([r["levels"] for r in layers] + [1])
+    payload = {"levels": top, "bits": top.bit_length(), "max_bits": PAYLOAD_BITS, "message_bits": GRADED_BITS} \
+        if top > 1 else None
+    return {"spike_payload": payload, "profile": profile.name, "source": profile.source, "layers": layers, "cores": total,
             "chips": math.ceil(total / profile.cores_per_chip),
             "neurons": sum(r["neurons"] for r in layers), "synapses": sum(r["synapses"] for r in layers),
             "does_not_fit": problems, "beyond_stock_cores": custom}

@@ -184,3 +184,13 @@ def test_energy_report_prices_every_marked_step_against_the_ann(tmp_path, capsys
     assert run["by_step"]["1"]["per_inference"]["synaptic_events"] < c["synaptic_events"]
     assert run["within_tolerance"]["steps"] == 1 and run["within_tolerance"]["accuracy"] == 1.0
     assert "within tolerance of the ANN from T=1" in printed and "of the int8 ANN" in printed
+
+
+def test_resources_name_the_payload_width_and_loihi1_refuses_graded_spikes(tmp_path, capsys):
+    path = tmp_path / "g.nir"
+    write_graph(to_nir(calibrated("mst-spiking", levels=8).float(), spike_levels=5), path)
+    code, out, _ = mst_here(capsys, "resources", path, "--profile", "loihi2")
+    assert code == 0 and "graded, payloads 0..5 (3 bits of at most 8, in 24-bit graded messages)" in out
+    assert "does not fit: nothing" in out
+    code, out, _ = mst_here(capsys, "resources", path, "--profile", "loihi1")
+    assert "need a chip with graded spikes" in out
