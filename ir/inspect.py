@@ -39,8 +39,11 @@ def describe(graph: nir.NIRGraph) -> str:
     lines += ["", f"{len(rows)} nodes, {len(graph.edges)} edges, {sum(r[5] for r in rows):,} parameters; "
                   f"{ext} extension nodes, {host} host ops (kinds: nir = stock NIR, ext = mstdeploy "
                   f"extension, host = non-neuromorphic)",
-              "node types: " + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())),
-              "edges:"]
+              "node types: " + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))]
+    levels = sorted({int(getattr(n, "levels", 1)) for n in graph.nodes.values() if hasattr(n, "levels")})
+    if levels and levels != [1]:
+        lines.append("spikes: graded, payloads 0..M with M in " + ", ".join(map(str, levels)))
+    lines.append("edges:")
     lines += [f"  {shown(a)} -> {shown(b)}" for a, b in graph.edges]
     meta = {k: v for k, v in (graph.metadata or {}).items() if k != "config"}
     if meta:
