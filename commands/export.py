@@ -1,7 +1,7 @@
 """`mst export` (checkpoint -> NIR file) and `mst inspect` (what a NIR file holds)."""
 from __future__ import annotations
 
-from .common import add_mask_options, mask_overrides, seed, spike_levels
+from .common import add_mask_options, count, mask_overrides, seed, spike_levels
 
 
 def add_parser(sub) -> None:
@@ -18,6 +18,15 @@ def add_parser(sub) -> None:
                    help="graded spikes: each neuron sends a payload k in 0..M per step and subtracts k "
                         "thresholds of lam / M (T x M >= L carries L QCFS levels; M = L is exact at T = 1); "
                         "default 1, binary spikes")
+    x.add_argument("--calibrate", metavar="N", type=count, default=None,
+                   help="calibrate the neurons for few steps on N training images (docs/few-steps.md): layer by "
+                        "layer, the mean error against the ANN moves into initial potentials or biases")
+    x.add_argument("--calibrate-steps", metavar="T", type=count, default=4, help="the T to calibrate for (default 4)")
+    x.add_argument("--calibrate-method", choices=["potential", "bias", "both"], default="potential",
+                   help="where the error goes: the initial potential (default), the bias, half each")
+    x.add_argument("--dataset", default=None, help="calibration images: this data set's training split (default: "
+                                                  "the checkpoint's)")
+    x.add_argument("--data", metavar="PATH", help="local data directory of --dataset")
     x.add_argument("--standard", action="store_true",
                    help="stock NIR nodes only (ResNet/VGG without masking); fails otherwise")
     x.set_defaults(func=run)
@@ -33,16 +42,36 @@ def run(args) -> int:
     from ..ir.io import write_graph
     from ..ir.nodes import SynapseGate
     from ..models import checkpoint
-    check_outputs({"--output": args.output}, [args.checkpoint])
-    model, _ = checkpoint.load(args.checkpoint, **mask_overrides(args))
+    check_outputs({"--output": args.output}, [args.checkpoint, args.data])
+    model, ck = checkpoint.load(args.checkpoint, **mask_overrides(args))
     graph = to_nir(model, seed=args.seed, standard=args.standard, layernorm=args.layernorm,
                    spike_levels=args.spike_levels)
+    if args.calibrate is not None:
+        graph = _calibrated(graph, model, ck, args)
     write_graph(graph, args.output)
     gates = sum(1 for n in graph.nodes.values() if isinstance(n, SynapseGate))
     graded = f", graded spikes 0..{args.spike_levels}" if args.spike_levels > 1 else ""
     print(f"wrote {args.output}: {len(graph.nodes)} nodes, {len(graph.edges)} edges, "
           f"{gates} gated synapse groups (seed {args.seed}){graded}")
     return 0
+
+
+def _calibrated(graph, model, ck: dict, args):
+    """The graph calibrated on the first N images of the training split (export/calibrate.py)."""
+    from ..data import datasets
+    from ..errors import UserError
+    from ..export.calibrate import calibrate
+    from ..export.lower import to_nir
+    from ..simulate.evaluate import stack_images
+    if args.standard:
+        raise UserError("--calibrate changes our neurons' potentials and biases: not with --standard")
+    name = args.dataset or ck.get("meta", {}).get("dataset")
+    if name is None:
+        raise UserError("--calibrate needs --dataset: the checkpoint does not say what it was trained on")
+    train = datasets.load(name, "train", model.config.img_size, args.data)
+    x, _ = stack_images(train, args.calibrate)
+    reference = to_nir(model, seed=args.seed, layernorm=args.layernorm, spike_levels=model.config.levels)
+    return calibrate(graph, reference, x, args.calibrate_steps, args.calibrate_method)
 
 
 def inspect(args) -> int:

@@ -1,0 +1,84 @@
+"""Calibration of a converted network for few steps (`mst export --calibrate N`).
+
+At small T an IF neuron's mean output misses its QCFS activation by a systematic amount (the
+quantization of T x M levels, and the errors of the layers before it). SNN Calibration (Li et al.,
+ICML 2021, "light pipeline"; docs/sources.md, "Few steps") measures, layer by layer in order, the
+mean error e between the ANN's activation and the SNN's mean output over T steps on a few training
+images, with the layers before already calibrated, and moves it into the neuron:
+
+- `bias` (bias correction): the neuron's constant current grows by e (in its own units), every step;
+- `potential` (potential correction): its initial potential grows by T e, once;
+- `both`: half of e each way.
+
+Errors are per neuron element (the node's fields broadcast to its shape), averaged over the images.
+The ANN's activations come from the same model exported with L levels (`reference`, its QCFS's
+levels): run for one step, it is the quantized ANN exactly (ir/nodes.py ResetSubIF). Only
+ResetSubIF fields change; gating keeps its seed and streams, so the calibrated graph runs exactly
+like any other in both backends.
+"""
+from __future__ import annotations
+
+import copy
+
+import nir
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..ir import nodes as X
+from ..ir.topology import Topology
+from ..progress import bar
+from ..simulate.engine import Simulator
+
+METHODS = ("bias", "potential", "both")
+
+
+def _neurons(graph: nir.NIRGraph) -> list[str]:
+    return [n for n in Topology(graph).order if isinstance(graph.nodes[n], X.ResetSubIF)]
+
+
+def _uniform(node: X.ResetSubIF, name: str) -> float:
+    th = np.unique(np.asarray(node.threshold, np.float64))
+    if th.size != 1 or not th[0] > 0:
+        raise UserError(f"calibration: {name} needs one positive threshold")
+    return float(th[0])
+
+
+def _outputs(graph: nir.NIRGraph, x: torch.Tensor, steps: int, nodes: set, batch: int) -> dict:
+    """Per node, the mean payload per step of every image (images, *shape), float64."""
+    sim = Simulator(graph, dtype=torch.float64)
+    out: dict[str, list] = {n: [] for n in nodes}
+    for i in range(0, len(x), batch):
+        r = sim.run(x[i:i + batch], steps, first_sample=i, record=nodes, count=False)
+        for n in nodes:
+            out[n].append(r.spikes[n].double().mean(0))
+    return {n: torch.cat(v) for n, v in out.items()}
+
+
+def calibrate(graph: nir.NIRGraph, reference: nir.NIRGraph, x: torch.Tensor, steps: int,
+              method: str = "potential", batch: int = 64, progress: bool = True) -> nir.NIRGraph:
+    """A copy of `graph` calibrated for `steps` steps on images x (N, *input shape); `reference`
+    is the same model exported with its QCFS levels (one step of it = the quantized ANN)."""
+    if method not in METHODS:
+        raise UserError(f"calibration method must be one of {list(METHODS)}, got {method!r}")
+    names = _neurons(graph)
+    if not names:
+        raise UserError("calibration: the graph has no converted (ResetSubIF) neurons")
+    if names != _neurons(reference):
+        raise UserError("calibration: the reference graph is not the same network")
+    graph = copy.deepcopy(graph)
+    target = _outputs(reference, x, 1, set(names), batch)
+    for n in names:                       # in the units of the calibrated graph's threshold
+        target[n] = target[n] * (_uniform(reference.nodes[n], n) / _uniform(graph.nodes[n], n))
+    for n in bar(names, desc=f"calibrate T={steps}", enabled=progress, unit="layer"):
+        node = graph.nodes[n]
+        th = _uniform(node, n)
+        mean = _outputs(graph, x, steps, {n}, batch)[n]
+        e = ((target[n] - mean).mean(0) * th).numpy()          # volts per step, per element
+        shape = tuple(int(v) for v in node.shape)
+        share = {"bias": 1.0, "potential": 0.0, "both": 0.5}[method]
+        node.bias = (np.broadcast_to(np.asarray(node.bias, np.float64), shape) + share * e).astype(np.float32)
+        node.v_init = (np.broadcast_to(np.asarray(node.v_init, np.float64), shape)
+                       + (1.0 - share) * steps * e).astype(np.float32)
+    graph.metadata = {**(graph.metadata or {}), "calibrated": f"{method}, T={steps}, {len(x)} images"}
+    return graph
