@@ -57,10 +57,10 @@ def run(args) -> int:
 
 
 def _calibrated(graph, model, ck: dict, args):
-    """The graph calibrated on the first N images of the training split (export/calibrate.py)."""
+    """The graph calibrated on the first N images of the training split (compare/calibrate.py)."""
     from ..data import datasets
     from ..errors import UserError
-    from ..export.calibrate import calibrate
+    from ..compare.calibrate import calibrate
     from ..export.lower import to_nir
     from ..simulate.evaluate import stack_images
     if args.standard:

@@ -14,8 +14,8 @@ from ..models.vgg import VGG
 from . import portable
 from .cnn import ExtensionNeeded, lower_resnet, lower_vgg
 from .mst import lower_mst
-from ..ir.nodes import EXTENSIONS, LEVELS_MAX
-from ..loihi.widths import PAYLOAD_BITS
+from ..ir.nodes import EXTENSIONS
+from ..loihi.widths import LEVELS_MAX, PAYLOAD_BITS
 from .saformer import lower_saformer
 
 FORMAT = "mstdeploy-nir/1"

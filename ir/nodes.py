@@ -14,10 +14,6 @@ import nir.ir
 import numpy as np
 from nir.ir.node import NIRNode
 
-from ..loihi.widths import PAYLOAD_BITS
-
-LEVELS_MAX = (1 << PAYLOAD_BITS) - 1       # a graded spike's payload k is 0..LEVELS_MAX
-
 
 def _shape(x) -> tuple:
     return tuple(int(v) for v in np.asarray(x).reshape(-1))
@@ -73,8 +69,8 @@ class ResetSubIF(_Extension):
         self.shape = np.asarray(_shape(self.shape), dtype=np.int64)
         self.threshold, self.v_init, self.bias = map(_arr, (self.threshold, self.v_init, self.bias))
         self.levels = int(self.levels)
-        if not 1 <= self.levels <= LEVELS_MAX:
-            raise ValueError(f"ResetSubIF levels must be in 1..{LEVELS_MAX}, got {self.levels}")
+        if self.levels < 1:
+            raise ValueError(f"ResetSubIF levels must be >= 1, got {self.levels}")
         for name in ("threshold", "v_init", "bias"):
             np.broadcast_to(getattr(self, name), tuple(self.shape))  # raises on a bad shape
         self._io(self.shape)

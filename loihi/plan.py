@@ -17,7 +17,8 @@ from ..ir.cuba import LEAKY, cuba
 from ..ir.topology import NEURONS, POOLS, ROUTING, SUPPORTED, SYNAPTIC, Topology, check_supported, node_shape
 from .placement import Placement, moved_biases, placements
 from .quantize import quantize_bias, quantize_weights
-from .widths import (ACT_SHIFT, CUBA_SCALE, DECAY_ONE, INPUT_BITS, LAYERNORM_BITS, SOFTMAX_BITS, V_LIMIT, VTH_MANT,
+from .widths import (ACT_SHIFT, CUBA_SCALE, DECAY_ONE, INPUT_BITS, LAYERNORM_BITS, LEVELS_MAX, PAYLOAD_BITS,
+                     SOFTMAX_BITS, V_LIMIT, VTH_MANT,
                      WEIGHT_MAX_MIXED)
 
 
@@ -192,6 +193,9 @@ class FixedPlan:
             th = uniform(node.threshold, "threshold", name)
             if th <= 0:
                 raise UserError(f"fixed point: {name} has a non-positive threshold")
+            if node.levels > LEVELS_MAX:
+                raise UserError(f"fixed point: {name} has {node.levels} levels, payloads hold {PAYLOAD_BITS} bits "
+                                f"(at most {LEVELS_MAX})")
             unit = th / VTH_MANT
             v0 = np.round(np.broadcast_to(np.asarray(node.v_init, np.float64), shape) / unit * (1 << ACT_SHIFT))
             v0 = np.clip(v0, -V_LIMIT, V_LIMIT).astype(np.int64)

@@ -27,6 +27,7 @@ WEIGHT_EXP = (-8, 7)          # weight exponent range (Loihi 1's wgtExp)
 GRADED_BITS = 24              # graded spikes: 24-bit signed payload
 GRADED_LIMIT = (1 << (GRADED_BITS - 1)) - 1
 PAYLOAD_BITS = 8              # our choice: a graded neuron's spike carries k in 0..255 (ResetSubIF levels)
+LEVELS_MAX = (1 << PAYLOAD_BITS) - 1
 
 # Our choices (docs/fixed-point.md)
 VTH_MANT = 1 << 10            # IF threshold mantissa: one input unit = threshold / 1024

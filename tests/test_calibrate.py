@@ -1,10 +1,10 @@
-"""Calibration for few steps (export/calibrate.py, mst export --calibrate)."""
+"""Calibration for few steps (compare/calibrate.py, mst export --calibrate)."""
 import numpy as np
 import pytest
 import torch
 
 from conftest import calibrated, mst_here, one_line_here
-from mstdeploy.export.calibrate import _neurons, _outputs, calibrate
+from mstdeploy.compare.calibrate import _neurons, _outputs, calibrate
 from mstdeploy.export.lower import to_nir
 from mstdeploy.ir import nodes as X
 
