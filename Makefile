@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 PEERS  := $(VENV)/.peers
 
-.PHONY: install demo test peers clean
+.PHONY: install demo test peers data clean
 
 install: $(STAMP)
 
@@ -33,6 +33,12 @@ peers: $(PEERS)
 $(PEERS): $(STAMP) requirements-peers.txt
 	$(PIP) install -q --disable-pip-version-check -r requirements-peers.txt -c requirements.txt
 	touch $(PEERS)
+
+# Fashion-MNIST's IDX files from Debian (as root): --dataset fashion-mnist reads them from where the
+# package puts them, /usr/share/datasets/fashion-mnist.
+data:
+	test -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz || \
+		(apt-get update && apt-get install -y dataset-fashion-mnist)
 
 clean:
 	rm -rf $(VENV) runs
