@@ -6,7 +6,7 @@
 Per masking ratio, one model (trained when its checkpoint is missing: `mst train --model
 mst-fmnist --mask P --epochs 30 --batch-size 128`), its ANN accuracy on the test images, and the
 SNN at T = 1, 2, 4, 8, 16, 32 in five configurations: binary spikes; binary, calibrated for each T
-on `--calibrate` training images (compare/calibrate.py, initial potentials); graded spikes M = 2,
+on `--calibrate` training images (compare/calibrate.py, potentials and biases); graded spikes M = 2,
 4 and L (the QCFS levels). Each run goes through the energy report (compare/energy_report.py):
 accuracy, synaptic events (payload-weighted) and messages, Loihi 1 / Loihi 2 / 45 nm energy and
 the ratios to the fp32 and int8 ANN at every T, and the smallest T within 0.5 point of the ANN.

@@ -22,8 +22,8 @@ def add_parser(sub) -> None:
                    help="calibrate the neurons for few steps on N training images (docs/few-steps.md): layer by "
                         "layer, the mean error against the ANN moves into initial potentials or biases")
     x.add_argument("--calibrate-steps", metavar="T", type=count, default=4, help="the T to calibrate for (default 4)")
-    x.add_argument("--calibrate-method", choices=["potential", "bias", "both"], default="potential",
-                   help="where the error goes: the initial potential (default), the bias, half each")
+    x.add_argument("--calibrate-method", choices=["potential", "bias", "both"], default="both",
+                   help="where the error goes: the initial potential, the bias, or half each (default)")
     x.add_argument("--dataset", default=None, help="calibration images: this data set's training split (default: "
                                                   "the checkpoint's)")
     x.add_argument("--data", metavar="PATH", help="local data directory of --dataset")

@@ -56,7 +56,7 @@ def _outputs(graph: nir.NIRGraph, x: torch.Tensor, steps: int, nodes: set, batch
 
 
 def calibrate(graph: nir.NIRGraph, reference: nir.NIRGraph, x: torch.Tensor, steps: int,
-              method: str = "potential", batch: int = 64, progress: bool = True) -> nir.NIRGraph:
+              method: str = "both", batch: int = 64, progress: bool = True) -> nir.NIRGraph:
     """A copy of `graph` calibrated for `steps` steps on images x (N, *input shape); `reference`
     is the same model exported with its QCFS levels (one step of it = the quantized ANN)."""
     if method not in METHODS:

@@ -49,6 +49,6 @@ def test_export_calibrate_cli(tmp_path, capsys):
                               "--calibrate-steps", "2")
     assert code == 0, err
     g = read_graph(str(tmp_path / "g.nir"))
-    assert g.metadata["calibrated"] == "potential, T=2, 32 images"
+    assert g.metadata["calibrated"] == "both, T=2, 32 images"
     assert "--standard" in one_line_here(capsys, "export", ck, "-o", tmp_path / "s.nir", "--calibrate", "8",
                                          "--standard")
