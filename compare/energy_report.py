@@ -154,7 +154,7 @@ def run_line(run: dict, steps: int) -> str:
 
 
 # Every file a report may hold: a new report replaces them all (a file it no longer writes goes).
-REPORT_FILES = ("energy.json", "events_per_layer.png", "accuracy_vs_T.png", "sweep.png", "raster.png")
+REPORT_FILES = ("energy.json", "events_per_layer.png", "accuracy_vs_T.png", "energy_vs_T.png", "sweep.png", "raster.png")
 
 
 def write_report(report: dict, out_dir, spikes) -> list[pathlib.Path]:

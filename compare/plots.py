@@ -56,6 +56,8 @@ def write_plots(report: dict, out_dir: pathlib.Path, raster: str | None, spikes)
     ax.legend()
     paths.append(save_png(fig, out_dir / "accuracy_vs_T.png"))
 
+    paths.append(_energy_vs_steps(report, out_dir, plt))
+
     if len(report["runs"]) > 1 and all(r["ratio"] is not None for r in report["runs"]):
         ratios = [r["ratio"] for r in report["runs"]]
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -85,6 +87,35 @@ def write_plots(report: dict, out_dir: pathlib.Path, raster: str | None, spikes)
         ax.set_title(f"Spike raster of {raster}, first image ({len(t)} spikes)")
         paths.append(save_png(fig, out_dir / "raster.png"))
     return paths
+
+
+def _energy_vs_steps(report: dict, out_dir: pathlib.Path, plt) -> pathlib.Path:
+    """Accuracy and energy relative to the ANN at every priced T (1, 2, 4, .., T), per run."""
+    fig, (acc, en) = plt.subplots(1, 2, figsize=(11, 4))
+    ann = report["ann"].get("accuracy")
+    for r in report["runs"]:
+        label = "as exported" if r["ratio"] is None else f"ratio {r['ratio']:g}"
+        steps = sorted(int(t) for t in r["by_step"])
+        acc.plot(steps, [100 * r["by_step"][str(t)]["accuracy"] for t in steps], "o-", label=label)
+        for model, style in (("45nm-fp32", "o-"), ("45nm-int8", "s--")):
+            en.plot(steps, [r["by_step"][str(t)]["vs_ann"][model] for t in steps], style, label=f"{label}, {model}")
+    if ann is not None:
+        acc.axhline(100 * ann, color="k", ls="--", label="ANN")
+        acc.axhspan(100 * (ann - report["ann"]["tolerance"]), 100 * ann, color="k", alpha=0.08)
+    en.axhline(1.0, color="k", ls="--", label="the ANN (same precision)")
+    ticks = sorted({int(t) for r in report["runs"] for t in r["by_step"]})
+    for ax in (acc, en):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set_xlabel("time steps T")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    acc.set_ylabel("SNN accuracy (%)")
+    acc.set_title(f"Accuracy against T ({report['images']} images)")
+    en.set_yscale("log")
+    en.set_ylabel("SNN energy / ANN energy (45 nm)")
+    en.set_title("Energy against T, relative to the fp32 and int8 ANN")
+    return save_png(fig, out_dir / "energy_vs_T.png")
 
 
 def save_png(fig, path: pathlib.Path) -> pathlib.Path:

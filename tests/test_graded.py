@@ -184,6 +184,7 @@ def test_energy_report_prices_every_marked_step_against_the_ann(tmp_path, capsys
     assert run["by_step"]["1"]["per_inference"]["synaptic_events"] < c["synaptic_events"]
     assert run["within_tolerance"]["steps"] == 1 and run["within_tolerance"]["accuracy"] == 1.0
     assert "within tolerance of the ANN from T=1" in printed and "of the int8 ANN" in printed
+    assert (out / "energy_vs_T.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_resources_name_the_payload_width_and_loihi1_refuses_graded_spikes(tmp_path, capsys):
