@@ -1,13 +1,14 @@
 """docs/results.md table: few steps at the ANN's accuracy, and what it costs, on a real benchmark.
 
     .venv/bin/python bench/few_steps.py [--dataset fashion-mnist] [--model mst-fmnist] \
-        [--ckpt-dir runs/bench-few-steps] [--masks 0,0.75] [-n 10000] [--calibrate 256] [--epochs 30]
+        [--ckpt-dir runs/bench-few-steps] [--masks 0,0.75] [-n 10000] [--calibrate 256] [--epochs 30] \
+        [-T 32] [--graded-steps 32] [--calibrate-steps 1,2,4,8,16,32]
 
 Per masking ratio, one model (trained when its checkpoint is missing: `mst train --model
 mst-fmnist --mask P --epochs 30 --batch-size 128`), its ANN accuracy on the test images, and the
-SNN at T = 1, 2, 4, 8, 16, 32 in five configurations: binary spikes; binary, calibrated for each T
-on `--calibrate` training images (compare/calibrate.py, potentials and biases); graded spikes M = 2,
-4 and L (the QCFS levels). Each run goes through the energy report (compare/energy_report.py):
+SNN at T = 1, 2, 4, .., -T in five configurations: binary spikes; binary, calibrated for each T of
+--calibrate-steps on `--calibrate` training images (compare/calibrate.py, potentials and biases); graded spikes M = 2,
+4 and L (the QCFS levels), up to --graded-steps. Each run goes through the energy report (compare/energy_report.py):
 accuracy, synaptic events (payload-weighted) and messages, Loihi 1 / Loihi 2 / 45 nm energy and
 the ratios to the fp32 and int8 ANN at every T, and the smallest T within 0.5 point of the ANN.
 Prints one JSON line per run, then a markdown table; writes results.json and a plot of accuracy
@@ -30,7 +31,7 @@ from mstdeploy.models.evaluate import accuracy
 from mstdeploy.models.train import TrainArgs, train
 from mstdeploy.simulate.evaluate import stack_images
 
-STEPS = (1, 2, 4, 8, 16, 32)
+STEPS = (1, 2, 4, 8, 16, 32)            # the table's columns
 
 
 def _run(graph, test, steps, ann_acc, label):
@@ -57,6 +58,9 @@ def main() -> None:
     ap.add_argument("-n", "--images", type=int, default=10000)
     ap.add_argument("--calibrate", type=int, default=256, help="training images for calibration")
     ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("-T", "--steps", type=int, default=32, help="binary spikes: up to this T")
+    ap.add_argument("--graded-steps", type=int, default=32, help="graded spikes: up to this T")
+    ap.add_argument("--calibrate-steps", default="1,2,4,8,16,32", help="the T each calibration is for")
     a = ap.parse_args()
     d = pathlib.Path(a.ckpt_dir)
     results = {}
@@ -77,10 +81,11 @@ def main() -> None:
         reference = to_nir(model, seed=0, spike_levels=L)
         runs, ann = {}, None
         for m in sorted({1, 2, 4, L}):
-            runs[f"M={m}"], ann = _run(to_nir(model, seed=0, spike_levels=m), test, STEPS[-1], ann_acc,
-                                       f"mask {p:g} M={m}")
+            name = "binary" if m == 1 else f"graded M={m}" + (" (= L)" if m == L else "")
+            runs[name], ann = _run(to_nir(model, seed=0, spike_levels=m), test,
+                                       a.steps if m == 1 else a.graded_steps, ann_acc, f"mask {p:g} M={m}")
         runs["binary+calibration"] = {}
-        for t in STEPS:
+        for t in (int(v) for v in a.calibrate_steps.split(",")):
             g = calibrate(to_nir(model, seed=0), reference, x_cal, t, progress=False)
             runs["binary+calibration"][t] = _run(g, test, t, ann_acc, f"mask {p:g} calibrated T={t}")[0][t]
         results[str(p)] = {"ann_accuracy": ann_acc, "levels": L, "ann": ann, "runs": runs}
@@ -125,6 +130,7 @@ def _plot(results: dict, path: pathlib.Path) -> None:
         en_ax.axhline(1.0, color="k", ls="--", label="fp32 ANN")
         for ax in (acc_ax, en_ax):
             ax.set_xscale("log", base=2)
+            ax.set_xticks(STEPS, [str(t) for t in STEPS])
             ax.set_xlabel("time steps T")
             ax.grid(alpha=0.3)
         acc_ax.set_ylabel("test accuracy (%)")
