@@ -195,3 +195,25 @@ def test_resources_name_the_payload_width_and_loihi1_refuses_graded_spikes(tmp_p
     assert "does not fit: nothing" in out
     code, out, _ = mst_here(capsys, "resources", path, "--profile", "loihi1")
     assert "need a chip with graded spikes" in out
+
+
+def test_graded_parity_of_an_imported_official_checkpoint(tmp_path):
+    # The official layout (softmax attention, LayerNorm head read per step, 75% masking), imported
+    # from a state dict of the official code's names, exported with graded spikes: Lava fixed point
+    # gives every payload and logit of the reference.
+    from official_mst import CIFAR, random_state_dict
+    from mstdeploy.backends.lava_nc.run import run_lava
+    from mstdeploy.compare.parity import compare
+    from mstdeploy.models.official import import_official
+    torch.manual_seed(0)
+    model = import_official({"model": random_state_dict(CIFAR)}, mask=0.75)
+    path = tmp_path / "official.nir"
+    write_graph(to_nir(model, layernorm="per_step", spike_levels=4), path)
+    g = read_graph(str(path))
+    x = torch.randn(1, 3, CIFAR["img"], CIFAR["img"], generator=torch.Generator().manual_seed(0))
+    neurons = {k for k, v in g.nodes.items() if isinstance(v, X.ResetSubIF)}
+    ref = Simulator(g, dtype=torch.float64, fixed_point=True).run(x, 2, record=neurons)
+    lava = run_lava(path, x.numpy(), 2, True, progress=False, timeout=600)
+    res = compare(ref, lava, True)
+    assert res["mismatched_spikes"] == 0 and res["logits_max_abs_diff"] == 0.0 and res["passed"], res["failed"]
+    assert max(int(s.max()) for s in lava.spikes.values()) > 1 and res["reference_spikes"] > 100
