@@ -50,7 +50,10 @@ def run(args) -> int:
         from ..models import checkpoint
         from ..models.evaluate import accuracy
         model, _ = checkpoint.load(args.ann)
-        ann_accuracy = accuracy(model.float(), data)
+        try:
+            ann_accuracy = accuracy(model.float(), data)
+        except RuntimeError as e:                 # shapes or classes that do not fit the model
+            raise UserError(f"--ann {args.ann} cannot read these inputs: {str(e).splitlines()[0]}") from None
     ranks = setup(args.device)
     try:
         report, spikes = energy_report(

@@ -217,3 +217,19 @@ def test_graded_parity_of_an_imported_official_checkpoint(tmp_path):
     res = compare(ref, lava, True)
     assert res["mismatched_spikes"] == 0 and res["logits_max_abs_diff"] == 0.0 and res["passed"], res["failed"]
     assert max(int(s.max()) for s in lava.spikes.values()) > 1 and res["reference_spikes"] > 100
+
+
+def test_energy_ann_that_cannot_read_the_inputs_is_one_line(tmp_path, capsys):
+    from mstdeploy.models import checkpoint
+    from mstdeploy.models.config import preset
+    from mstdeploy.models.registry import build_model
+    g = tmp_path / "g.nir"
+    write_graph(to_nir(calibrated("vgg", levels=4).float(), spike_levels=2), g)          # 8 x 8 input
+    ck = tmp_path / "big.pt"
+    checkpoint.save(str(ck), build_model(preset("vgg-tiny", in_chans=3, levels=4)).eval(), {})  # 16 x 16 RGB
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 8, 8), np.float32))
+    np.save(tmp_path / "y.npy", np.zeros(2, np.int64))
+    line = one_line_here(capsys, "energy", g, "--inputs", tmp_path / "x.npy", "--labels", tmp_path / "y.npy",
+                         "-T", "2", "--ann", ck, "--out", tmp_path / "en")
+    assert "--ann" in line and "cannot read these inputs" in line
+    assert not (tmp_path / "en" / "energy.json").exists()
