@@ -59,6 +59,7 @@ def run(args) -> int:
 
 def _run(args, graph, data, sim, ranks, json_path) -> int:
     from ..atomic import write_text
+    from ..compare.energy import per_inference
     from ..simulate.evaluate import evaluate
     mode = "fixed point" if args.fixed_point else args.dtype
     record = None
@@ -85,17 +86,12 @@ def _run(args, graph, data, sim, ranks, json_path) -> int:
             print(f"{t:5d}  {100 * ev.accuracy(t):7.2f}%")
     else:
         print("no labels: no accuracy")
-    per_image = max(ev.images, 1)
     out = {
         "graph": str(args.graph), "dataset": args.dataset, "inputs": args.inputs, "images": ev.images,
         "steps": args.steps, "dt": args.dt, "device": str(sim.device), "ranks": ranks.world, "dtype": args.dtype,
         "fixed_point": args.fixed_point, "seconds": seconds,
         "accuracy": {str(t): a for t, a in ev.curve().items()} if labelled else None,
-        "per_inference": {"spikes": sum(ev.spike_counts.values()) / per_image,
-                          "synaptic_events": sum(ev.synaptic_events.values()) / per_image,
-                          "gated_events": sum(ev.gated_events.values()) / per_image,
-                          "host_macs": sum(ev.host_macs.values()) / per_image,
-                          "neuron_updates": sum(ev.neuron_updates.values()) / per_image},
+        "per_inference": per_inference(ev, ev.images),       # graded spikes: messages beside events
         "per_node": {k: {"spikes": ev.spike_counts.get(k, 0), "synaptic_events": ev.synaptic_events.get(k, 0),
                          "gated_events": ev.gated_events.get(k, 0), "host_macs": ev.host_macs.get(k, 0)}
                      for k in sim.order if k in ev.spike_counts or k in ev.synaptic_events or k in ev.host_macs},
