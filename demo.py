@@ -110,7 +110,6 @@ def _steps(out_dir: pathlib.Path, stage: pathlib.Path, epochs: int | None, retra
                "energy_uJ_loihi1": {p: r["energy_uJ"]["loihi1"]["total"] for p, r in runs.items()},
                "energy_uJ_45nm_fp32": {p: r["energy_uJ"]["45nm-fp32"]["total"] for p, r in runs.items()},
                "ann_energy_uJ_45nm_fp32": rep["ann"]["energy_uJ"]["45nm-fp32"]}
-    write_text(stage / "summary.json", json.dumps(summary, indent=2))
     trained = runs[str(SWEEP[-1])]
     summary["few_steps"] = _few_steps(model, test, ann, out_dir, stage)
     write_text(stage / "summary.json", json.dumps(summary, indent=2))

@@ -27,6 +27,7 @@ import torch
 from ..errors import UserError
 from ..ir import nodes as X
 from ..ir.topology import Topology
+from ..loihi.plan import uniform
 from ..progress import bar
 from ..simulate.engine import Simulator
 
@@ -37,11 +38,11 @@ def _neurons(graph: nir.NIRGraph) -> list[str]:
     return [n for n in Topology(graph).order if isinstance(graph.nodes[n], X.ResetSubIF)]
 
 
-def _uniform(node: X.ResetSubIF, name: str) -> float:
-    th = np.unique(np.asarray(node.threshold, np.float64))
-    if th.size != 1 or not th[0] > 0:
-        raise UserError(f"calibration: {name} needs one positive threshold")
-    return float(th[0])
+def _threshold(node: X.ResetSubIF, name: str) -> float:
+    th = uniform(node.threshold, "threshold", name, who="calibration")
+    if not th > 0:
+        raise UserError(f"calibration: {name} needs a positive threshold")
+    return th
 
 
 def _outputs(graph: nir.NIRGraph, x: torch.Tensor, steps: int, nodes: set, batch: int) -> dict:
@@ -67,16 +68,16 @@ def calibrate(graph: nir.NIRGraph, reference: nir.NIRGraph, x: torch.Tensor, ste
     if names != _neurons(reference):
         raise UserError("calibration: the reference graph is not the same network")
     graph = copy.deepcopy(graph)
+    share = {"bias": 1.0, "potential": 0.0, "both": 0.5}[method]       # of e into the bias; the rest into v_init
     target = _outputs(reference, x, 1, set(names), batch)
     for n in names:                       # in the units of the calibrated graph's threshold
-        target[n] = target[n] * (_uniform(reference.nodes[n], n) / _uniform(graph.nodes[n], n))
+        target[n] = target[n] * (_threshold(reference.nodes[n], n) / _threshold(graph.nodes[n], n))
     for n in bar(names, desc=f"calibrate T={steps}", enabled=progress, unit="layer"):
         node = graph.nodes[n]
-        th = _uniform(node, n)
+        th = _threshold(node, n)
         mean = _outputs(graph, x, steps, {n}, batch)[n]
         e = ((target[n] - mean).mean(0) * th).numpy()          # volts per step, per element
         shape = tuple(int(v) for v in node.shape)
-        share = {"bias": 1.0, "potential": 0.0, "both": 0.5}[method]
         node.bias = (np.broadcast_to(np.asarray(node.bias, np.float64), shape) + share * e).astype(np.float32)
         node.v_init = (np.broadcast_to(np.asarray(node.v_init, np.float64), shape)
                        + (1.0 - share) * steps * e).astype(np.float32)

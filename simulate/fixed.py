@@ -20,6 +20,7 @@ from ..loihi.quantize import layernorm_fixed, softmax_fixed
 from ..loihi.widths import ACT_SHIFT, DECAY_ONE, U_WRAP, V_LIMIT
 from ..ir.topology import pair
 from . import kernels
+from .neurons import subtract_levels
 from .ops import flat_steps, increments, operands, pad, running_sum, step_numbers
 
 
@@ -153,12 +154,7 @@ def voltage_step(q: NeuronQ, v: torch.Tensor, drive: torch.Tensor, sat: Saturati
     v.clamp_(-V_LIMIT, V_LIMIT)                    # in place on this step's new tensor
     th = float(q.threshold)
     if q.subtract:
-        k = torch.zeros_like(v)
-        for _ in range(q.levels):                  # k thresholds in turn (1: a binary spike)
-            s = v >= th
-            v.sub_(s * th)
-            k += s
-        return k, v
+        return subtract_levels(v, th, q.levels)
     s = v > th
     return s, v.masked_fill_(s, 0.0)
 

@@ -49,14 +49,20 @@ def if_step(p: IFParams, v: torch.Tensor, drive: torch.Tensor) -> tuple[torch.Te
         s = v >= p.threshold
         return s, v.sub_(s * p.threshold)
     if p.subtract:
-        k = torch.zeros_like(v)
-        for _ in range(p.levels):                  # M times in turn, as the node says
-            s = v >= p.threshold
-            v.sub_(s * p.threshold)
-            k += s
-        return k, v
+        return subtract_levels(v, p.threshold, p.levels)
     s = v > p.threshold
     return s, torch.where(s, p.v_reset, v)
+
+
+def subtract_levels(v: torch.Tensor, threshold, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """ResetSubIF's graded rule on v (changed in place): `levels` times in turn, v >= threshold:
+    v -= threshold and the payload grows by one. Returns (payloads, v); float and fixed point."""
+    k = torch.zeros_like(v)
+    for _ in range(levels):
+        s = v >= threshold
+        v.sub_(s * threshold)
+        k += s
+    return k, v
 
 
 @dataclass(frozen=True)
