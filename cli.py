@@ -8,8 +8,9 @@ import argparse
 import importlib
 import signal
 import sys
+import warnings
 
-from .errors import UserError
+from .errors import Caution, UserError
 
 # Modules of commands/, in the order `mst --help` lists their subcommands (export adds inspect).
 COMMANDS = ("train", "import_", "eval", "export", "simulate", "lava", "parity", "energy", "resources", "demo")  # modules
@@ -38,8 +39,25 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+def _show_caution(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, Caution):
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+    else:
+        _show_other(message, category, filename, lineno, file, line)
+
+
+_show_other = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
+    with warnings.catch_warnings():                 # restored on return (main may be called in-process)
+        warnings.showwarning = _show_caution
+        warnings.simplefilter("default", Caution)   # each message once per command (a graph is read more than once)
+        return _main(argv)
+
+
+def _main(argv) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)

@@ -11,8 +11,8 @@ SNN at T = 1, 2, 4, .., -T in five configurations: binary spikes; binary, calibr
 4 and L (the QCFS levels), up to --graded-steps. Each run goes through the energy report (compare/energy_report.py):
 accuracy, synaptic events (payload-weighted) and messages, Loihi 1 / Loihi 2 / 45 nm energy and
 the ratios to the fp32 and int8 ANN at every T, and the smallest T within 0.5 point of the ANN.
-Prints one JSON line per run, then a markdown table; writes results.json and a plot of accuracy
-and energy against T per configuration.
+Prints one JSON line per run, then a markdown table; writes results.json (a mask run replaces
+that mask's entry and keeps the others) and a plot of accuracy and energy against T per configuration.
 """
 from __future__ import annotations
 
@@ -63,7 +63,8 @@ def main() -> None:
     ap.add_argument("--calibrate-steps", default="1,2,4,8,16,32", help="the T each calibration is for")
     a = ap.parse_args()
     d = pathlib.Path(a.ckpt_dir)
-    results = {}
+    out = d / "results.json"
+    results = json.loads(out.read_text()) if out.exists() else {}   # other masks' rows stay
     for p in (float(v) for v in a.masks.split(",")):
         ck = d / f"{a.model}-{a.dataset}-mask{p:g}.pt"
         if not ck.exists():
@@ -89,7 +90,7 @@ def main() -> None:
             g = calibrate(to_nir(model, seed=0), reference, x_cal, t, progress=False)
             runs["binary+calibration"][t] = _run(g, test, t, ann_acc, f"mask {p:g} calibrated T={t}")[0][t]
         results[str(p)] = {"ann_accuracy": ann_acc, "levels": L, "ann": ann, "runs": runs}
-        write_text(d / "results.json", json.dumps(results, indent=2))
+        write_text(out, json.dumps(results, indent=2))
     _table(results)
     _plot(results, d / "few_steps.png")
 

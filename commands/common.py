@@ -7,6 +7,7 @@ import math
 import pathlib
 
 from ..errors import UserError
+from ..ir.producers import PRODUCERS, RESETS
 from ..loihi.widths import PAYLOAD_BITS
 
 
@@ -66,13 +67,28 @@ def add_run_options(p: argparse.ArgumentParser, default_images, default_steps: i
     p.add_argument("-T", "--steps", type=count, default=None,
                    help=f"time steps per sample (default {default_steps}; time-varying --inputs: their steps)")
     p.add_argument("-n", "--images", type=count, default=default_images, help="first N test images (samples)")
-    p.add_argument("--dt", type=seconds, default=None,
-                   help="the graph's time step in its own unit (snnTorch files: 1e-4, Norse: 1e-6; default: "
-                        "the file's metadata dt, else 1, time constants in steps)")
+    add_reading_options(p)
     p.add_argument("--fixed-point", action="store_true",
                    help="Loihi-style integer arithmetic, as Lava's bit-accurate models (docs/fixed-point.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(default_steps=default_steps)
+
+
+def add_reading_options(p: argparse.ArgumentParser) -> None:
+    """How a graph file is read: its time step and its producer's conventions (ir/producers.py)."""
+    p.add_argument("--dt", type=seconds, default=None,
+                   help="the graph's time step in its own unit (default: the file's metadata dt, else 1, time "
+                        "constants in steps; with --from: the step that framework exported with)")
+    p.add_argument("--from", dest="producer", choices=PRODUCERS, default=None,
+                   help="the framework that wrote the file: read it with that exporter's conventions "
+                        "(its dt, resets, thresholds; docs/interop.md)")
+    p.add_argument("--reset", choices=RESETS, default=None,
+                   help="with --from snntorch: the network's reset mechanism (default subtract, snnTorch's)")
+
+
+def reading(args) -> dict:
+    """read_graph's keywords from the reading options."""
+    return {"dt": args.dt, "producer": args.producer, "reset": args.reset}
 
 
 def add_simulator_options(p: argparse.ArgumentParser) -> None:
@@ -108,7 +124,7 @@ def graph_and_images(args, lava: bool = False):
     then an error) and args.dataset."""
     from ..ir.io import read_graph
     from ..simulate.evaluate import graph_image_shape, load_images
-    graph = read_graph(args.graph, args.dt)
+    graph = read_graph(args.graph, **reading(args))
     if lava:
         from ..backends.lava_nc.network import SUPPORTED
         from ..ir.topology import check_supported
@@ -137,9 +153,9 @@ def graph_and_images(args, lava: bool = False):
 
 
 def lava_images(args):
-    """(samples as one batch, labels, whether they are labels) for a command that runs args.graph
-    in Lava (labels -1 where the inputs have none)."""
+    """(graph, samples as one batch, labels, whether they are labels) for a command that runs
+    args.graph in Lava (labels -1 where the inputs have none)."""
     from ..simulate.evaluate import stack_images
-    data = graph_and_images(args, lava=True)[1]
+    graph, data = graph_and_images(args, lava=True)
     x, y = stack_images(data)
-    return x, y, getattr(data, "labelled", True)
+    return graph, x, y, getattr(data, "labelled", True)

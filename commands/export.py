@@ -1,7 +1,7 @@
 """`mst export` (checkpoint -> NIR file) and `mst inspect` (what a NIR file holds)."""
 from __future__ import annotations
 
-from .common import add_mask_options, count, mask_overrides, seed, spike_levels
+from .common import add_mask_options, add_reading_options, count, mask_overrides, reading, seed, spike_levels
 
 
 def add_parser(sub) -> None:
@@ -31,8 +31,10 @@ def add_parser(sub) -> None:
                    help="stock NIR nodes only (ResNet/VGG without masking); fails otherwise")
     x.set_defaults(func=run)
 
-    i = sub.add_parser("inspect", help="nodes, edges, shapes and parameters of a NIR file")
+    i = sub.add_parser("inspect", help="nodes, edges, shapes and parameters of a NIR file, and each neuron "
+                                       "as read (per step)")
     i.add_argument("graph")
+    add_reading_options(i)
     i.set_defaults(func=inspect)
 
 
@@ -77,5 +79,5 @@ def _calibrated(graph, model, ck: dict, args):
 def inspect(args) -> int:
     from ..ir.inspect import describe
     from ..ir.io import read_graph
-    print(describe(read_graph(args.graph)))
+    print(describe(read_graph(args.graph, **reading(args))))
     return 0

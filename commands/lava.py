@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import pathlib
 
-from .common import add_lava_options, add_run_options, lava_images, report_path
+from .common import add_lava_options, add_run_options, lava_images, reading, report_path
 
 
 def add_parser(sub) -> None:
@@ -20,10 +20,12 @@ def run(args) -> int:
     from ..atomic import write_text
     json_path = report_path(args, "lava")
     from ..backends.lava_nc.run import run_lava
-    x, labels, labelled = lava_images(args)
+    from ..errors import caution
+    from ..ir.silence import silent
+    graph, x, labels, labelled = lava_images(args)
     x = x.numpy()
     run_ = run_lava(args.graph, x, args.steps, args.fixed_point, timeout=args.timeout, progress=not args.no_progress,
-                    dt=args.dt)
+                    reading=reading(args))
     pred = run_.predictions()
     per_image = sum(s.reshape(s.shape[0], -1).sum(1) for s in run_.spikes.values())
     mode = "fixed point (bit-accurate)" if args.fixed_point else "floating point"
@@ -57,7 +59,10 @@ def run(args) -> int:
               "saturation": run_.saturation, "seconds": run_.seconds, "lava_steps_per_second": steps_per_s,
               **{k: m[k] for k in ("lava_steps", "depth", "processes", "delays_inserted", "build_seconds",
                                    "compile_seconds", "run_seconds", "quantization")},
-              "logits": run_.logits.sum(0).tolist()}
+              "logits": run_.logits.sum(0).tolist(),
+              "warnings": silent(graph, {k: int(v.sum()) for k, v in run_.spikes.items()})}
+    for message in report["warnings"]:
+        caution(message)
     write_text(json_path, json.dumps(report, indent=2))
     print(f"report -> {json_path}")
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from .common import count, add_simulator_options, add_lava_options, add_run_options, lava_images, report_path
+from .common import (count, add_simulator_options, add_lava_options, add_run_options, lava_images, reading,
+                     report_path)
 
 
 def add_parser(sub) -> None:
@@ -23,9 +24,9 @@ def run(args) -> int:
     json_path = report_path(args, "parity")
     from ..compare.parity import run_parity
     from ..machine import pick_device
-    x, _, _ = lava_images(args)
+    _, x, _, _ = lava_images(args)
     report = run_parity(args.graph, x, args.steps, args.fixed_point, args.timeout, not args.no_progress,
-                        chunk=args.chunk, device=pick_device(args.device), dt=args.dt,
+                        chunk=args.chunk, device=pick_device(args.device), reading=reading(args),
                         block_nodes=args.block_nodes)
     _print(report)
     write_text(json_path, json.dumps(report, indent=2))

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 
+from .common import add_reading_options, reading
+
 
 def add_parser(sub) -> None:
     rs = sub.add_parser("resources", help="map a NIR graph onto Loihi-style cores: cores per layer, "
                                           "what does not fit")
     rs.add_argument("graph")
+    add_reading_options(rs)
     rs.add_argument("--profile", choices=["loihi2", "loihi1"], default="loihi2")
     rs.add_argument("--json", metavar="FILE", help="also write the mapping as JSON")
     rs.set_defaults(func=run)
@@ -18,7 +21,7 @@ def run(args) -> int:
     from ..ir.io import read_graph
     from ..loihi.resources import PROFILES, resources
     check_outputs({"--json": args.json}, [args.graph])
-    graph = read_graph(args.graph)
+    graph = read_graph(args.graph, **reading(args))
     rep = resources(graph, PROFILES[args.profile])
     w = max([len(r["layer"]) for r in rep["layers"]] + [5])
     print(f"{args.graph} on {rep['profile']} cores ({rep['source']})")

@@ -60,6 +60,8 @@ def run(args) -> int:
 def _run(args, graph, data, sim, ranks, json_path) -> int:
     from ..atomic import write_text
     from ..compare.energy import per_inference
+    from ..errors import caution
+    from ..ir.silence import silent
     from ..simulate.evaluate import evaluate
     mode = "fixed point" if args.fixed_point else args.dtype
     record = None
@@ -96,6 +98,9 @@ def _run(args, graph, data, sim, ranks, json_path) -> int:
                          "gated_events": ev.gated_events.get(k, 0), "host_macs": ev.host_macs.get(k, 0)}
                      for k in sim.order if k in ev.spike_counts or k in ev.synaptic_events or k in ev.host_macs},
     }
+    out["warnings"] = silent(graph, ev.spike_counts)
+    for message in out["warnings"]:
+        caution(message)
     if args.fixed_point:
         out["saturation"] = {k: v for k, v in ev.saturation.items() if any(v.values())}
         print("saturated membranes (steps x neurons): " + (", ".join(

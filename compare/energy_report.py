@@ -11,10 +11,11 @@ import nir
 
 from ..atomic import staged_folder, write_text
 from ..distributed import Dist
-from ..errors import UserError
+from ..errors import UserError, caution
 from ..ir import nodes as X
 from ..ir.gating import with_ratio
 from ..ir.io import write_graph
+from ..ir.silence import silent
 from ..ir.topology import NEURONS, ROUTING, SYNAPTIC, Topology
 from .energy import MODELS, against_ann, ann_energy, ann_macs, energy, per_inference, per_node
 from .plots import write_plots
@@ -102,7 +103,9 @@ def energy_report(graph: nir.NIRGraph, data, steps: int, *, source: str, dataset
                "masked_site_events": site_events, **priced(counts, ann_uj),
                "by_step": {str(t): {"accuracy": curve[t], **priced(per_inference(res.at[t], images), ann_uj)}
                            for t in sorted(res.at)},
-               "per_node": per_node(res, images, order)}
+               "per_node": per_node(res, images, order), "warnings": silent(g, res.spike_counts)}
+        for message in run["warnings"]:
+            caution(message)
         if ann_accuracy is not None:
             run["within_tolerance"] = within(run["by_step"], ann_accuracy, tolerance)
         runs.append(run)

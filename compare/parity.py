@@ -15,10 +15,11 @@ import numpy as np
 import torch
 
 from ..backends.lava_nc.run import LavaRun, node_bytes, run_bytes, run_lava
-from ..errors import UserError
+from ..errors import UserError, caution
 from ..ir.io import read_graph
 from ..backends.lava_nc.network import SUPPORTED as LAVA_SUPPORTED
 from ..ir.blocks import blocks, feeds
+from ..ir.silence import silent
 from ..ir.topology import NEURONS, Topology, check_supported
 from ..machine import available_memory
 from ..simulate.engine import Result, Simulator
@@ -77,14 +78,14 @@ def compare(ref: Result, lava: LavaRun, fixed_point: bool) -> dict:
 
 
 def run_parity(graph_path, x: torch.Tensor, steps: int, fixed_point: bool, timeout: float = 900,
-               progress: bool = True, chunk: int | None = None, device="cpu", dt: float | None = None,
+               progress: bool = True, chunk: int | None = None, device="cpu", reading: dict | None = None,
                block_nodes: int | None = None) -> dict:
     """Both backends on inputs x (B, ...) or (B, T, ...), samples 0..B-1; the report of the module
     docstring. `chunk`, `device`: the reference simulator's steps at a time (None: from memory)
-    and device; `dt`: the graph's time step (ir/timebase.py). `block_nodes`: run Lava on blocks of
+    and device; `reading`: read_graph's dt, producer and reset (ir/io.py). `block_nodes`: run Lava on blocks of
     at most this many nodes (ir/blocks.py), each fed the reference's spikes; None: the whole
     graph when it fits in half the memory available, else blocks that do."""
-    graph = read_graph(graph_path, dt)
+    graph = read_graph(graph_path, **(reading or {}))
     sim = Simulator(graph, device, torch.float64, fixed_point=fixed_point, chunk=chunk)
     check_supported(graph, LAVA_SUPPORTED, "the Lava backend")
     neurons = {k for k, n in graph.nodes.items() if isinstance(n, NEURONS)}
@@ -94,11 +95,14 @@ def run_parity(graph_path, x: torch.Tensor, steps: int, fixed_point: bool, timeo
     topo = Topology(graph)
     parts = lava_blocks(topo, len(x), steps, block_nodes)
     if parts is None:
-        lava = run_lava(graph_path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress, dt=dt)
+        lava = run_lava(graph_path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress, reading=reading)
     else:
         lava = _by_blocks(graph_path, topo, parts, ref, x.numpy(), steps, fixed_point, timeout,
-                          progress, dt)
+                          progress, reading)
     res = compare(ref, lava, fixed_point)
+    res["warnings"] = silent(graph, ref.spike_counts)
+    for message in res["warnings"]:
+        caution(message)
     return {"graph": str(graph_path), "mode": "fixed_point" if fixed_point else "float", "images": len(x),
             "steps": steps, **res, "lava_seconds": lava.seconds, "reference_seconds": ref_seconds,
             "lava_predictions": lava.predictions().tolist(),
@@ -120,7 +124,7 @@ def lava_blocks(topo: Topology, images: int, steps: int, block_nodes: int | None
     return None if len(parts) == 1 else parts
 
 
-def _by_blocks(graph_path, topo, parts, ref: Result, images, steps, fixed_point, timeout, progress, dt) -> LavaRun:
+def _by_blocks(graph_path, topo, parts, ref: Result, images, steps, fixed_point, timeout, progress, reading) -> LavaRun:
     """Lava on each block, fed the reference's spikes; one LavaRun of all their records (the
     logits from the block that holds the output)."""
     whole = LavaRun(np.zeros((steps, len(images), 0)), meta={"lava_steps": 0, "depth": 0, "processes": 0,
@@ -130,7 +134,7 @@ def _by_blocks(graph_path, topo, parts, ref: Result, images, steps, fixed_point,
     for i, members in enumerate(parts):
         fed = [n for n in feeds(topo, members) if n != topo.input]
         played = {n: ref.spikes[n].numpy().swapaxes(0, 1) for n in fed}
-        run = run_lava(graph_path, images, steps, fixed_point, timeout=timeout, progress=progress, dt=dt,
+        run = run_lava(graph_path, images, steps, fixed_point, timeout=timeout, progress=progress, reading=reading,
                        block=members, feeds=played)
         m, w = run.meta, whole.meta
         for k in ("lava_steps", "delays_inserted", "build_seconds", "compile_seconds", "run_seconds"):

@@ -7,7 +7,10 @@ Euler steps of dt = 1, current first, then the voltage from the new current, as 
     s_t = v_t > v_threshold; v_t = v_reset where s_t
                                                dv = 1/tau_mem, g_u = r/tau_mem, bias = v_leak/tau_mem
 
-A lava-dl CUBA neuron exports with r = tau_mem and w_in = tau_syn, so both gains are 1. Torch-free.
+A lava-dl CUBA neuron exports with r = tau_mem and w_in = tau_syn, so both gains are 1 (snnTorch
+writes r = tau too). An infinite time constant is its limit: no decay; with an infinite gain
+beside it (tau = r = inf, snnTorch's beta = 1) the gain is that convention's 1, so the neuron is
+a pure integrator, v += I. Torch-free.
 """
 from __future__ import annotations
 
@@ -17,6 +20,15 @@ import nir
 import numpy as np
 
 LEAKY = (nir.LIF, nir.CubaLIF)
+
+
+def per_step(gain, tau) -> np.ndarray:
+    """gain / tau, the input's weight in one step; 1 where both are infinite (the limit along
+    gain = tau, the convention every exporter of such pairs follows)."""
+    gain, tau = np.asarray(gain, np.float64), np.asarray(tau, np.float64)
+    both = np.isinf(gain) & np.isinf(tau)
+    with np.errstate(invalid="ignore"):
+        return np.where(both, 1.0, gain / np.where(both, 1.0, tau))
 
 
 @dataclass
@@ -40,7 +52,16 @@ def cuba(node) -> Cuba:
     reset = f(0.0 if node.v_reset is None else node.v_reset)
     if isinstance(node, nir.LIF):
         tau = f(node.tau)
-        return Cuba(f(1.0), f(1.0), 1.0 / tau, f(node.r) / tau, f(node.v_leak) / tau, f(node.v_threshold), reset)
+        return Cuba(f(1.0), f(1.0), 1.0 / tau, per_step(node.r, tau), f(node.v_leak) / tau, f(node.v_threshold),
+                    reset)
     tau_m, tau_s = f(node.tau_mem), f(node.tau_syn)
-    return Cuba(1.0 / tau_s, f(node.w_in) / tau_s, 1.0 / tau_m, f(node.r) / tau_m, f(node.v_leak) / tau_m,
+    return Cuba(1.0 / tau_s, per_step(node.w_in, tau_s), 1.0 / tau_m, per_step(node.r, tau_m), f(node.v_leak) / tau_m,
                 f(node.v_threshold), reset)
+
+
+def leaky(node) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keep, gain, bias) of a stock I or LI: v_t = keep v_{t-1} + gain x_t + bias."""
+    if isinstance(node, nir.I):
+        return np.float64(1.0), np.asarray(node.r, np.float64), np.float64(0.0)
+    tau = np.asarray(node.tau, np.float64)
+    return 1.0 - 1.0 / tau, per_step(node.r, tau), np.asarray(node.v_leak, np.float64) / tau

@@ -1,9 +1,12 @@
-"""Human-readable summary of a NIR graph: nodes, edges, shapes, parameters, extensions, host ops."""
+"""Human-readable summary of a NIR graph: nodes, edges, shapes, parameters, extensions, host ops,
+and each neuron's step as read (so a wrong dt or producer shows before a run)."""
 from __future__ import annotations
 
 import nir
 import numpy as np
 
+from . import nodes as X
+from .cuba import LEAKY, cuba, leaky
 from .nodes import EXTENSIONS, HOST_OPS
 from .validate import shown
 
@@ -43,9 +46,44 @@ def describe(graph: nir.NIRGraph) -> str:
     levels = sorted({int(getattr(n, "levels", 1)) for n in graph.nodes.values() if hasattr(n, "levels")})
     if levels and levels != [1]:
         lines.append("spikes: graded, payloads 0..M with M in " + ", ".join(map(str, levels)))
+    lines += as_read(graph)
     lines.append("edges:")
     lines += [f"  {shown(a)} -> {shown(b)}" for a, b in graph.edges]
     meta = {k: v for k, v in (graph.metadata or {}).items() if k != "config"}
     if meta:
         lines.append("metadata: " + ", ".join(f"{shown(k)}={shown(v)}" for k, v in meta.items()))
     return "\n".join(lines)
+
+
+def _v(a) -> str:
+    a = np.asarray(a, np.float64).reshape(-1)
+    return f"{a.min():.6g}" if a.min() == a.max() else f"{a.min():.6g}..{a.max():.6g}"
+
+
+def as_read(graph: nir.NIRGraph) -> list[str]:
+    """One line per neuron node: what one step does, as the backends run it (ir/cuba.py)."""
+    rows = []
+    for name, n in graph.nodes.items():
+        if isinstance(n, X.ResetSubIF):
+            step = (f"v += input + {_v(n.bias)}; fires at v >= {_v(n.threshold)}, subtracts it"
+                    + (f" (payloads 0..{int(n.levels)})" if int(n.levels) > 1 else ""))
+        elif isinstance(n, LEAKY):
+            c = cuba(n)
+            cur = f"current keeps {_v(1 - c.du)}, input gain {_v(c.g_in)}; " if isinstance(n, nir.CubaLIF) else ""
+            step = (f"{cur}v keeps {_v(1 - c.dv)}, {'current' if cur else 'input'} gain {_v(c.g_u)}, bias "
+                    f"{_v(c.bias)}; fires at v > {_v(c.threshold)}, v = {_v(c.v_reset)}")
+        elif isinstance(n, nir.IF):
+            step = f"v keeps 1, input gain {_v(n.r)}; fires at v > {_v(n.v_threshold)}, v = {_v(n.v_reset)}"
+        elif isinstance(n, (nir.I, nir.LI)):
+            keep, gain, bias = leaky(n)
+            step = f"output v keeps {_v(keep)}, input gain {_v(gain)}, bias {_v(bias)}"
+        else:
+            continue
+        rows.append(f"  {shown(name)} ({type(n).__name__}): {step}")
+    if not rows:
+        return []
+    meta = graph.metadata or {}
+    how = f"dt = {meta['read_with_dt']:g}" if "read_with_dt" in meta else "in steps (dt = 1)"
+    if "read_as" in meta:
+        how = f"as {meta['read_as']} runs it, its dt = {meta['producer_dt']:g}"
+    return [f"neurons, one step as read ({how}):"] + rows

@@ -7,8 +7,9 @@ import h5py
 import nir
 
 from ..atomic import atomic_path
-from ..errors import UserError
+from ..errors import UserError, caution
 from . import nodes  # noqa: F401  (registers the extension node types with nir.read)
+from .producers import guess, read_as
 from .timebase import check_steps, file_dt, in_steps
 from .validate import check_graph
 
@@ -28,9 +29,10 @@ def _node_types(group, out: set) -> None:
                 _node_types(g["nodes"], out)
 
 
-def read_graph(path, dt: float | None = None) -> nir.NIRGraph:
+def read_graph(path, dt: float | None = None, producer: str | None = None, reset: str | None = None) -> nir.NIRGraph:
     """nir.read, with every failure turned into one clear UserError; time in steps of `dt` (else
-    the dt of the file's metadata, else 1: ir/timebase.py)."""
+    the dt of the file's metadata, else 1: ir/timebase.py); `producer` (snntorch, norse,
+    spikingjelly): read with that exporter's conventions (ir/producers.py), `reset` snnTorch's."""
     p = pathlib.Path(path)
     if not p.is_file():
         raise UserError(f"NIR file not found: {p}")
@@ -56,7 +58,17 @@ def read_graph(path, dt: float | None = None) -> nir.NIRGraph:
         raise UserError(f"{p}: cannot load the graph ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     check_graph(graph, str(p))
     dt = dt or file_dt(graph, str(p))
-    if dt:
-        graph = in_steps(graph, dt)
-    check_steps(graph, str(p), dt)
+    hint = None
+    if producer:
+        graph = read_as(graph, producer, dt, reset, str(p))
+    else:
+        if reset:
+            raise UserError("--reset goes with --from snntorch")
+        hint = guess(graph)
+        if dt:
+            graph = in_steps(graph, dt)
+    check_steps(graph, str(p), dt, hint)
+    if hint:                            # for a run that stays silent (ir/silence.py)
+        graph.metadata = {**(graph.metadata or {}), "looks_like": hint[0], "because": hint[1]}
+        caution(f"{p}: {hint[1]}; --from {hint[0]} reads it as that framework runs it (docs/interop.md)")
     return graph

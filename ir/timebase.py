@@ -41,14 +41,16 @@ def check_dt(dt: float, what: str = "--dt") -> float:
     return dt
 
 
-def in_steps(graph: nir.NIRGraph, dt: float) -> nir.NIRGraph:
-    """A copy of `graph` with its time in steps of `dt` (the same graph when dt == 1)."""
-    if dt == 1.0:
+def in_steps(graph: nir.NIRGraph, dt: float, rate_dt: float | None = None) -> nir.NIRGraph:
+    """A copy of `graph` with its time in steps of `dt` (the same graph when dt == 1); gains per
+    unit of time in steps of `rate_dt` (default dt: a producer may state them in another unit)."""
+    rate_dt = dt if rate_dt is None else rate_dt
+    if dt == 1.0 and rate_dt == 1.0:
         return graph
     nodes = {}
     for name, node in graph.nodes.items():
         scaled = {f: 1.0 / dt for f in DURATIONS.get(type(node), ())}
-        scaled.update({f: dt for f in RATES.get(type(node), ())})
+        scaled.update({f: rate_dt for f in RATES.get(type(node), ())})
         if scaled:
             node = copy.copy(node)
             for f, k in scaled.items():
@@ -63,9 +65,9 @@ def in_steps(graph: nir.NIRGraph, dt: float) -> nir.NIRGraph:
     return nir.NIRGraph(nodes=nodes, edges=list(graph.edges), metadata=meta, type_check=False)
 
 
-def check_steps(graph: nir.NIRGraph, source: str, dt: float | None) -> None:
+def check_steps(graph: nir.NIRGraph, source: str, dt: float | None, hint: tuple[str, str] | None = None) -> None:
     """Time constants below one step: Euler's decay would exceed the whole state each step, so
-    the file was written for another time unit; say which dt to pass."""
+    the file was written for another time unit; say which dt (or producer, `hint`) to pass."""
     for name, node in graph.nodes.items():
         for field in DURATIONS.get(type(node), ()):
             if isinstance(node, nir.Delay):
@@ -73,8 +75,8 @@ def check_steps(graph: nir.NIRGraph, source: str, dt: float | None) -> None:
             tau = np.asarray(getattr(node, field), np.float64)
             if tau.size and float(tau.min()) < 1.0:
                 read = (f"read with dt = {dt:g}" if dt else "read in steps (dt = 1)")
+                fix = (f"{hint[1]}: pass --from {hint[0]}" if hint else
+                       "pass the file's step with --dt, or its producer with --from snntorch|norse|spikingjelly")
                 raise UserError(
                     f"{source}: node {shown(name)} ({type(node).__name__}) has {field} = "
-                    f"{float(tau.min()) * (dt or 1):g}, less than one step {read}: pass the file's step "
-                    f"with --dt (snnTorch files: --dt 1e-4; Norse files: --dt 1e-6, as Norse writes "
-                    f"tau = dt / tau_inv with its dt = 1e-3; docs/interop.md)")
+                    f"{float(tau.min()) * (dt or 1):g}, less than one step {read}: {fix} (docs/interop.md)")

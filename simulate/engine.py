@@ -20,6 +20,7 @@ import torch
 from ..errors import UserError
 from ..ir import nodes as X
 from ..ir import stream
+from ..ir.cuba import leaky
 from ..ir.topology import (FLOAT_ONLY, INTEGRATORS, NEURONS, POOLS, SUPPORTED, SYNAPTIC, Topology,
                            check_supported, delay_steps,
                            node_shape)
@@ -420,11 +421,7 @@ class Simulator:
 
     def _leaky(self, node) -> tuple:
         """(keep, gain, bias) of a stock I or LI (ops.leaky_integrate)."""
-        if isinstance(node, nir.I):
-            return self.tensor(1.0), self.tensor(node.r), self.tensor(0.0)
-        tau = np.asarray(node.tau, np.float64)
-        return (self.tensor(1.0 - 1.0 / tau), self.tensor(np.asarray(node.r, np.float64) / tau),
-                self.tensor(np.asarray(node.v_leak, np.float64) / tau))
+        return tuple(self.tensor(a) for a in leaky(node))
 
     def _neuron(self, name, node) -> neurons.Neuron:
         return self.cached(name, "neuron", lambda: neurons.for_node(node, self.tensor))

@@ -75,18 +75,18 @@ def run_bytes(topo: Topology) -> int:
 
 
 def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, first_sample: int = 0,
-             timeout: float = 900, progress: bool = True, dt: float | None = None,
+             timeout: float = 900, progress: bool = True, reading: dict | None = None,
              block: list[str] | None = None, feeds: dict | None = None, groups: int | None = None) -> LavaRun:
     """Run `images` (N, *input shape), each the same every step, or (N, steps, *input shape), one
-    frame per step, for `steps` steps each; image i is gating sample first_sample + i. `dt`: the
-    graph's time step (ir/timebase.py). `block`: only these nodes (ir/blocks.py), each node outside
+    frame per step, for `steps` steps each; image i is gating sample first_sample + i. `reading`:
+    read_graph's dt, producer and reset (ir/io.py). `block`: only these nodes (ir/blocks.py), each node outside
     that they read played from `feeds[node]` (N, steps, *shape): its recorded output. `groups`: Lava
     processes that run our process models (None: network.GROUPS)."""
     if steps < 1:
         raise UserError("the number of steps must be >= 1")
     if len(images) == 0:
         raise UserError("no images to run")
-    graph = read_graph(graph_path, dt)
+    graph = read_graph(graph_path, **(reading or {}))
     topo = Topology(graph)                            # the graph's own size fits
     inputs = int(np.prod(node_shape(topo.node(topo.input), "input")))
     names = topo.order if block is None else block
@@ -99,7 +99,7 @@ def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, firs
         if block is not None:
             np.savez(os.path.join(out, "feeds.npz"), **(feeds or {}))
         job = {"graph": str(pathlib.Path(graph_path).resolve()), "steps": int(steps), "fixed_point": bool(fixed_point),
-               "first_sample": int(first_sample), "out_dir": out, "dt": dt,
+               "first_sample": int(first_sample), "out_dir": out, "reading": reading or {},
                "block": None if block is None else list(block), "groups": groups}
         job_path = os.path.join(out, "job.json")
         with open(job_path, "w") as f:

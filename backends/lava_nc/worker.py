@@ -15,10 +15,11 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 
 import numpy as np
 
-from ...errors import UserError
+from ...errors import Caution, UserError
 from ...ir.io import read_graph
 from .network import GROUPS, Network
 from .run import SHM_DIR, shm_prefix
@@ -61,7 +62,9 @@ def run_job(job: dict) -> None:
     name_shared_memory()
     out = job["out_dir"]
     t0 = time.perf_counter()
-    graph = read_graph(job["graph"], job.get("dt"))
+    with warnings.catch_warnings():             # the parent has shown them
+        warnings.simplefilter("ignore", Caution)
+        graph = read_graph(job["graph"], **job["reading"])
     images = np.load(os.path.join(out, "images.npy"))
     block = job.get("block")
     feeds = dict(np.load(os.path.join(out, "feeds.npz"))) if block is not None else None
