@@ -8,6 +8,7 @@ import numpy as np
 from . import nodes as X
 from .cuba import LEAKY, cuba, leaky
 from .nodes import EXTENSIONS, HOST_OPS
+from .producers import NAMES
 from .validate import shown
 
 _PARAM_FIELDS = ("weight", "bias", "scale", "threshold", "v_init", "r", "v_threshold", "v_reset")
@@ -85,5 +86,5 @@ def as_read(graph: nir.NIRGraph) -> list[str]:
     meta = graph.metadata or {}
     how = f"dt = {meta['read_with_dt']:g}" if "read_with_dt" in meta else "in steps (dt = 1)"
     if "read_as" in meta:
-        how = f"as {meta['read_as']} runs it, its dt = {meta['producer_dt']:g}"
+        how = f"as {NAMES[meta['read_as']]} runs it, its dt = {meta['producer_dt']:g}"
     return [f"neurons, one step as read ({how}):"] + rows

@@ -130,8 +130,9 @@ def guess(graph: nir.NIRGraph) -> tuple[str, str] | None:
 
 
 def _seconds_of(tau: np.ndarray, r: np.ndarray, dt: float) -> bool:
-    """r = tau / dt (tau = r = inf included), and tau is not already in steps."""
+    """r = tau / dt (tau = r = inf, beta = 1, beside them), and tau is not already in steps."""
     inf = np.isinf(tau) & np.isinf(r)
-    finite = ~inf
-    return bool(np.all(inf | np.isclose(r * dt, tau, rtol=1e-4, atol=0)) and np.all(tau[finite] < 1.0)
-                and (np.any(finite) or np.any(inf)))
+    tau, r = np.broadcast_arrays(tau, r)
+    finite = ~np.broadcast_to(inf, tau.shape)
+    return bool(np.any(finite) and np.all(np.isclose(r[finite] * dt, tau[finite], rtol=1e-4, atol=0))
+                and np.all(tau[finite] < 1.0))

@@ -1,7 +1,7 @@
 """NIR both ways (docs/interop.md): our stock export is read by snnTorch, Norse and SpikingJelly
-as the converted network; their exports run here, with --dt, as in their own framework;
-recurrent graphs and time-varying inputs run in both backends with parity. The peers are pinned
-in requirements-peers.txt and installed by `make test`."""
+as the converted network (their exports read here: test_producers.py); recurrent graphs and
+time-varying inputs run in both backends with parity. The peers are pinned in
+requirements-peers.txt and installed by `make test`."""
 import json
 import warnings
 
@@ -77,96 +77,6 @@ def test_peers_import_the_standard_export_as_our_network(vgg_graphs, peer):
     assert theirs.shape == ours.shape
     assert float((theirs - ours).abs().max()) <= 1e-5, peer              # step by step
     assert torch.equal(theirs.sum(0).argmax(-1), ext.sum(0).argmax(-1))   # the extension export's predictions
-
-
-def _snntorch_export(tmp_path, x: torch.Tensor, steps: int):
-    """An snnTorch network with a recurrent LIF layer (RLeaky: its export is a cycle through the
-    recurrent Affine) and a LIF output, reset to zero as its export states, and its spike counts."""
-    import snntorch as snn
-    from snntorch import utils
-    from snntorch.export_nir import export_to_nir
-    torch.manual_seed(1)
-    common = dict(reset_mechanism="zero", init_hidden=True)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(64, 32),
-        snn.RLeaky(beta=torch.full((32,), 0.9), threshold=torch.ones(32), linear_features=32, reset_delay=False, **common),
-        torch.nn.Linear(32, 10),
-        snn.Leaky(beta=torch.full((10,), 0.8), threshold=torch.ones(10), output=True, **common))
-    with torch.no_grad():
-        net[0].weight *= 3
-        utils.reset(net)
-        counts = sum(net(x)[0] for _ in range(steps))
-        path = tmp_path / "snntorch.nir"
-        nir.write(path, export_to_nir(net, torch.rand(64)))
-    return path, counts.numpy()
-
-
-def _norse_export(tmp_path, x: torch.Tensor, steps: int):
-    import norse.torch as norse
-    from norse.torch.functional.lif_box import LIFBoxParameters
-    torch.manual_seed(2)
-    cell = lambda n, inv: norse.LIFBoxCell(LIFBoxParameters(  # noqa: E731
-        tau_mem_inv=torch.full((n,), inv), v_th=torch.ones(n), v_leak=torch.zeros(n), v_reset=torch.zeros(n)))
-    net = norse.SequentialState(torch.nn.Linear(64, 32), cell(32, 100.0), torch.nn.Linear(32, 10), cell(10, 200.0))
-    with torch.no_grad():
-        net[0].weight *= 30
-        net[2].weight *= 10
-        state, counts = None, 0
-        for _ in range(steps):
-            y, state = net(x, state)
-            counts = counts + y
-        path = tmp_path / "norse.nir"
-        nir.write(path, norse.to_nir(net, torch.rand(64)))
-    return path, counts.numpy()
-
-
-def _spikingjelly_export(tmp_path, x: torch.Tensor, steps: int):
-    """A SpikingJelly IF + LIF network (hard reset, as its export states) and its spike counts."""
-    from spikingjelly.activation_based import functional, layer, neuron
-    from spikingjelly.activation_based.nir_exchange.to_nir import export_to_nir
-    torch.manual_seed(3)
-    net = torch.nn.Sequential(layer.Linear(64, 32), neuron.IFNode(v_threshold=1.0, v_reset=0.0), layer.Linear(32, 10),
-                              neuron.LIFNode(tau=2.0, decay_input=True, v_threshold=1.0, v_reset=0.0))
-    with torch.no_grad():
-        net[0].weight *= 3
-        net[2].weight *= 6
-        functional.reset_net(net)
-        counts = sum(net(x) for _ in range(steps))
-        path = tmp_path / "spikingjelly.nir"
-        nir.write(path, export_to_nir(net, x[:1], dt=1e-4))
-    return path, counts.numpy()
-
-
-EXPORTS = {"snntorch": _snntorch_export, "norse": _norse_export, "spikingjelly": _spikingjelly_export}
-
-
-@pytest.mark.parametrize("peer,dt", [("snntorch", "1e-4"), ("norse", "1e-6"), ("spikingjelly", "1e-4")])
-def test_their_export_simulates_here_as_there(tmp_path, capsys, peer, dt):
-    from sklearn.datasets import load_digits
-    x = torch.tensor(load_digits().data[:24] / 16.0, dtype=torch.float32)
-    steps = 20
-    path, counts = EXPORTS[peer](tmp_path, x, steps)
-    assert counts.sum() > 100
-    np.save(tmp_path / "x.npy", x.numpy())
-    out_node = read_graph(path, float(dt)).edges
-    (last,) = [a for a, b in out_node if b == "output"]
-    code, _, err = mst(capsys, "simulate", path, "--inputs", tmp_path / "x.npy", "-T", steps, "--no-progress",
-                       "--json", tmp_path / "s.json")
-    assert code == 2 and "--dt" in err and "less than one step" in err and len(err.splitlines()) == 1
-    code, out, err = mst(capsys, "simulate", path, "--inputs", tmp_path / "x.npy", "-T", steps, "--dt", dt,
-                         "--no-progress", "--json", tmp_path / "s.json", "--record", last, "--spikes-out",
-                         tmp_path / "s.h5")
-    assert code == 0, err
-    assert "no labels" in out and json.loads((tmp_path / "s.json").read_text())["accuracy"] is None
-    with h5py.File(tmp_path / "s.h5") as f:
-        ours = f[last][()].sum(1)                                  # (samples, neurons) over the steps
-    assert np.array_equal(ours, counts), (ours.sum(), counts.sum())
-    if peer == "snntorch":                                          # and on Loihi's integers
-        code, out, err = mst(capsys, "parity", path, "--inputs", tmp_path / "x.npy", "-n", 6, "-T", steps, "--dt", dt,
-                             "--fixed-point", "--no-progress", "--json", tmp_path / "p.json")
-        assert code == 0, out + err
-        rep = json.loads((tmp_path / "p.json").read_text())
-        assert rep["passed"] and rep["mismatched_spikes"] == 0 and rep["reference_spikes"] > 50
 
 
 def _numpy_recurrent(g: nir.NIRGraph, frames: np.ndarray) -> dict:
