@@ -19,6 +19,7 @@ import stat
 import tempfile
 
 from .errors import UserError
+from .faults import free_bytes, no_space, write_failure
 
 _STALE = re.compile(r"^\..*\.mst(\d+)\.[^.]*\.tmp$")
 
@@ -126,21 +127,77 @@ def _temp_name(name: str) -> str:
 @contextlib.contextmanager
 def atomic_path(path, what: str = "output"):
     """Yield a temporary path beside the target of `path`; rename it into place only if the block
-    succeeds. See the module docstring for what is refused and kept."""
+    succeeds; a failed write (full disk, quota, I/O) raised in the block is one UserError. See the
+    module docstring for what is refused and kept."""
     target = output_target(path, what)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(target.parent)
-    with signals_held():
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_temp_name(target.name), suffix=".tmp")
-        os.close(fd)
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(target.parent)
+        with signals_held():
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_temp_name(target.name), suffix=".tmp")
+            os.close(fd)
         yield pathlib.Path(tmp)
         os.chmod(tmp, _new_mode(target))
         with signals_held():
             os.replace(tmp, target)
+    except Exception as e:  # noqa: BLE001 - only failed writes are translated; the rest re-raised
+        failed = write_failure(e, path)
+        if failed is None:
+            raise
+        raise failed from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+
+def write_files(outputs: dict, what: str = "output") -> None:
+    """Several files (path -> bytes) that appear whole or not at all: each written to a temporary
+    beside its target, the space they need checked first, then all renamed in with signals held.
+    A failed write is one UserError and leaves every target as it was."""
+    targets = {output_target(p, what): (p, data) for p, data in outputs.items()}
+    temps: dict = {}
+    try:
+        need: dict = {}
+        for target, (p, data) in targets.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            dev = os.stat(target.parent).st_dev
+            need[dev] = (need.get(dev, (0, p))[0] + len(data), p)
+        for n, p in need.values():
+            free = free_bytes(p)
+            if free is not None and n > free:
+                raise no_space(p, n, free)
+        for target, (p, data) in targets.items():
+            remove_stale(target.parent)
+            with signals_held():
+                fd, temps[target] = tempfile.mkstemp(dir=target.parent, prefix=_temp_name(target.name), suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+            except Exception as e:  # noqa: BLE001
+                failed = write_failure(e, p, len(data))
+                if failed is None:
+                    raise
+                raise failed from None
+            os.chmod(temps[target], _new_mode(target))
+        with signals_held():
+            for target, tmp in temps.items():
+                os.replace(tmp, target)
+    except OSError as e:                               # mkdir, mkstemp on a full or read-only disk
+        failed = write_failure(e, next(iter(outputs)))
+        if failed is None:
+            raise
+        raise failed from None
+    finally:
+        for tmp in temps.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+
+def write_bytes(path, data, what: str = "output") -> None:
+    """Write bytes atomically (write_files of one file)."""
+    write_files({path: data}, what)
 
 
 def write_text(path, text: str, what: str = "output") -> None:
@@ -148,8 +205,7 @@ def write_text(path, text: str, what: str = "output") -> None:
     if str(path) == "-":
         print(text)
         return
-    with atomic_path(path, what) as tmp:
-        tmp.write_text(text)
+    write_bytes(path, text.encode(), what)
 
 
 @contextlib.contextmanager

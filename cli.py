@@ -62,9 +62,14 @@ def _main(argv) -> int:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except UserError as e:
-        from .ir.validate import shown                # names from files may hold control characters
-        print(f"error: {shown(e)}", file=sys.stderr)
-        return 2
+        return _error(e)
+    except (MemoryError, RuntimeError) as e:      # a memory cap met anyway: one line (faults.py)
+        from .faults import allocation_failure
+        failed = allocation_failure(e)
+        if failed is None:
+            raise
+        del e                                     # its traceback holds the frames' big tensors
+        return _error(failed)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
@@ -75,6 +80,12 @@ def _main(argv) -> int:
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141
+
+
+def _error(e: UserError) -> int:
+    from .ir.validate import shown                # names from files may hold control characters
+    print(f"error: {shown(e)}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -7,22 +7,83 @@ import ctypes
 from .errors import UserError
 
 _KEEPING = False
+UNKNOWN = 1 << 62                       # no limit known
 
 
 def available_memory(device=None) -> int:
-    """Bytes of memory available now: a CUDA device's free memory, else the host's (Linux:
-    MemAvailable), or a large number where unknown."""
+    """Bytes of memory this process may still take: a CUDA device's free memory, else the least
+    of the host's MemAvailable, its cgroup's limit less its usage (v2 memory.max, v1
+    memory.limit_in_bytes: a container's or a batch job's) and its address-space and data limits
+    (RLIMIT_AS, RLIMIT_DATA: `ulimit -v`, `prlimit --as`) less what it has mapped; a large number
+    where none is known."""
     if device is not None and getattr(device, "type", None) == "cuda":
         import torch
         return int(torch.cuda.mem_get_info(device)[0])
+    return max(0, min(_meminfo(), _cgroup(), _rlimits())) + _held_free()
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(f, ctypes.c_size_t) for f in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                                                "uordblks", "fordblks", "keepcost")]
+
+
+def _held_free() -> int:
+    """Bytes freed into glibc's heap and kept there (keep_freed_memory): ours to reuse, though
+    every limit above counts them as taken; 0 where the C library cannot say."""
+    if not _KEEPING:
+        return 0
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+        f = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return 0
+    f.restype = _Mallinfo2
+    return int(f().fordblks)
+
+
+def _read(path) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
     except OSError:
-        pass
-    return 1 << 62
+        return None
+
+
+def _meminfo() -> int:
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return UNKNOWN
+
+
+def _cgroup() -> int:
+    """The memory cgroup's limit less its usage (v2, else v1), UNKNOWN without a limit."""
+    for line in (_read("/proc/self/cgroup") or "").splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":                                         # v2: "0::/path"
+            base = f"/sys/fs/cgroup{path}"
+            limit, usage = _read(f"{base}/memory.max"), _read(f"{base}/memory.current")
+        elif "memory" in controllers.split(","):
+            base = f"/sys/fs/cgroup/memory{path}"
+            limit, usage = _read(f"{base}/memory.limit_in_bytes"), _read(f"{base}/memory.usage_in_bytes")
+        else:
+            continue
+        if limit and usage and limit.strip().isdigit() and int(limit) < UNKNOWN:
+            return int(limit) - int(usage)
+    return UNKNOWN
+
+
+def _rlimits() -> int:
+    """The address-space and data limits less what this process has mapped (VmSize, VmData)."""
+    import resource
+    status = {k: int(v.split()[0]) * 1024 for k, v in (line.split(":", 1) for line in
+                                                       (_read("/proc/self/status") or "").splitlines() if ":" in line)
+              if k in ("VmSize", "VmData")}
+    out = UNKNOWN
+    for limit, used in ((resource.RLIMIT_AS, "VmSize"), (resource.RLIMIT_DATA, "VmData")):
+        soft = resource.getrlimit(limit)[0]
+        if soft != resource.RLIM_INFINITY and used in status:
+            out = min(out, soft - status[used])
+    return out
 
 
 def check_fits(need: int, what: str, lower: str, device=None) -> None:

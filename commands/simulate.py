@@ -29,15 +29,17 @@ def report_steps(T: int) -> list[int]:
     return [t for t in TABLE_STEPS if t < T] + [T]
 
 
-def write_spikes(path, spikes: dict, steps: int) -> None:
+def spikes_bytes(spikes: dict, steps: int) -> bytes:
+    """The --spikes-out HDF5 file, made in memory (see ir/io.graph_bytes)."""
+    import io
     import h5py
-    from ..atomic import atomic_path
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["layout"] = "images x steps x neuron shape, 1 = spike"
-            f.attrs["steps"] = steps
-            for k, v in spikes.items():
-                f.create_dataset(k, data=v, compression="gzip")
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.attrs["layout"] = "images x steps x neuron shape, 1 = spike"
+        f.attrs["steps"] = steps
+        for k, v in spikes.items():
+            f.create_dataset(k, data=v, compression="gzip")
+    return buf.getvalue()
 
 
 def run(args) -> int:
@@ -58,7 +60,7 @@ def run(args) -> int:
 
 
 def _run(args, graph, data, sim, ranks, json_path) -> int:
-    from ..atomic import write_text
+    from ..atomic import write_files
     from ..compare.energy import per_inference
     from ..errors import caution
     from ..ir.silence import silent
@@ -105,9 +107,13 @@ def _run(args, graph, data, sim, ranks, json_path) -> int:
         out["saturation"] = {k: v for k, v in ev.saturation.items() if any(v.values())}
         print("saturated membranes (steps x neurons): " + (", ".join(
             f"{k} high {v['high']} low {v['low']}" for k, v in out["saturation"].items()) or "none"))
-    write_text(json_path, json.dumps(out, indent=2))
+    outputs = {json_path: json.dumps(out, indent=2).encode()}
+    if record:
+        outputs[args.spikes_out] = spikes_bytes(ev.spikes, args.steps)
+    if json_path == "-":                      # standard output is not staged
+        print(outputs.pop(json_path).decode())
+    write_files(outputs)                        # both, or neither
     print(f"synaptic events per image: {out['per_inference']['synaptic_events']:,.0f}  -> {json_path}")
     if record:
-        write_spikes(args.spikes_out, ev.spikes, args.steps)
         print(f"spikes of {len(ev.spikes)} node(s) -> {args.spikes_out}")
     return 0

@@ -2,12 +2,13 @@
 spike raster, each readable on its own (titles, axis labels, legends)."""
 from __future__ import annotations
 
+import io
 import pathlib
 import re
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import write_bytes
 
 
 def _layer(name: str) -> str:
@@ -121,7 +122,8 @@ def _energy_vs_steps(report: dict, out_dir: pathlib.Path, plt) -> pathlib.Path:
 def save_png(fig, path: pathlib.Path) -> pathlib.Path:
     import matplotlib.pyplot as plt
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, format="png")
     plt.close(fig)
+    write_bytes(path, buf.getvalue())
     return path

@@ -1,12 +1,13 @@
 """Reading and writing NIR files with clear errors and atomic writes."""
 from __future__ import annotations
 
+import io
 import pathlib
 
 import h5py
 import nir
 
-from ..atomic import atomic_path
+from ..atomic import write_bytes
 from ..errors import UserError, caution
 from . import nodes  # noqa: F401  (registers the extension node types with nir.read)
 from .producers import guess, read_as
@@ -14,9 +15,16 @@ from .timebase import check_steps, file_dt, in_steps
 from .validate import check_graph
 
 
+def graph_bytes(graph: nir.NIRGraph) -> bytes:
+    """The NIR file of `graph`, made in memory: HDF5 never writes to a disk that may fill up (a
+    failed HDF5 write can crash the process when the file is closed later)."""
+    buf = io.BytesIO()
+    nir.write(buf, graph)
+    return buf.getvalue()
+
+
 def write_graph(graph: nir.NIRGraph, path) -> None:
-    with atomic_path(path) as tmp:
-        nir.write(tmp, graph)
+    write_bytes(path, graph_bytes(graph))
 
 
 def _node_types(group, out: set) -> None:

@@ -6,6 +6,7 @@ Format (torch.save of a dict of plain types, read back with weights_only=True):
 """
 from __future__ import annotations
 
+import io
 import pathlib
 import pickle
 import re
@@ -14,7 +15,7 @@ import warnings
 import torch
 from torch import nn
 
-from ..atomic import atomic_path
+from ..atomic import write_bytes
 from ..errors import UserError
 from ..machine import check_fits
 from .config import config_from_dict
@@ -29,8 +30,9 @@ def save(path, model: nn.Module, meta: dict | None = None) -> None:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "version": VERSION, "config": model.config.to_dict(),
                "state_dict": state, "meta": dict(meta or {})}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    buf = io.BytesIO()                  # in memory first: a full disk fails cleanly (atomic.write_files)
+    torch.save(payload, buf)
+    write_bytes(path, buf.getbuffer())
 
 
 def load_file(path):

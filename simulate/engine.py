@@ -141,7 +141,8 @@ class Simulator:
         self._analog = counting.analog_sources(topo)
         self._needs_activity = counting.activity_needed(topo, self._analog)
         self._graded = any(getattr(graph.nodes[n], "levels", 1) > 1 for n in self.order)   # complex counts
-        self._widest = max(int(np.prod(node_shape(graph.nodes[n]))) for n in self.order)  # for memory checks
+        sizes = [int(np.prod(node_shape(graph.nodes[n]))) for n in self.order]
+        self._live = sum(sizes) + 4 * max(sizes)    # per step and sample: every node's output held, and temporaries
         self._state = carried_size(graph, self.order)
         if chunk is not None and chunk < 1:
             raise UserError("the chunk must be >= 1 steps")
@@ -169,7 +170,7 @@ class Simulator:
         """Steps per chunk of time: `self.chunk` if set, else as many as fit in half the memory
         available now (all `steps` when they fit, as for most runs); an error when not one fits."""
         width = torch.finfo(self.dtype).bits // 8
-        per_step = 4 * self._widest * batch * width
+        per_step = self._live * batch * width
         held = 2 * self._state * batch * width       # carried between chunks
         k = self.chunk
         if k is None:

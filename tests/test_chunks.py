@@ -79,7 +79,7 @@ def test_chunk_is_chosen_from_memory_and_checked(monkeypatch):
     g = to_nir(calibrated("vgg"))
     sim = Simulator(g)
     assert sim.chunk_steps(64, 8) == 64                           # it fits: one chunk
-    per_step = 4 * sim._widest * 8 * 4
+    per_step = sim._live * 8 * 4
     held = 2 * sim._state * 8 * 4
     memory(2 * (held + 10 * per_step))
     assert sim.chunk_steps(64, 8) == 10                           # half the memory, 10 steps

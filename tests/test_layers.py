@@ -9,6 +9,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Lowest first. A unit is a top-level module or package of mstdeploy.
 LAYERS = [
     {"errors"},
+    {"faults"},                          # failed writes and allocations as one line
     {"atomic", "progress", "machine"},   # files, progress bars, memory and devices
     {"ir", "data", "distributed"},       # the graph format; data sets; torchrun ranks
     {"loihi"},                           # Loihi's arithmetic, on the graph
