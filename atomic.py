@@ -173,8 +173,7 @@ def write_files(outputs: dict, what: str = "output") -> None:
             with signals_held():
                 fd, temps[target] = tempfile.mkstemp(dir=target.parent, prefix=_temp_name(target.name), suffix=".tmp")
             try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
+                _write(fd, data)
             except Exception as e:  # noqa: BLE001
                 failed = write_failure(e, p, len(data))
                 if failed is None:
@@ -193,6 +192,12 @@ def write_files(outputs: dict, what: str = "output") -> None:
         for tmp in temps.values():
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+
+def _write(fd: int, data) -> None:
+    """Every byte of every output goes through here (tests inject faults at this point)."""
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 def write_bytes(path, data, what: str = "output") -> None:
@@ -214,12 +219,16 @@ def staged_folder(folder, owned: tuple[str, ...] = ()):
     when the block succeeds every file in it is renamed into `folder` with signals held, and the
     `owned` names it did not write this time are removed (no mix of new and old report files)."""
     folder = output_folder(folder)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale(folder)
     with signals_held():
         stage = pathlib.Path(tempfile.mkdtemp(dir=folder, prefix=_temp_name("stage"), suffix=".tmp"))
     try:
-        yield stage
+        try:
+            yield stage
+        except UserError as e:                   # a failed write names the final place, not the stage
+            raise UserError(str(e).replace(str(stage), str(folder))) from None
         names = sorted(p.name for p in stage.iterdir())
         targets = {name: output_target(folder / name) for name in names}
         for name, target in targets.items():
@@ -235,6 +244,12 @@ def staged_folder(folder, owned: tuple[str, ...] = ()):
             for name in set(owned) - set(names):
                 with contextlib.suppress(FileNotFoundError):
                     (folder / name).unlink()
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created:                              # a folder made for outputs that never came
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 

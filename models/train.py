@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from ..errors import UserError
+from ..faults import free_bytes, no_space
 from ..progress import bar as progress_bar
 from ..data import datasets
 from . import checkpoint
@@ -94,6 +95,10 @@ def train(a: TrainArgs) -> dict:
                         f"({a.batch_size // d.world}) must be even")
     torch.manual_seed(a.seed)                     # identical initial weights on every rank
     model = build_model(cfg).to(d.device)
+    need = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    free = free_bytes(a.out) if d.main else None
+    if free is not None and need > free:          # before the training, not after it
+        raise no_space(a.out, need, free)
     opt = torch.optim.AdamW(param_groups(model, a.weight_decay), lr=a.lr)
     net = torch.nn.parallel.DistributedDataParallel(model) if d.enabled else model
     gen = torch.Generator().manual_seed(a.seed)

@@ -177,7 +177,8 @@ class Simulator:
             k = max(1, min(steps, (available_memory(self.device) // 2 - held) // per_step))
         k = min(k, steps)
         check_fits(per_step * k + held, f"simulating {batch} samples x {k} steps at a time",
-                   "--chunk or the batch size" if self.chunk else "the batch size", self.device)
+                   "--chunk or the samples per batch (--batch-size; -n where a command runs one batch)" if self.chunk
+                   else "the samples per batch (--batch-size; -n where a command runs one batch)", self.device)
         return k
 
     @torch.no_grad()

@@ -84,7 +84,7 @@ def test_chunk_is_chosen_from_memory_and_checked(monkeypatch):
     memory(2 * (held + 10 * per_step))
     assert sim.chunk_steps(64, 8) == 10                           # half the memory, 10 steps
     memory(held)
-    with pytest.raises(UserError, match="lower the batch size"):
+    with pytest.raises(UserError, match="lower the samples per batch"):
         sim.chunk_steps(64, 8)
     with pytest.raises(UserError, match="chunk"):
         Simulator(g, chunk=0)
