@@ -123,7 +123,7 @@ def graph_and_images(args, lava: bool = False):
     test split. Sets args.steps (a time-varying input file's steps unless -T says otherwise:
     then an error) and args.dataset."""
     from ..ir.io import read_graph
-    from ..simulate.evaluate import graph_image_shape, load_images
+    from ..simulate.evaluate import graph_classes, graph_image_shape, load_images
     graph = read_graph(args.graph, **reading(args))
     if lava:
         from ..backends.lava_nc.network import SUPPORTED
@@ -139,7 +139,7 @@ def graph_and_images(args, lava: bool = False):
     from ..data.inputs import load_inputs
     if args.dataset is not None or args.data is not None:
         raise UserError("--inputs replaces --dataset and --data: give one or the other")
-    data = load_inputs(args.inputs, graph_image_shape(graph), args.labels)
+    data = load_inputs(args.inputs, graph_image_shape(graph), args.labels, graph_classes(graph))
     if data.steps is not None and args.steps is not None and args.steps != data.steps:
         raise UserError(f"{args.inputs} has {data.steps} steps per sample (time-varying inputs); -T is "
                         f"{args.steps}: leave -T out or give {data.steps}")

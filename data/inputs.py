@@ -67,7 +67,7 @@ def _numbers(a: np.ndarray, path, what: str) -> np.ndarray:
     return a
 
 
-def load_inputs(path, input_shape: tuple, labels_path=None) -> InputFile:
+def load_inputs(path, input_shape: tuple, labels_path=None, classes: int | None = None) -> InputFile:
     """The samples of an input file for a graph whose Input has `input_shape`."""
     p = pathlib.Path(path)
     x, labels = _read(p, "--inputs")
@@ -92,4 +92,7 @@ def load_inputs(path, input_shape: tuple, labels_path=None) -> InputFile:
             raise UserError(f"labels must be {x.shape[0]} whole numbers, one per sample (got shape "
                             f"{tuple(labels.shape)}, {labels.dtype})")
         labels = labels.astype(np.int64)
+        if classes is not None and labels.size and (labels.min() < 0 or labels.max() >= classes):
+            raise UserError(f"labels must lie in 0..{classes - 1}, the graph's {classes} outputs (got "
+                            f"{labels.min()}..{labels.max()} in {labels_path or p})")
     return InputFile(x.astype(np.float32), labels, steps, str(p))

@@ -202,6 +202,9 @@ class Simulator:
         if varying and x.shape[1] != steps:
             raise UserError(f"the inputs have {x.shape[1]} steps, the run {steps}")
         T, B = steps, x.shape[0]
+        out = int(np.prod(node_shape(self.graph.nodes[self.output], "input")))
+        check_fits(T * (B * out * torch.finfo(self.dtype).bits // 8 + 64), f"the outputs of {T} steps x {B} samples",
+                   "-T", self.device)           # kept for every step (accuracy at every t)
         K = self.chunk_steps(T, B)
         if self.plan is not None:
             x = torch.as_tensor(quantize_input(x.cpu().numpy()), dtype=torch.float64)

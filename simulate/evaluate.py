@@ -64,6 +64,12 @@ def graph_image_shape(graph: nir.NIRGraph) -> tuple:
     return _shape(inp, "input")
 
 
+def graph_classes(graph: nir.NIRGraph) -> int:
+    """How many outputs (classes) the graph has."""
+    out = next(n for n in graph.nodes.values() if isinstance(n, nir.Output))
+    return int(np.prod(_shape(out, "output")))
+
+
 def load_images(dataset: str, graph: nir.NIRGraph, data: str | None, limit: int | None, steps: int | None = None):
     """The test split of `dataset` at the graph's input size (first `limit` images); event data
     sets binned into `steps` frames."""
@@ -94,6 +100,8 @@ def evaluate(sim: Simulator, data, steps: int, batch_size: int = 64, progress: b
     returns the whole set's figures: the same batches, samples and counts as one process."""
     ranks = ranks or Dist()
     n = len(data)
+    check_fits(steps * (min(n, batch_size) * graph_classes(sim.graph) * 8 + 64),
+               f"the outputs of {steps} steps x {min(n, batch_size)} samples", "-T")   # kept for every t
     if record:          # recordings are kept whole (one byte per neuron, step and image) until returned
         size = sum(int(np.prod(_shape(sim.graph.nodes[k]))) for k in record)
         check_fits(size * steps * n, f"recording {len(record)} node(s) for {n} images x {steps} steps",

@@ -313,3 +313,14 @@ def test_5b_time_constants_in_seconds_are_refused_not_misread(tmp_path):
     write_graph(g, tmp_path / "seconds.nir")
     line = one_line_error(run_mst("inspect", tmp_path / "seconds.nir"))
     assert "tau = 0.001" in line and "lif" in line and "seconds" in line
+
+
+def test_14_a_huge_T_and_labels_beyond_the_outputs_are_one_line(files, tmp_path):
+    _, g, _ = files
+    line = one_line_error(run_mst("simulate", g, "-T", "999999999999", "-n", "2", "--no-progress"))
+    assert "999999999999 steps" in line and "lower -T" in line
+    np.save(tmp_path / "x.npy", np.zeros((3, 1, 8, 8), np.float32))
+    np.save(tmp_path / "y.npy", np.array([1, 99, 2]))
+    line = one_line_error(run_mst("simulate", g, "--inputs", tmp_path / "x.npy", "--labels", tmp_path / "y.npy",
+                                  "--no-progress", "--json", tmp_path / "s.json"))
+    assert "labels must lie in 0..9" in line and not (tmp_path / "s.json").exists()
