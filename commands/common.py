@@ -58,7 +58,8 @@ def add_run_options(p: argparse.ArgumentParser, default_images, default_steps: i
     p.add_argument("graph")
     p.add_argument("--dataset", default=None,
                    help="digits (default, built in), fashion-mnist (Debian's package, `make data`), mnist, cifar10, "
-                        "cifar100, imagenet, nmnist, dvsgesture, cifar10dvs (with --data)")
+                        "cifar100, imagenet, nmnist, dvsgesture, cifar10dvs, folder (your own images: --data DIR "
+                        "with train/<class>/ and val/ or test/)")
     p.add_argument("--data", metavar="PATH")
     p.add_argument("--inputs", metavar="FILE",
                    help="inputs instead of a data set: .npy or .h5 ('inputs', 'labels'), static (samples, ...) "

@@ -29,6 +29,7 @@ def run(args) -> int:
     import pathlib
     from ..atomic import check_outputs, output_folder
     from ..compare.energy_report import REPORT_FILES, energy_report, run_line, write_report
+    from ..data import datasets
     from ..distributed import setup
     output_folder(args.out, "--out")
     check_outputs({f"--out ({name})": pathlib.Path(args.out) / name for name in REPORT_FILES}, [args.graph, args.data, args.inputs, args.labels, args.ann])
@@ -60,7 +61,7 @@ def run(args) -> int:
             graph, data, args.steps, source=str(args.graph), dataset=args.dataset, fixed_point=args.fixed_point,
             backend=args.backend, ratios=ratios, raster=args.raster, timeout=args.timeout,
             progress=not args.no_progress, chunk=args.chunk, ranks=ranks, ann_accuracy=ann_accuracy,
-            tolerance=args.tolerance / 100,
+            tolerance=args.tolerance / 100, classes=datasets.classes(args.dataset, args.data) if args.dataset else None,
             on_run=lambda r: ranks.main and print(run_line(r, args.steps), flush=True))
     finally:
         ranks.close()

@@ -62,6 +62,7 @@ def run(args) -> int:
 def _run(args, graph, data, sim, ranks, json_path) -> int:
     from ..atomic import write_files
     from ..compare.energy import per_inference
+    from ..data import datasets
     from ..errors import caution
     from ..ir.silence import silent
     from ..simulate.evaluate import evaluate
@@ -92,6 +93,7 @@ def _run(args, graph, data, sim, ranks, json_path) -> int:
         print("no labels: no accuracy")
     out = {
         "graph": str(args.graph), "dataset": args.dataset, "inputs": args.inputs, "images": ev.images,
+        "classes": datasets.classes(args.dataset, args.data) if args.dataset else None,
         "steps": args.steps, "dt": args.dt, "device": str(sim.device), "ranks": ranks.world, "dtype": args.dtype,
         "fixed_point": args.fixed_point, "seconds": seconds,
         "accuracy": {str(t): a for t, a in ev.curve().items()} if labelled else None,

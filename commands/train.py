@@ -10,7 +10,9 @@ def add_parser(sub) -> None:
     t.add_argument("--model", default="mst-tiny", help="preset: mst-tiny, mst-fmnist, mst-t, resnet18, vgg16, vgg-tiny, "
                                                         "saformer-tiny, saformer-cifar")
     t.add_argument("--dataset", default="digits",
-                   help="digits (built in), fashion-mnist (`make data`), mnist, cifar10, cifar100, imagenet; event data nmnist, dvsgesture, cifar10dvs (SAFormer)")
+                   help="digits (built in), fashion-mnist (`make data`), mnist, cifar10, cifar100, imagenet, folder (your "
+                        "own: --data DIR with train/<class>/ and val/ or test/); event data nmnist, dvsgesture, "
+                        "cifar10dvs (SAFormer)")
     t.add_argument("--data", metavar="PATH", help="local data directory (not needed for digits; fashion-mnist: "
                                                            "default /usr/share/datasets/fashion-mnist)")
     add_mask_options(t)
@@ -19,6 +21,7 @@ def add_parser(sub) -> None:
     t.add_argument("--attention", choices=["softmax", "spiking"], help="MST attention mode")
     t.add_argument("--levels", type=count, help="QCFS levels L of MST / ResNet / VGG (preset's default: 16; "
                                                  "mst-fmnist 8): fewer levels, fewer spikes per image")
+    t.add_argument("--img-size", type=count, help="input size (default: the preset's; images are resized to it)")
     t.add_argument("-T", "--steps", type=count, help="SAFormer: time steps per image (default 4)")
     t.add_argument("--recipe", choices=["default", "official"], default="default",
                    help="official: the official MST training recipe (AdamW 1e-4, 300 epochs with 20 of warm-up, "
@@ -52,6 +55,8 @@ def run(args) -> int:
         overrides["steps"] = args.steps
     if args.levels is not None:
         overrides["levels"] = args.levels
+    if args.img_size:
+        overrides["img_size"] = args.img_size
     numbers = resolve(args.recipe, {k: getattr(args, k, None) for k in DEFAULTS[args.recipe]})
     a = TrainArgs(model=args.model, dataset=args.dataset, data=args.data, out=args.out, overrides=overrides,
                   batch_size=args.batch_size, seed=args.seed, device=args.device, progress=not args.no_progress,

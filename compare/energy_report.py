@@ -64,7 +64,8 @@ def energy_report(graph: nir.NIRGraph, data, steps: int, *, source: str, dataset
                   fixed_point: bool = False, backend: str = "reference", ratios: list | None = None,
                   raster: str | None = None, timeout: float = 900, progress: bool = True,
                   on_run: Callable[[dict], None] | None = None, chunk: int | None = None,
-                  ranks: Dist | None = None, ann_accuracy: float | None = None, tolerance: float = 0.005):
+                  ranks: Dist | None = None, ann_accuracy: float | None = None, tolerance: float = 0.005,
+                  classes: list | None = None):
     """Events, energy and accuracy per inference of `graph` on `data` (a data set), as exported
     (`ratios` None) or re-gated at each ratio. Returns the report (energy.json) and the raster
     node's spikes on the first image of the first run. `source`, `dataset`: labels for the report;
@@ -115,7 +116,7 @@ def energy_report(graph: nir.NIRGraph, data, steps: int, *, source: str, dataset
             on_run(run)
     ann = {"macs": sum(macs.values()), "energy_uJ": ann_uj, "accuracy": ann_accuracy, "tolerance": tolerance}
     report = {"graph": source, "backend": backend, "mode": "fixed_point" if fixed_point else "float",
-              "dataset": dataset, "images": images, "steps": steps, "ranks": ranks.world,
+              "dataset": dataset, "classes": classes, "images": images, "steps": steps, "ranks": ranks.world,
               "models": {k: m.source for k, m in MODELS.items()}, "ann": ann,
               "ann_macs_per_node": macs, "masked_sites": sites, "raster": raster, "runs": runs}
     return report, first_spikes

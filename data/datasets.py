@@ -28,7 +28,8 @@ from torch.utils.data import Dataset, TensorDataset
 from ..errors import UserError
 from . import idx, vision
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "imagenet", "nmnist", "dvsgesture", "cifar10dvs")
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "imagenet", "nmnist", "dvsgesture", "cifar10dvs",
+            "folder")
 IDX = ("mnist", "fashion-mnist")                       # LeCun's IDX files (data/idx.py)
 EVENTS = ("nmnist", "dvsgesture", "cifar10dvs")       # event cameras: one frame per step (data/events.py)
 
@@ -55,10 +56,37 @@ INFO = {
 }
 
 
-def info(name: str) -> DataInfo:
+def info(name: str, path: str | None = None) -> DataInfo:
+    """Channels, classes and normalisation of a data set (a folder's: read from `path`)."""
+    if name == "folder":
+        return folder_info(path)
     if name not in INFO:
         raise UserError(f"unknown dataset {name!r}; choose from {list(DATASETS)}")
     return INFO[name]
+
+
+def folder_info(path) -> DataInfo:
+    """Your own images, root/train/<class>/...: as many classes as sub-folders, grey when the first
+    image is, else RGB; scaled to [-1, 1] (mean and std 0.5: nothing measured about your data)."""
+    f = ImageFolder(_root("folder", path), "train", None, "folder")
+    c = 1 if f.grey else 3
+    return DataInfo(c, len(f.classes), (0.5,) * c, (0.5,) * c, True)
+
+
+def classes(name: str, path: str | None = None) -> list[str] | None:
+    """The class names of a data set that has them (a folder's sub-folders)."""
+    return ImageFolder(_root(name, path), "train", None, name).classes if name == "folder" else None
+
+
+def _root(name: str, path) -> pathlib.Path:
+    path = path or idx.default_dir(name)
+    if path is None:
+        raise UserError(f"dataset {name!r} needs --data PATH (no download: it is read from disk)")
+    root = pathlib.Path(path)
+    if not root.exists():
+        how = f"; {idx.INSTALL[name]}" if name in idx.INSTALL else ""
+        raise UserError(f"data path does not exist: {root}{how}")
+    return root
 
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -91,18 +119,16 @@ def load(name: str, split: str, image_size: int, path: str | None = None, transf
     """The `split` ('train' or 'test') of data set `name` at `image_size`; `transform` (a PIL image
     -> tensor, CIFAR and ImageNet) replaces the test transform (a training recipe's). Event data
     sets give `steps` frames per sample."""
-    inf = info(name)
+    inf = info(name, path)
     if split not in ("train", "test"):
         raise ValueError(split)
     if name == "digits":
         return _digits(split, image_size, inf)
-    path = path or idx.default_dir(name)
-    if path is None:
-        raise UserError(f"dataset {name!r} needs --data PATH (no download: it is read from disk)")
-    root = pathlib.Path(path)
-    if not root.exists():
-        how = f"; {idx.INSTALL[name]}" if name in idx.INSTALL else ""
-        raise UserError(f"data path does not exist: {root}{how}")
+    root = _root(name, path)
+    if name == "folder":
+        T = vision.transforms()
+        return ImageFolder(root, split, transform or T.Compose([T.Resize((image_size, image_size)), T.ToTensor(),
+                                                                T.Normalize(inf.mean, inf.std)]), "folder")
     if name in IDX:
         return _idx(name, split, image_size, root, inf)
     if name in EVENTS:
@@ -200,35 +226,50 @@ def _cifar(name: str, root: pathlib.Path, split: str, inf: DataInfo, transform) 
 
 
 class ImageFolder(Dataset):
-    """root/{train,val}/<class>/<image>: classes sorted by name, decoded with PIL as RGB."""
+    """root/train/<class>/<image> and root/val/<class>/ (a folder of your own: or test/):
+    classes sorted by name (those of train/ for every split), decoded with PIL as RGB, or grey
+    for a folder whose first image is grey."""
 
     EXTENSIONS = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
 
-    def __init__(self, root: pathlib.Path, split: str, transform):
-        d = root / ("train" if split == "train" else "val")
+    def __init__(self, root: pathlib.Path, split: str, transform, name: str = "imagenet"):
+        tests = ("val", "test") if name == "folder" else ("val",)
+        d = root / "train" if split == "train" else next((root / t for t in tests if (root / t).is_dir()),
+                                                          root / tests[0])
         if not d.is_dir():
-            raise UserError(f"imagenet: expected folder {d} with one sub-folder per class")
-        self.classes = sorted(p.name for p in d.iterdir() if p.is_dir())
-        self.samples = [(f, i) for i, c in enumerate(self.classes) for f in sorted((d / c).iterdir())
-                        if f.suffix.lower() in self.EXTENSIONS]
+            raise UserError(f"{name}: expected folder {d} with one sub-folder per class"
+                            + (" (or test/)" if name == "folder" else ""))
+        self.name = name
+        train = root / "train"
+        self.classes = sorted(p.name for p in (train if train.is_dir() else d).iterdir() if p.is_dir())
+        index = {c: i for i, c in enumerate(self.classes)}
+        self.samples = [(f, index[c.name]) for c in sorted(p for p in d.iterdir() if p.is_dir())
+                        for f in sorted(c.iterdir()) if f.suffix.lower() in self.EXTENSIONS and c.name in index]
+        unknown = sorted(p.name for p in d.iterdir() if p.is_dir() and p.name not in index)
+        if unknown:
+            raise UserError(f"{name}: {d} has classes that train/ has not: {', '.join(unknown[:5])}")
         if not self.samples:
-            raise UserError(f"imagenet: no images found under {d}")
-        if len(self.classes) > INFO["imagenet"].num_classes:
+            raise UserError(f"{name}: no images found under {d}")
+        if name == "imagenet" and len(self.classes) > INFO["imagenet"].num_classes:
             raise UserError(f"imagenet: {len(self.classes)} classes, at most {INFO['imagenet'].num_classes}")
+        self.grey = name == "folder" and self._open(self.samples[0][0]).mode in ("L", "I", "I;16", "1", "LA")
         self.transform = transform
+
+    def _open(self, f):
+        from PIL import Image, UnidentifiedImageError
+        try:
+            with Image.open(f) as im:
+                im.load()
+                return im
+        except (OSError, UnidentifiedImageError):
+            raise UserError(f"{self.name}: cannot decode image {f}") from None
 
     def __len__(self):
         return len(self.samples)
 
     def __getitem__(self, i):
-        from PIL import Image, UnidentifiedImageError
         f, label = self.samples[i]
-        try:
-            with Image.open(f) as im:
-                img = im.convert("RGB")
-        except (OSError, UnidentifiedImageError):
-            raise UserError(f"imagenet: cannot decode image {f}") from None
-        return self.transform(img), label
+        return self.transform(self._open(f).convert("L" if self.grey else "RGB")), label
 
 
 def augment(x: torch.Tensor, natural: bool, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:

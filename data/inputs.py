@@ -71,28 +71,37 @@ def load_inputs(path, input_shape: tuple, labels_path=None, classes: int | None 
     """The samples of an input file for a graph whose Input has `input_shape`."""
     p = pathlib.Path(path)
     x, labels = _read(p, "--inputs")
-    x = _numbers(x, p, "inputs")
+    if labels_path is not None:
+        if labels is not None:
+            raise UserError(f"{p} holds labels already; --labels is for .npy inputs")
+        labels, _ = _read(pathlib.Path(labels_path), "--labels")
+    return as_inputs(x, labels, input_shape, classes, str(p), str(labels_path or p))
+
+
+def as_inputs(x, labels, input_shape: tuple, classes: int | None = None, source: str = "inputs",
+              labels_source: str | None = None) -> InputFile:
+    """Arrays (numpy or torch) as samples: x static (B, *input_shape) or one frame per step (T, B,
+    *input_shape); labels (B,) whole numbers in 0..classes - 1, or None."""
+    x = _numbers(np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x), source, "inputs")
     n = len(input_shape)
     if x.ndim not in (n + 1, n + 2) or tuple(x.shape[x.ndim - n:]) != tuple(input_shape):
-        raise UserError(f"{p}: inputs of shape {tuple(x.shape)}; the graph's Input is {tuple(input_shape)}, so "
+        raise UserError(f"{source}: inputs of shape {tuple(x.shape)}; the graph's Input is {tuple(input_shape)}, so "
                         f"they must be (samples, {', '.join(map(str, input_shape))}) or (steps, samples, ...)")
     steps = None
     if x.ndim == n + 2:                               # (T, B, ...) -> per sample (B, T, ...)
         steps = int(x.shape[0])
         x = np.swapaxes(x, 0, 1)
     if x.shape[0] == 0 or steps == 0:
-        raise UserError(f"{p}: no samples (inputs of shape {tuple(x.shape)})")
-    if labels_path is not None:
-        if labels is not None:
-            raise UserError(f"{p} holds labels already; --labels is for .npy inputs")
-        labels, _ = _read(pathlib.Path(labels_path), "--labels")
+        raise UserError(f"{source}: no samples (inputs of shape {tuple(x.shape)})")
     if labels is not None:
-        labels = _numbers(np.asarray(labels), labels_path or p, "labels")
+        where = labels_source or source
+        labels = _numbers(np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels), where,
+                          "labels")
         if labels.shape != (x.shape[0],) or labels.dtype.kind == "f" and np.any(labels != np.round(labels)):
             raise UserError(f"labels must be {x.shape[0]} whole numbers, one per sample (got shape "
                             f"{tuple(labels.shape)}, {labels.dtype})")
         labels = labels.astype(np.int64)
         if classes is not None and labels.size and (labels.min() < 0 or labels.max() >= classes):
             raise UserError(f"labels must lie in 0..{classes - 1}, the graph's {classes} outputs (got "
-                            f"{labels.min()}..{labels.max()} in {labels_path or p})")
-    return InputFile(x.astype(np.float32), labels, steps, str(p))
+                            f"{labels.min()}..{labels.max()} in {where})")
+    return InputFile(x.astype(np.float32), labels, steps, source)

@@ -71,7 +71,7 @@ def train(a: TrainArgs) -> dict:
     """Train, evaluate on the test split, save the checkpoint (rank 0); returns the figures."""
     if a.epochs < 1 or a.batch_size < 1:
         raise UserError("--epochs and --batch-size must be >= 1")
-    inf = datasets.info(a.dataset)
+    inf = datasets.info(a.dataset, a.data)
     official = Official(a.dataset, inf.num_classes, a.label_smoothing) if a.recipe == "official" else None
     implied = {}
     if a.model.startswith("mst"):
@@ -147,7 +147,7 @@ def train(a: TrainArgs) -> dict:
               "accuracy_label": accuracy_label(cfg), "epochs": a.epochs, "recipe": a.recipe,
               "processes": d.world, "rank": d.rank, "config": cfg.to_dict()}
     if d.main:
-        checkpoint.save(a.out, model, {"dataset": a.dataset, key: acc, "seed": a.seed, "recipe": a.recipe,
+        checkpoint.save(a.out, model, {"dataset": a.dataset, "classes": datasets.classes(a.dataset, a.data), key: acc, "seed": a.seed, "recipe": a.recipe,
                                        "epochs": a.epochs, "processes": d.world})
     d.barrier()
     d.close()
