@@ -121,10 +121,10 @@ def report_path(args, kind: str) -> str:
 def graph_and_images(args, lava: bool = False):
     """(graph, samples) of a command with run options: the graph is read (time in steps of
     --dt; for Lava, checked) before any data is loaded; the samples are --inputs or the data set's
-    test split. Sets args.steps (a time-varying input file's steps unless -T says otherwise:
-    then an error) and args.dataset."""
+    test split (api.samples). Sets args.steps (a time-varying input file's steps unless -T says
+    otherwise: then an error) and args.dataset."""
+    from ..api import samples
     from ..ir.io import read_graph
-    from ..simulate.evaluate import graph_classes, graph_image_shape, load_images
     graph = read_graph(args.graph, **reading(args))
     if lava:
         from ..backends.lava_nc.network import SUPPORTED
@@ -134,22 +134,10 @@ def graph_and_images(args, lava: bool = False):
         if args.labels is not None:
             raise UserError("--labels goes with --inputs")
         args.dataset = args.dataset or "digits"
-        args.steps = args.steps or args.default_steps
-        return graph, load_images(args.dataset, graph, args.data, args.images, args.steps)
-    from torch.utils.data import Subset
-    from ..data.inputs import load_inputs
-    if args.dataset is not None or args.data is not None:
+    elif args.dataset is not None or args.data is not None:
         raise UserError("--inputs replaces --dataset and --data: give one or the other")
-    data = load_inputs(args.inputs, graph_image_shape(graph), args.labels, graph_classes(graph))
-    if data.steps is not None and args.steps is not None and args.steps != data.steps:
-        raise UserError(f"{args.inputs} has {data.steps} steps per sample (time-varying inputs); -T is "
-                        f"{args.steps}: leave -T out or give {data.steps}")
-    args.steps = data.steps or args.steps or args.default_steps
-    args.dataset = None
-    if args.images is not None and args.images < len(data):
-        subset = Subset(data, range(args.images))
-        subset.labelled = data.labelled
-        return graph, subset
+    data, args.steps = samples(graph, args.inputs or args.dataset, labels=args.labels, steps=args.steps,
+                               n=args.images, data=args.data, default_steps=args.default_steps)
     return graph, data
 
 

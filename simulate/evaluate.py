@@ -33,6 +33,7 @@ class Evaluation:
     spike_messages: dict = field(default_factory=dict)
     synaptic_messages: dict = field(default_factory=dict)
     at: dict = field(default_factory=dict)          # mark t -> {count field: node -> total after step t}
+    logits: torch.Tensor | None = None              # (T, images, K) outputs of every step, if kept
 
     def accuracy(self, t: int) -> float:
         return float(self.correct_by_step[t - 1]) / max(self.images, 1)
@@ -57,6 +58,8 @@ class Evaluation:
                 acc[kind] += n
         for k, v in other.spikes.items():
             self.spikes[k] = np.concatenate([self.spikes[k], v]) if k in self.spikes else v
+        if other.logits is not None:
+            self.logits = other.logits if self.logits is None else torch.cat([self.logits, other.logits], 1)
 
 
 def graph_image_shape(graph: nir.NIRGraph) -> tuple:
@@ -93,9 +96,10 @@ def stack_images(data, limit: int | None = None) -> tuple[torch.Tensor, np.ndarr
 
 
 def evaluate(sim: Simulator, data, steps: int, batch_size: int = 64, progress: bool = True,
-             record: set | None = None, ranks: Dist | None = None, marks: tuple = ()) -> Evaluation:
+             record: set | None = None, ranks: Dist | None = None, marks: tuple = (),
+             keep_logits: bool = False) -> Evaluation:
     """Run every image of `data` for `steps` steps; image i of the set is gating sample i;
-    counts also after each step of `marks` (Evaluation.at).
+    counts also after each step of `marks` (Evaluation.at); every step's outputs with `keep_logits`.
     With `ranks` (torchrun), each rank runs a contiguous block of the batches and every rank
     returns the whole set's figures: the same batches, samples and counts as one process."""
     ranks = ranks or Dist()
@@ -120,7 +124,8 @@ def evaluate(sim: Simulator, data, steps: int, batch_size: int = 64, progress: b
         pred = r.predictions_by_step()
         part = Evaluation(steps, len(y), (pred == y[None, :]).sum(1).numpy(), r.spike_counts, r.synaptic_events,
                           r.gated_events, r.host_macs, r.neuron_updates, r.saturation,
-                          spike_messages=r.spike_messages, synaptic_messages=r.synaptic_messages, at=r.at)
+                          spike_messages=r.spike_messages, synaptic_messages=r.synaptic_messages, at=r.at,
+                          logits=r.logits.cpu() if keep_logits else None)
         ev.add(part)
     ev.spikes = {k: np.concatenate(v) for k, v in recorded.items()}
     if not ranks.enabled:

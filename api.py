@@ -1,0 +1,247 @@
+"""mstdeploy's Python API: every step of the road as a function, named as on the command line (the
+`mst` commands share its input handling; docs/api.md). A graph argument is a `nir.NIRGraph` or a
+NIR file's path; inputs are a data set's name, a tensor or array (static (samples, ...) or one
+frame per step (steps, samples, ...)), a torch Dataset of (x, label) or an input file's path.
+Bad input raises `UserError` with the CLI's one-line message; a run that is probably not what was
+meant warns (`Caution`). Torch, Lava and matplotlib are imported only by the functions that use
+them."""
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import tempfile
+from dataclasses import dataclass, field
+
+from .errors import Caution, UserError
+
+__all__ = ["UserError", "Caution", "Simulation", "load_model", "import_official", "train", "evaluate", "export",
+           "read", "write", "samples", "simulate", "lava", "parity", "energy", "resources"]
+
+
+def load_model(path, *, mask=None):
+    """One of our checkpoints as its model (eval mode); `mask`: a masking ratio (or one per block)
+    instead of the trained one."""
+    from .models import checkpoint
+    return checkpoint.load(path, **({} if mask is None else {"mask": mask}))[0]
+
+
+def import_official(path, *, img_size: int | None = None, attention: str = "softmax", levels: int = 16, mask=None):
+    """An official MST checkpoint (github bic-L/Masked-Spiking-Transformer) as our model."""
+    from .models import checkpoint
+    from .models.official import import_official as imported
+    flags = {"attention": attention, "levels": levels, **({} if mask is None else {"mask": mask})}
+    return imported(checkpoint.load_file(path), img_size, **flags)
+
+
+def train(model: str = "mst-tiny", dataset: str = "digits", *, data=None, out=None, epochs: int = 60,
+          batch_size: int = 64, progress: bool = False, **options):
+    """Train a preset on a data set (a folder of your own: dataset="folder", data=DIR); `options`:
+    config fields (img_size, mask, levels, attention, ..). Returns (model, figures); the
+    checkpoint goes to `out` (default: nowhere you keep)."""
+    from .models.train import TrainArgs, train as run
+    with tempfile.TemporaryDirectory() as tmp:
+        path = out or os.path.join(tmp, "model.pt")
+        figures = run(TrainArgs(model=model, dataset=dataset, data=None if data is None else str(data), out=str(path),
+                                epochs=epochs, batch_size=batch_size, progress=progress, overrides=options))
+        return load_model(path), figures
+
+
+def evaluate(model, dataset: str = "digits", *, data=None, batch_size: int = 256) -> float:
+    """Top-1 accuracy of a model (QCFS: the ANN) on a data set's test split, or on a Dataset."""
+    from torch.utils.data import Dataset
+    from .data import datasets
+    from .models.evaluate import accuracy
+    test = dataset if isinstance(dataset, Dataset) else datasets.load(
+        dataset, "test", model.config.img_size, None if data is None else str(data),
+        steps=getattr(model.config, "steps", None))
+    return accuracy(model, test, batch_size=batch_size)
+
+
+def export(model, *, seed: int = 0, spike_levels: int = 1, standard: bool = False, layernorm: str = "cumulative",
+           calibrate=None, calibrate_steps: int = 4, calibrate_method: str = "both", dataset: str | None = None,
+           data=None):
+    """The model's spiking network as a NIR graph (docs/nir-extensions.md). `calibrate`: training
+    images (a tensor) or how many of `dataset`'s, to calibrate binary neurons for
+    `calibrate_steps` steps (compare/calibrate.py)."""
+    import torch
+    from .export.lower import to_nir
+    graph = to_nir(model, seed=seed, standard=standard, layernorm=layernorm, spike_levels=spike_levels)
+    if calibrate is None:
+        return graph
+    from .compare.calibrate import calibrate as calibrated
+    if standard:
+        raise UserError("calibration changes our neurons' potentials and biases: not with standard=True")
+    if not isinstance(calibrate, torch.Tensor):
+        from .data import datasets
+        from .simulate.evaluate import stack_images
+        if dataset is None:
+            raise UserError("calibrate=N needs dataset=: the images come from its training split")
+        train_set = datasets.load(dataset, "train", model.config.img_size, None if data is None else str(data))
+        calibrate, _ = stack_images(train_set, int(calibrate))
+    reference = to_nir(model, seed=seed, layernorm=layernorm, spike_levels=model.config.levels)
+    return calibrated(graph, reference, calibrate, calibrate_steps, calibrate_method, progress=False)
+
+
+def read(path, *, dt: float | None = None, producer: str | None = None, reset: str | None = None):
+    """A NIR file as a graph in steps: `dt` its time step, `producer` the framework that wrote it
+    (snntorch, norse, spikingjelly: its conventions, docs/interop.md), `reset` snnTorch's."""
+    from .ir.io import read_graph
+    return read_graph(path, dt, producer, reset)
+
+
+def write(graph, path) -> None:
+    """The graph as a NIR file (whole or not at all)."""
+    from .ir.io import write_graph
+    write_graph(graph, path)
+
+
+def _graph(graph):
+    return read(graph) if isinstance(graph, (str, os.PathLike)) else graph
+
+
+@contextlib.contextmanager
+def _on_disk(graph):
+    """A path to the graph (Lava's worker reads a file)."""
+    if isinstance(graph, (str, os.PathLike)):
+        yield graph
+        return
+    with tempfile.TemporaryDirectory(prefix="mst-api-") as tmp:
+        path = pathlib.Path(tmp) / "graph.nir"
+        write(graph, path)
+        yield path
+
+
+def samples(graph, inputs=None, *, labels=None, steps: int | None = None, n: int | None = None, data=None,
+            default_steps: int = 32):
+    """(Dataset of (x, label), steps) a graph runs on; see the module docstring for `inputs`.
+    `labels`: of an array or an .npy file (a label file's path); `steps`: per sample (frames set
+    it); `n`: the first n samples; `data`: a data set's folder."""
+    import numpy as np
+    from torch.utils.data import Dataset, Subset
+    from .data import datasets
+    from .data.inputs import as_inputs, load_inputs
+    from .simulate.evaluate import graph_classes, graph_image_shape, load_images
+    graph = _graph(graph)
+    if inputs is None or isinstance(inputs, str) and inputs in datasets.DATASETS:
+        if labels is not None:
+            raise UserError("labels go with inputs of your own (--labels with --inputs)")
+        steps = steps or default_steps
+        return load_images(inputs or "digits", graph, None if data is None else str(data), n, steps), steps
+    if data is not None:
+        raise UserError("--inputs replaces --dataset and --data: give one or the other")
+    shape, classes = graph_image_shape(graph), graph_classes(graph)
+    if isinstance(inputs, Dataset):
+        ds, frames = inputs, None
+    elif isinstance(inputs, (str, os.PathLike)):
+        ds = load_inputs(inputs, shape, labels, classes)
+        frames = ds.steps
+    else:
+        ds = as_inputs(inputs, None if labels is None else np.asarray(labels), shape, classes)
+        frames = ds.steps
+    if frames is not None and steps is not None and steps != frames:
+        where = inputs if isinstance(inputs, (str, os.PathLike)) else "the inputs"
+        raise UserError(f"{where} has {frames} steps per sample (time-varying inputs); -T is {steps}: leave -T out "
+                        f"or give {frames}")
+    steps = frames or steps or default_steps
+    if n is not None and n < len(ds):
+        sub = Subset(ds, range(n))
+        sub.labelled = getattr(ds, "labelled", True)
+        ds = sub
+    return ds, steps
+
+
+@dataclass
+class Simulation:
+    """A run of the reference simulator: outputs of every step and what was counted."""
+    logits: object                  # (T, samples, K) tensor, every step's output
+    accuracy: dict | None           # t -> top-1 with the outputs summed over steps 1..t (labelled inputs)
+    spike_counts: dict              # node -> spikes (all steps and samples; graded: payloads)
+    synaptic_events: dict           # synaptic node -> delivered events
+    per_inference: dict             # per sample: events, messages, neuron updates, host MACs
+    spikes: dict = field(default_factory=dict)     # recorded node -> (samples, T, *shape) uint8
+    warnings: list = field(default_factory=list)   # a silent run, with its likely cause
+
+
+def simulate(graph, inputs=None, steps: int | None = None, labels=None, *, n: int | None = None, data=None,
+             batch_size: int = 64, fixed_point: bool = False, dtype: str = "float32", device: str = "auto",
+             chunk: int | None = None, record=None, progress: bool = False) -> Simulation:
+    """The reference simulator on `inputs` for `steps` steps (docs/time-and-randomness.md)."""
+    import torch
+    from .compare.energy import per_inference
+    from .ir.silence import silent
+    from .machine import pick_device
+    from .simulate.engine import Simulator
+    from .simulate.evaluate import evaluate
+    import warnings
+    graph = _graph(graph)
+    ds, steps = samples(graph, inputs, labels=labels, steps=steps, n=n, data=data)
+    sim = Simulator(graph, pick_device(device), torch.float64 if dtype == "float64" else torch.float32,
+                    fixed_point=fixed_point, chunk=chunk)
+    record = set(sim.order) if record == "all" else set(record or ())
+    bad = sorted(record - set(graph.nodes))
+    if bad:
+        raise UserError(f"record: no such node(s): {', '.join(bad)}")
+    ev = evaluate(sim, ds, steps, batch_size, progress=progress, record=record or None, keep_logits=True)
+    quiet = silent(graph, ev.spike_counts)
+    for message in quiet:
+        warnings.warn(message, Caution, stacklevel=2)
+    return Simulation(ev.logits, ev.curve() if getattr(ds, "labelled", True) else None, ev.spike_counts,
+                      ev.synaptic_events, per_inference(ev, ev.images), ev.spikes, quiet)
+
+
+def lava(graph, inputs=None, steps: int | None = None, labels=None, *, n: int | None = 8, data=None,
+         fixed_point: bool = False, timeout: float = 900, progress: bool = False):
+    """The graph as Lava processes (float, or Loihi's fixed point bit-accurately): a LavaRun with
+    every step's logits (T, samples, K), the neurons' spikes and predictions()."""
+    from .backends.lava_nc.run import run_lava
+    from .simulate.evaluate import stack_images
+    ds, steps = samples(graph, inputs, labels=labels, steps=steps, n=n, data=data)
+    x, _ = stack_images(ds)
+    with _on_disk(graph) as path:
+        return run_lava(path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress)
+
+
+def parity(graph, inputs=None, steps: int | None = None, *, labels=None, n: int | None = 8, data=None,
+           fixed_point: bool = False, timeout: float = 900, progress: bool = False,
+           block_nodes: int | None = None) -> dict:
+    """Lava against the reference simulator, spike by spike (the `mst parity` report)."""
+    from .compare.parity import run_parity
+    from .simulate.evaluate import stack_images
+    ds, steps = samples(graph, inputs, labels=labels, steps=steps, n=n, data=data)
+    x, _ = stack_images(ds)
+    with _on_disk(graph) as path:
+        return run_parity(path, x, steps, fixed_point, timeout, progress, block_nodes=block_nodes)
+
+
+def energy(graph, inputs=None, labels=None, steps: int | None = None, *, n: int | None = None, data=None,
+           ratios=None, ann=None, tolerance: float = 0.5, backend: str = "reference", fixed_point: bool = False,
+           out=None, progress: bool = False) -> dict:
+    """Events, energy and accuracy per inference, priced at T = 1, 2, 4, .., steps against the ANN
+    (docs/energy.md); `ann`: the model the graph came from (or its checkpoint's path), for its
+    accuracy on the same samples and the smallest T within `tolerance` points of it; `out`: a
+    folder for energy.json and the plots. Returns the report."""
+    from .compare.energy_report import energy_report, write_report
+    from .models.evaluate import accuracy
+    graph = _graph(graph)
+    ds, steps = samples(graph, inputs, labels=labels, steps=steps, n=n, data=data)
+    if not getattr(ds, "labelled", True):
+        raise UserError("the energy report gives accuracy beside the energy: give labels")
+    ann_accuracy = None
+    if ann is not None:
+        model = load_model(ann) if isinstance(ann, (str, os.PathLike)) else ann
+        ann_accuracy = accuracy(model.float(), ds)
+    report, spikes = energy_report(graph, ds, steps, source="api", dataset=inputs if isinstance(inputs, str) else "",
+                                   fixed_point=fixed_point, backend=backend, ratios=ratios, progress=progress,
+                                   ann_accuracy=ann_accuracy, tolerance=tolerance / 100)
+    if out is not None:
+        write_report(report, out, spikes)
+    return report
+
+
+def resources(graph, profile: str = "loihi2") -> dict:
+    """Cores per layer on Loihi-style cores and what does not fit (loihi/resources.py)."""
+    from .loihi.resources import PROFILES, resources as mapped
+    if profile not in PROFILES:
+        raise UserError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    return mapped(_graph(graph), PROFILES[profile])
