@@ -11,7 +11,6 @@ exactly at every synaptic node (counting.py).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
 
 import nir
 import numpy as np
@@ -19,15 +18,13 @@ import torch
 
 from ..errors import UserError
 from ..ir import nodes as X
-from ..ir import stream
-from ..ir.cuba import leaky
-from ..ir.topology import (FLOAT_ONLY, INTEGRATORS, NEURONS, POOLS, SUPPORTED, SYNAPTIC, Topology,
-                           check_supported, delay_steps,
-                           node_shape)
+from ..ir.topology import FLOAT_ONLY, NEURONS, SUPPORTED, SYNAPTIC, Topology, check_supported, node_shape
 from ..loihi.plan import FixedPlan
 from ..machine import available_memory, check_fits, keep_freed_memory
 from ..loihi.quantize import quantize_input
-from . import counting, fixed, kernels, neurons, ops
+from . import counting, ops
+from .result import COUNTS, Clock, Held, Result, add, carried_size  # noqa: F401  (COUNTS, Result: re-exported)
+from .steps import NodeSteps
 
 # Nodes whose arithmetic differs in fixed point (the others only move or gate values).
 FIXED_OWN = SYNAPTIC + NEURONS + X.HOST_OPS + (nir.Output,)
@@ -38,85 +35,7 @@ SPIKERS = NEURONS + (nir.Threshold,)
 TIME_FREE = tuple(t for t in SYNAPTIC if t is not X.SpikeProduct) + (nir.Flatten, X.Route)
 
 
-# The count fields of a Result (and an Evaluation), each node -> total.
-COUNTS = ("spike_counts", "synaptic_events", "gated_events", "host_macs", "neuron_updates", "spike_messages",
-          "synaptic_messages")
-
-
-@dataclass
-class Result:
-    logits: torch.Tensor                    # (T, B, K) per-step output
-    spikes: dict = field(default_factory=dict)        # node -> (T, B, *shape) bool (uint8 payloads), if recorded
-    spike_counts: dict = field(default_factory=dict)  # node -> total spikes (all steps, samples; payloads)
-    synaptic_events: dict = field(default_factory=dict)  # synaptic node -> delivered events (payload-weighted)
-    gated_events: dict = field(default_factory=dict)  # synaptic node -> events removed by gating
-    host_macs: dict = field(default_factory=dict)     # node -> MACs done on the host / analog input
-    neuron_updates: dict = field(default_factory=dict)
-    saturation: dict = field(default_factory=dict)    # fixed point: neuron -> counts of clipped v
-    spike_messages: dict = field(default_factory=dict)     # node -> spikes sent (graded: messages, any payload)
-    synaptic_messages: dict = field(default_factory=dict)  # synaptic node -> delivered messages
-    at: dict = field(default_factory=dict)   # step t of `marks` -> {count field: its dict after step t}
-
-    def predictions_by_step(self) -> torch.Tensor:
-        """(T, B) argmax of the logits summed over steps 1..t, for every t."""
-        return self.logits.cumsum(0).argmax(-1)
-
-
-@dataclass(frozen=True)
-class Clock:
-    """Where a chunk of time sits: its samples (global indices), its 1-based step numbers and
-    the run's total steps (the gate stream and cumulative nodes key on these, not on the chunk)."""
-    samples: torch.Tensor
-    steps: torch.Tensor
-    total: int
-
-
-@dataclass
-class _Held:
-    """What a chunk keeps of each node until its last consumer has run: output (k, B, ...),
-    spikes dropped by gates upstream and events per element (both summed over steps and samples)."""
-    outs: dict = field(default_factory=dict)
-    dropped: dict = field(default_factory=dict)
-    acts: dict = field(default_factory=dict)
-    recorded: dict = field(default_factory=dict)
-    static: set = field(default_factory=set)       # outputs equal at every step: computed once
-
-    def keep(self, name, y, drop, act, rec) -> None:
-        self.outs[name] = y
-        if drop is not None:
-            self.dropped[name] = drop
-        if act is not None:
-            self.acts[name] = act
-        if rec is not None:
-            self.recorded[name] = rec
-
-    def forget(self, name) -> None:
-        for d in (self.outs, self.dropped, self.acts):
-            d.pop(name, None)
-
-
-def _add(counts: dict, key: str, value) -> None:
-    counts[key] = counts.get(key, 0) + value
-
-
-def carried_size(graph: nir.NIRGraph, order) -> int:
-    """Values per sample that nodes carry between chunks: neuron state (u and v), delay lines,
-    cumulative products' running operands (an upper bound, for the memory check)."""
-    n = 0
-    for name in order:
-        node = graph.nodes[name]
-        if isinstance(node, NEURONS):
-            n += 2 * int(np.prod(node_shape(node)))
-        elif isinstance(node, INTEGRATORS):
-            n += int(np.prod(node_shape(node)))
-        elif isinstance(node, nir.Delay):
-            n += delay_steps(name, node) * int(np.prod(node_shape(node)))
-        elif isinstance(node, (X.SpikeProduct, X.HostLayerNorm)):
-            n += 2 * int(np.prod(node_shape(node, "input"))) + 2 * int(np.prod(node_shape(node)))
-    return n
-
-
-class Simulator:
+class Simulator(NodeSteps):
     """Runs a graph in floating point (NIR semantics), or with `fixed_point=True` in the integer
     arithmetic of docs/fixed-point.md (the Lava backend's bit-accurate mode)."""
 
@@ -183,14 +102,14 @@ class Simulator:
 
     @torch.no_grad()
     def run(self, x: torch.Tensor, steps: int, first_sample: int = 0, record: set | None = None,
-            count: bool = True, playback: dict | None = None, marks: tuple = ()) -> Result:
+            count: bool = True, playback=None, marks: tuple = ()) -> Result:
         """Run `steps` steps on x (B, *input_shape), the same input every step, or (B, steps,
         *input_shape), one frame per step (event streams); x[i] is sample `first_sample + i`.
 
         Time runs in chunks of `chunk_steps` steps, every node's state carried from one chunk to
         the next: memory depends on the chunk, not on `steps`, and the result is the same.
-        `playback` (node -> (T, B, *shape) 0/1 tensor) replaces the outputs of those neurons and
-        gates by recorded ones (another backend's), so that the event counts are that run's.
+        `playback` (compare/playback.py) replaces the outputs of some neurons and gates by
+        recorded ones (another backend's), so that the event counts are that run's.
         `marks`: steps t after which the counts so far are kept in `Result.at` (a chunk ends
         there): the counts of a t-step run, since no step depends on later ones."""
         varying = x.ndim == len(self.input_shape) + 2
@@ -217,7 +136,7 @@ class Simulator:
         for t0, t1 in zip([0] + ends[:-1], ends):
             clock = Clock(samples, torch.arange(t0 + 1, t1 + 1, device=self.device, dtype=torch.int64), T)
             frames = x[:, t0:t1].transpose(0, 1) if varying else None
-            part = None if playback is None else {n: v[t0:t1] for n, v in playback.items()}
+            part = None if playback is None else playback.window(t0, t1)
             out, recorded = self._chunk(x, frames, clock, state, res, record or set(), count, part)
             if t1 in marks:
                 res.at[t1] = {f: dict(getattr(res, f)) for f in COUNTS}
@@ -229,12 +148,12 @@ class Simulator:
         return res
 
     def _chunk(self, x, frames, clock: "Clock", state: dict, res: Result, record: set, count: bool,
-               playback: dict | None) -> tuple[torch.Tensor, dict]:
+               playback) -> tuple[torch.Tensor, dict]:
         """The graph over one chunk of steps: the Output's values (k, B, ...) and the chunk's
         recorded spikes; counts are added to `res`. The input is `frames` (k, B, ...) when it
         changes every step, else x (B, ...). Loops (recurrent groups) run one step at a time."""
         k, B = len(clock.steps), x.shape[0]
-        held = _Held()
+        held = Held()
         remaining = Counter(p for n in self.order for p in self.topo.forward_preds[n])
         for item in self.topo.items:
             if isinstance(item, tuple):
@@ -272,34 +191,34 @@ class Simulator:
         act_in = counting.sum_counts(a for _, _, a in ins) if count else None
         if count and isinstance(node, SYNAPTIC):
             self._count(name, node, act_in, drop_in, res, k, B)
-        if playback and name in playback and isinstance(node, NEURONS + (X.SynapseGate,)):
-            y, drop_out = self._playback(node, inp, playback[name], drop_in, count)
+        if playback is not None and name in playback and isinstance(node, NEURONS + (X.SynapseGate,)):
+            y, drop_out = playback.output(name, node, inp, drop_in, count)
         elif self.plan is not None and isinstance(node, FIXED_OWN):
             y, drop_out = self._fixed(name, node, inp, res, clock, state), None
         else:
             y, drop_out = self._step(name, node, inp, drop_in, clock, state, count)
         act, rec = None, None
         if isinstance(node, SPIKERS):
-            _add(res.neuron_updates, name, k * B * int(np.prod(node_shape(node))))
+            add(res.neuron_updates, name, k * B * int(np.prod(node_shape(node))))
             if count:
                 act = counting.spike_counts(y, self._graded)
                 spikes, messages = counting.split(act.sum().item())
-                _add(res.spike_counts, name, spikes)
-                _add(res.spike_messages, name, messages)
+                add(res.spike_counts, name, spikes)
+                add(res.spike_messages, name, messages)
             if name in record:
                 rec = y.to(torch.uint8).cpu() if getattr(node, "levels", 1) > 1 else y.bool().cpu()
         if count and act is None and name in self._needs_activity:
             act = self._activity(name, node, y, act_in, drop_out, drop_in)
         return y, drop_out, act, rec
 
-    def _loop(self, group: tuple, held: "_Held", clock, state, res, record, count, playback, B: int) -> None:
+    def _loop(self, group: tuple, held: Held, clock, state, res, record, count, playback, B: int) -> None:
         """A recurrent group, one step at a time: inputs from outside at that step, recurrent
         edges' sources as they were one step before (state ("loop", source); 0 at step 1)."""
         k = len(clock.steps)
         per_step: dict[str, list] = {n: [] for n in group}
         for j in range(k):
             tick = Clock(clock.samples, clock.steps[j:j + 1], clock.total)
-            part = None if playback is None else {n: v[j:j + 1] for n, v in playback.items()}
+            part = None if playback is None else playback.window(j, j + 1)
             now: dict[str, tuple] = {}
             for name in group:
                 ins = []
@@ -335,23 +254,6 @@ class Simulator:
             return ops.synapse(node, zero, lambda key, value: self.param(name, key, value)), None, None
         return torch.zeros((1, B) + node_shape(node), dtype=self.dtype, device=self.device), None, None
 
-    def _playback(self, node, x, rec, drop, count):
-        """A recorded neuron's spikes, or a recorded gate's passed spikes (the rest were dropped)."""
-        rec = rec.to(self.device, self.dtype)
-        if tuple(rec.shape) != tuple(x.shape):
-            raise UserError(f"recorded output of shape {tuple(rec.shape)}, the node's is {tuple(x.shape)}")
-        if not isinstance(node, X.SynapseGate):
-            return rec, None
-        y = x * rec
-        if not count:
-            return y, None
-        T, B = x.shape[:2]
-        dropped = (x * (rec == 0)).reshape(T * B, -1)
-        gone = dropped.double().sum(0).reshape(x.shape[2:])
-        if self._graded:
-            gone = torch.complex(gone, torch.count_nonzero(dropped, dim=0).double().reshape(x.shape[2:]))
-        return y, gone if drop is None else drop + gone
-
     def _activity(self, name, node, y, act_in, drop_out, drop_in) -> torch.Tensor:
         """Events per element of a node's output, from its inputs' where the node only moves them."""
         if act_in is not None:
@@ -367,121 +269,10 @@ class Simulator:
     def _count(self, name, node, act_in, drop_in, res: Result, T: int, B: int) -> None:
         fan = self.fanout(name)
         if any(p in self._analog for p in self.preds[name]):
-            _add(res.host_macs, name, counting.host_macs(node, fan, T, B))
+            add(res.host_macs, name, counting.host_macs(node, fan, T, B))
             return
         events, messages = counting.events(act_in, fan)
-        _add(res.synaptic_events, name, events)
-        _add(res.synaptic_messages, name, messages)
+        add(res.synaptic_events, name, events)
+        add(res.synaptic_messages, name, messages)
         if drop_in is not None:
-            _add(res.gated_events, name, counting.events(drop_in, fan)[0])
-
-    def _route(self, name, node: X.Route):
-        """(route plan, index for routing count vectors)."""
-        return self.cached(name, "route", lambda: (
-            ops.RoutePlan(node, node_shape(node, "input"), self.device),
-            counting.count_index(node.index, int(np.prod(node_shape(node, "input"))), self.device)))
-
-    def _step(self, name, node, x, drop, clock, state, count):
-        """Output (k, B, *shape) of one node over a chunk, and the routed count of gated-out
-        spikes; `state[name]` is what the node carries from chunk to chunk."""
-        if isinstance(node, nir.Output):
-            return x, None
-        if isinstance(node, X.Route):
-            plan, index = self._route(name, node)
-            return ops.route(x, plan), (None if drop is None else counting.route_counts(drop, index))
-        if isinstance(node, nir.Flatten):
-            out = node_shape(node)
-            return x.reshape(*x.shape[:2], *out), (None if drop is None else drop.reshape(out))
-        if isinstance(node, nir.Delay):
-            y, state[name] = ops.delay(x, delay_steps(name, node), state.get(name))
-            return y, drop
-        if isinstance(node, X.SynapseGate):
-            y, gone = self._gate(name, node, x, clock)
-            if not count:
-                return y, None
-            return y, gone if drop is None else drop + gone
-        if isinstance(node, X.SpikeProduct):
-            y, state[name] = ops.product(node, x, clock.steps, clock.total, state.get(name))
-            return y, None
-        if isinstance(node, SYNAPTIC):
-            return ops.synapse(node, x, lambda key, value: self.param(name, key, value)), None
-        if isinstance(node, X.HostSoftmax):
-            return ops.softmax(node, x, self.param(name, "b", node.bias)), None
-        if isinstance(node, X.HostLayerNorm):
-            y, state[name] = ops.layer_norm(node, x, self.param(name, "w", node.weight),
-                                            self.param(name, "b", node.bias), clock.steps, state.get(name))
-            return y, None
-        if isinstance(node, nir.Threshold):
-            return ops.threshold(x, self.cached(name, "th", lambda: neurons.strict(node.threshold, self.tensor))), None
-        if isinstance(node, INTEGRATORS):
-            keep, gain, bias = self.cached(name, "leaky", lambda: self._leaky(node))
-            y, state[name] = ops.leaky_integrate(x, state.get(name), keep, gain, bias)
-            return y, None
-        if isinstance(node, NEURONS):
-            n = self._neuron(name, node)
-            v = state.get(name)
-            y, state[name] = n.run(n.init(n.params, x[0]) if v is None else v, x)
-            return y, None
-        raise AssertionError(type(node))
-
-    def _leaky(self, node) -> tuple:
-        """(keep, gain, bias) of a stock I or LI (ops.leaky_integrate)."""
-        return tuple(self.tensor(a) for a in leaky(node))
-
-    def _neuron(self, name, node) -> neurons.Neuron:
-        return self.cached(name, "neuron", lambda: neurons.for_node(node, self.tensor))
-
-    def _fixed(self, name, node, x, res: Result, clock, state) -> torch.Tensor:
-        """Integer semantics of synapses, neurons, host ops and output (values exact in float64)."""
-        plan = self.plan
-        if isinstance(node, nir.Output):
-            return x * plan.output_unit + self.param(name, "ob", plan.output_bias)
-        if isinstance(node, NEURONS):
-            q = plan.neurons[name]
-            if q.current_bias is not None:                 # a synaptic bias into a remembering current
-                x = x + self.param(name, "qcb", q.current_bias)
-            sat = fixed.Saturation(**res.saturation.get(name, {}))
-            y, state[name] = fixed.neuron(q, x, self.param(name, "qb", q.bias), self.param(name, "qv0", q.v_init),
-                                          sat, state.get(name))
-            res.saturation[name] = asdict(sat)
-            return y
-        if isinstance(node, X.HostSoftmax):
-            return fixed.softmax(node, x, plan.scale[self.preds[name][0]])
-        if isinstance(node, X.HostLayerNorm):
-            y, state[name] = fixed.layer_norm(node, x, plan.in_scale(name), clock.steps, state.get(name))
-            return y
-        if isinstance(node, POOLS) and plan.placement[name].kind == "synapse":
-            return fixed.pool_sum(node, x)
-        q = plan.synapses[name]
-        if isinstance(node, X.SpikeProduct):
-            y, state[name] = fixed.product(node, x, float(q.weight), q.exp, clock.steps, state.get(name))
-            return y
-        return fixed.synapse(node, x, self.param(name, "wq", q.weight), q)
-
-    def _gate(self, name, node, x, clock) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gated x and the per-element count of dropped spikes. The stream is drawn only where
-        x != 0 (elsewhere the gate has nothing to drop), which is exact and cheap for sparse spikes."""
-        imix, key = self.cached(name, "gate", lambda: (
-            stream.mix32(torch.arange(int(np.prod(node.shape)), device=self.device, dtype=torch.int64)),
-            stream.node_key(int(node.seed), int(node.stream))))
-        samples, steps = clock.samples, clock.steps
-        T, B = x.shape[:2]
-        skey = stream.step_key(key, samples[None, :], steps[:, None])          # (T, B)
-        if kernels.usable(x):
-            order = kernels.layout(x)
-            imix_m = self.cached(name, ("gate", order), lambda: torch.from_numpy(
-                kernels.in_order(imix.cpu().numpy(), x.shape[2:], order)))
-            y, dropped, number = kernels.gate(x, skey, imix_m, float(node.p))
-            return y, (torch.complex(dropped, number) if self._graded else dropped)
-        flat = x.reshape(T, B, -1)
-        t, b, i = flat.nonzero(as_tuple=True)
-        drop = ~stream.keep_mask(skey[t, b], imix[i], float(node.p))
-        y = flat.clone()
-        y[t[drop], b[drop], i[drop]] = 0
-        dropped = torch.zeros(flat.shape[-1], dtype=torch.float64, device=self.device)
-        # a gate on a residual sum drops counts, not single spikes: weigh by the value
-        dropped.index_add_(0, i[drop], flat[t[drop], b[drop], i[drop]].to(torch.float64))
-        if self._graded:
-            number = torch.zeros_like(dropped).index_add_(0, i[drop], torch.ones_like(dropped[i[drop]]))
-            dropped = torch.complex(dropped, number)
-        return y.reshape(x.shape), dropped.reshape(x.shape[2:])
+            add(res.gated_events, name, counting.events(drop_in, fan)[0])

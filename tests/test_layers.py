@@ -16,6 +16,7 @@ LAYERS = [
     {"models"},                          # torch models (may train on Loihi's grid)
     {"export", "simulate", "backends"},  # models -> graph; graph -> runs
     {"compare"},                         # above both backends: parity, playback, energy
+    {"api"},                             # the Python API: every step as a function
     {"demo"},
     {"commands"},
     {"cli"},
