@@ -71,12 +71,12 @@ def export(model, *, seed: int = 0, spike_levels: int = 1, standard: bool = Fals
         return graph
     from .compare.calibrate import calibrate as calibrated
     if standard:
-        raise UserError("calibration changes our neurons' potentials and biases: not with standard=True")
+        raise UserError("--calibrate changes our neurons' potentials and biases: not with --standard")
     if not isinstance(calibrate, torch.Tensor):
         from .data import datasets
         from .simulate.evaluate import stack_images
         if dataset is None:
-            raise UserError("calibrate=N needs dataset=: the images come from its training split")
+            raise UserError("--calibrate needs --dataset: the images come from its training split")
         train_set = datasets.load(dataset, "train", model.config.img_size, None if data is None else str(data))
         calibrate, _ = stack_images(train_set, int(calibrate))
     reference = to_nir(model, seed=seed, layernorm=layernorm, spike_levels=model.config.levels)

@@ -1,6 +1,7 @@
 """`mst export` (checkpoint -> NIR file) and `mst inspect` (what a NIR file holds)."""
 from __future__ import annotations
 
+from ..errors import UserError
 from .common import add_mask_options, add_reading_options, count, mask_overrides, reading, seed, spike_levels
 
 
@@ -39,18 +40,19 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from .. import api
     from ..atomic import check_outputs
-    from ..export.lower import to_nir
-    from ..ir.io import write_graph
     from ..ir.nodes import SynapseGate
     from ..models import checkpoint
     check_outputs({"--output": args.output}, [args.checkpoint, args.data])
     model, ck = checkpoint.load(args.checkpoint, **mask_overrides(args))
-    graph = to_nir(model, seed=args.seed, standard=args.standard, layernorm=args.layernorm,
-                   spike_levels=args.spike_levels)
-    if args.calibrate is not None:
-        graph = _calibrated(graph, model, ck, args)
-    write_graph(graph, args.output)
+    dataset = args.dataset or ck.get("meta", {}).get("dataset")
+    if args.calibrate is not None and dataset is None:
+        raise UserError("--calibrate needs --dataset: the checkpoint does not say what it was trained on")
+    graph = api.export(model, seed=args.seed, standard=args.standard, layernorm=args.layernorm,
+                       spike_levels=args.spike_levels, calibrate=args.calibrate, calibrate_steps=args.calibrate_steps,
+                       calibrate_method=args.calibrate_method, dataset=dataset, data=args.data)
+    api.write(graph, args.output)
     gates = sum(1 for n in graph.nodes.values() if isinstance(n, SynapseGate))
     graded = f", graded spikes 0..{args.spike_levels}" if args.spike_levels > 1 else ""
     print(f"wrote {args.output}: {len(graph.nodes)} nodes, {len(graph.edges)} edges, "
@@ -58,26 +60,8 @@ def run(args) -> int:
     return 0
 
 
-def _calibrated(graph, model, ck: dict, args):
-    """The graph calibrated on the first N images of the training split (compare/calibrate.py)."""
-    from ..data import datasets
-    from ..errors import UserError
-    from ..compare.calibrate import calibrate
-    from ..export.lower import to_nir
-    from ..simulate.evaluate import stack_images
-    if args.standard:
-        raise UserError("--calibrate changes our neurons' potentials and biases: not with --standard")
-    name = args.dataset or ck.get("meta", {}).get("dataset")
-    if name is None:
-        raise UserError("--calibrate needs --dataset: the checkpoint does not say what it was trained on")
-    train = datasets.load(name, "train", model.config.img_size, args.data)
-    x, _ = stack_images(train, args.calibrate)
-    reference = to_nir(model, seed=args.seed, layernorm=args.layernorm, spike_levels=model.config.levels)
-    return calibrate(graph, reference, x, args.calibrate_steps, args.calibrate_method)
-
-
 def inspect(args) -> int:
+    from .. import api
     from ..ir.inspect import describe
-    from ..ir.io import read_graph
-    print(describe(read_graph(args.graph, **reading(args))))
+    print(describe(api.read(args.graph, **reading(args))))
     return 0

@@ -20,12 +20,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from .. import api
     from ..atomic import check_outputs
     from ..models import checkpoint
-    from ..models.official import import_official
     check_outputs({"--output": args.output}, [args.source])
-    flags = {"attention": args.attention, "levels": args.levels, **mask_overrides(args)}
-    model = import_official(checkpoint.load_file(args.source), args.img_size, **flags)
+    model = api.import_official(args.source, img_size=args.img_size, attention=args.attention, levels=args.levels,
+                                mask=mask_overrides(args).get("mask"))
     cfg = model.config
     checkpoint.save(args.output, model, {"source": str(args.source), "imported": "official MST"})
     print(f"wrote {args.output}: MST {cfg.img_size}x{cfg.img_size}, patch {cfg.patch_size}, embed {cfg.embed_dim}, "

@@ -18,11 +18,10 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..atomic import check_outputs, write_text
-    from ..ir.io import read_graph
-    from ..loihi.resources import PROFILES, resources
+    from .. import api
+    from ..loihi.resources import PROFILES
     check_outputs({"--json": args.json}, [args.graph])
-    graph = read_graph(args.graph, **reading(args))
-    rep = resources(graph, PROFILES[args.profile])
+    rep = api.resources(api.read(args.graph, **reading(args)), args.profile)
     w = max([len(r["layer"]) for r in rep["layers"]] + [5])
     print(f"{args.graph} on {rep['profile']} cores ({rep['source']})")
     print(f"{'layer':{w}s}  {'neurons':>8s}  {'synapses':>10s}  {'fan-in':>6s}  {'cores':>5s}")

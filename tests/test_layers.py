@@ -22,7 +22,7 @@ LAYERS = [
     {"cli"},
 ]
 LAYER = {unit: i for i, units in enumerate(LAYERS) for unit in units}
-SKIP = {"tests", "bench", "docs", ".venv", "runs", "build"}
+SKIP = {"tests", "bench", "docs", ".venv", "runs", "build", "examples"}   # examples: users of the API
 
 
 def modules():
