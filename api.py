@@ -8,15 +8,31 @@ them."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pathlib
 import tempfile
 from dataclasses import dataclass, field
 
 from .errors import Caution, UserError
+from .faults import allocation_failure
 
 __all__ = ["UserError", "Caution", "Simulation", "load_model", "import_official", "train", "evaluate", "export",
            "read", "write", "samples", "simulate", "lava", "parity", "energy", "resources"]
+
+
+def _memory(f):
+    """A failed allocation (a memory cap met anyway) as the CLI's one line: a UserError."""
+    @functools.wraps(f)
+    def wrapped(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except (MemoryError, RuntimeError) as e:
+            failed = allocation_failure(e)
+            if failed is None:
+                raise
+            raise failed from None
+    return wrapped
 
 
 def load_model(path, *, mask=None):
@@ -34,6 +50,7 @@ def import_official(path, *, img_size: int | None = None, attention: str = "soft
     return imported(checkpoint.load_file(path), img_size, **flags)
 
 
+@_memory
 def train(model: str = "mst-tiny", dataset: str = "digits", *, data=None, out=None, epochs: int = 60,
           batch_size: int = 64, progress: bool = False, **options):
     """Train a preset on a data set (a folder of your own: dataset="folder", data=DIR); `options`:
@@ -47,6 +64,7 @@ def train(model: str = "mst-tiny", dataset: str = "digits", *, data=None, out=No
         return load_model(path), figures
 
 
+@_memory
 def evaluate(model, dataset: str = "digits", *, data=None, batch_size: int = 256) -> float:
     """Top-1 accuracy of a model (QCFS: the ANN) on a data set's test split, or on a Dataset."""
     from torch.utils.data import Dataset
@@ -58,6 +76,7 @@ def evaluate(model, dataset: str = "digits", *, data=None, batch_size: int = 256
     return accuracy(model, test, batch_size=batch_size)
 
 
+@_memory
 def export(model, *, seed: int = 0, spike_levels: int = 1, standard: bool = False, layernorm: str = "cumulative",
            calibrate=None, calibrate_steps: int = 4, calibrate_method: str = "both", dataset: str | None = None,
            data=None):
@@ -163,6 +182,7 @@ class Simulation:
     warnings: list = field(default_factory=list)   # a silent run, with its likely cause
 
 
+@_memory
 def simulate(graph, inputs=None, steps: int | None = None, labels=None, *, n: int | None = None, data=None,
              batch_size: int = 64, fixed_point: bool = False, dtype: str = "float32", device: str = "auto",
              chunk: int | None = None, record=None, progress: bool = False) -> Simulation:
@@ -190,6 +210,7 @@ def simulate(graph, inputs=None, steps: int | None = None, labels=None, *, n: in
                       ev.synaptic_events, per_inference(ev, ev.images), ev.spikes, quiet)
 
 
+@_memory
 def lava(graph, inputs=None, steps: int | None = None, labels=None, *, n: int | None = 8, data=None,
          fixed_point: bool = False, timeout: float = 900, progress: bool = False):
     """The graph as Lava processes (float, or Loihi's fixed point bit-accurately): a LavaRun with
@@ -202,6 +223,7 @@ def lava(graph, inputs=None, steps: int | None = None, labels=None, *, n: int | 
         return run_lava(path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress)
 
 
+@_memory
 def parity(graph, inputs=None, steps: int | None = None, *, labels=None, n: int | None = 8, data=None,
            fixed_point: bool = False, timeout: float = 900, progress: bool = False,
            block_nodes: int | None = None) -> dict:
@@ -214,6 +236,7 @@ def parity(graph, inputs=None, steps: int | None = None, *, labels=None, n: int 
         return run_parity(path, x, steps, fixed_point, timeout, progress, block_nodes=block_nodes)
 
 
+@_memory
 def energy(graph, inputs=None, labels=None, steps: int | None = None, *, n: int | None = None, data=None,
            ratios=None, ann=None, tolerance: float = 0.5, backend: str = "reference", fixed_point: bool = False,
            out=None, progress: bool = False) -> dict:

@@ -144,6 +144,9 @@ def test_an_allocation_failure_is_one_line(files, monkeypatch, capsys):
     monkeypatch.setattr(engine.Simulator, "run", run)
     code, _, err = mst_here(capsys, "simulate", g, "-n", 2, "-T", 2, "--no-progress", "--json", "-")
     assert code == 2 and err.strip().splitlines() == [err.strip()] and "out of memory" in err and "lower -n" in err
+    import mstdeploy                                  # from Python: the same line, as a UserError
+    with pytest.raises(UserError, match="out of memory: an allocation of 14.4 MB failed"):
+        mstdeploy.simulate(g, "digits", 2, n=2)
 
 
 def _cap(limit: int):
