@@ -1,4 +1,4 @@
-"""README table: fixed point against float on trained digits models, and Lava parity.
+"""docs/results.md table: fixed point against float on trained digits models, and Lava parity.
 
     .venv/bin/python bench/fixed_point.py [--ckpt-dir runs/bench-fixed] [-T 64] [--parity-images 8]
 

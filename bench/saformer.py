@@ -1,4 +1,4 @@
-"""README table: SAFormer (directly trained SNN) beside mst-tiny (converted) at equal T.
+"""docs/results.md table: SAFormer (directly trained SNN) beside mst-tiny (converted) at equal T.
 
     .venv/bin/python bench/saformer.py [--ckpt-dir runs/bench-saformer] [--epochs 40] \
         [--mst-dir runs/bench-masking] [--mst-epochs 120] [-T 4,8,16,32] [--lava-images 8]

@@ -1,4 +1,4 @@
-"""Reproduce the README's ANN accuracy table: mst-tiny on digits, both attention modes, mask 0/0.75.
+"""Reproduce docs/results.md's ANN accuracy table: mst-tiny on digits, both attention modes, mask 0/0.75.
 
     .venv/bin/python bench/train_digits.py [--epochs 60] [--out runs/bench-train]
 

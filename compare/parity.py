@@ -4,7 +4,7 @@ gating samples, and compare every neuron's spikes one by one.
 Criteria: fixed point, zero differing spikes at every node and identical logits (both backends
 run the integers of docs/fixed-point.md). Float, identical predictions and at most
 FLOAT_TOLERANCE of the reference's spikes differing: float sums in another order may round a
-membrane across its threshold (measured: zero on every graph we ship, see README).
+membrane across its threshold (measured: zero on every graph we ship, see docs/results.md).
 """
 from __future__ import annotations
 

@@ -60,7 +60,7 @@ def test_wrong_payloads(tmp_path):
 
 
 def test_a_checkpoint_that_says_timesteps_loads_as_steps(tmp_path):
-    # SAFormer's config field was `timesteps` before the names were unified (README, "One name per idea")
+    # SAFormer's config field was `timesteps` before the names were unified (docs/layout.md, "One name per idea")
     model = build_model(preset("saformer-tiny", steps=3))
     path = tmp_path / "old.pt"
     checkpoint.save(path, model, {})

@@ -1,5 +1,5 @@
 """Imports point down: a module may import its own package or a lower layer, never a sibling or a
-higher one (the architecture contract; README "Layout"). Parsed from the source, so a lazy import
+higher one (the architecture contract; docs/layout.md). Parsed from the source, so a lazy import
 inside a function counts too."""
 import ast
 import pathlib

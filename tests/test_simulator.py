@@ -30,7 +30,7 @@ def test_spiking_attention_converges_to_the_ann():
     # L = 16: the mean |logit error| of the step-averaged SNN at every T >= 4L is at most half its
     # value at T = 1, and at T = 64L below half the mean |logit|. Measured: 1.16 (T=1), 0.44
     # (T=64), 0.37 (T=256), 0.38 (T=1024), mean |logit| 0.89. Random networks convert poorly
-    # (many neurons sit at their thresholds); the trained mst-tiny is in the README's table.
+    # (many neurons sit at their thresholds); the trained mst-tiny is in docs/results.md's table.
     m = calibrated("mst-spiking", levels=16)
     x = torch.randn(16, 1, 8, 8, dtype=torch.float64)
     with torch.no_grad():
