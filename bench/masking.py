@@ -1,4 +1,4 @@
-"""README table: what 75% Random Spike Masking buys on mst-tiny, beside the paper's numbers.
+"""docs/results.md table: what 75% Random Spike Masking buys on mst-tiny, beside the paper's numbers.
 
     .venv/bin/python bench/masking.py [--ckpt-dir runs/bench-masking] [--epochs 60] [-T 32] \
         [--sites q,k,attn]

@@ -1,4 +1,4 @@
-"""README: the whole road for official-layout MST checkpoints, command by command.
+"""docs/results.md: the whole road for official-layout MST checkpoints, command by command.
 
     .venv/bin/python bench/official_road.py [--out runs/bench-official] [-T 32] [-n 8]
 

@@ -1,4 +1,4 @@
-"""README table: ANN vs converted SNN (reference simulator) for the mst-tiny checkpoints.
+"""docs/results.md table: ANN vs converted SNN (reference simulator) for the mst-tiny checkpoints.
 
     .venv/bin/python bench/snn_accuracy.py [--ckpt-dir runs/bench-train] [-T 128]
 
