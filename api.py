@@ -51,31 +51,37 @@ def import_official(path, *, img_size: int | None = None, attention: str = "soft
 
 
 @_memory
-def train(model: str = "mst-tiny", dataset: str = "digits", *, data=None, out=None, epochs: int = 60,
-          batch_size: int = 64, progress: bool = False, **options):
-    """Train a preset on a data set (a folder of your own: dataset="folder", data=DIR); `options`:
-    config fields (img_size, mask, levels, attention, ..). Returns (model, figures); the
-    checkpoint goes to `out` (default: nowhere you keep)."""
+def train(model: str = "mst-tiny", dataset: str = "digits", *, data=None, out=None, recipe: str = "default",
+          progress: bool = False, **options):
+    """Train a preset on a data set (a folder of your own: dataset="folder", data=DIR). `options`,
+    named as `mst train`'s flags: the recipe's numbers (epochs, lr, min_lr, warmup_lr,
+    warmup_epochs, weight_decay, label_smoothing, clip_grad; the recipe's defaults otherwise),
+    batch_size, seed, device, and config fields (img_size, mask, levels, attention, mask_sites,
+    steps). Returns (model, figures); the checkpoint goes to `out` (default: nowhere you keep)."""
+    from .models.recipe import DEFAULTS, resolve
     from .models.train import TrainArgs, train as run
+    if recipe not in DEFAULTS:
+        raise UserError(f"recipe must be one of {', '.join(DEFAULTS)}, got {recipe!r}")
+    numbers = resolve(recipe, {k: options.pop(k, None) for k in DEFAULTS[recipe]})
+    common = {k: options.pop(k) for k in ("batch_size", "seed", "device") if k in options}
     with tempfile.TemporaryDirectory() as tmp:
-        path = out or os.path.join(tmp, "model.pt")
-        figures = run(TrainArgs(model=model, dataset=dataset, data=None if data is None else str(data), out=str(path),
-                                epochs=epochs, batch_size=batch_size, progress=progress, overrides=options))
+        path = str(out or os.path.join(tmp, "model.pt"))
+        figures = run(TrainArgs(model=model, dataset=dataset, data=None if data is None else str(data), out=path,
+                                overrides=options, recipe=recipe, progress=progress, **common, **numbers))
         return load_model(path), figures
 
 
 @_memory
-def evaluate(model, dataset: str = "digits", *, data=None, batch_size: int = 256) -> float:
-    """Top-1 accuracy of a model (QCFS: the ANN) on a data set's test split, or on a Dataset."""
+def evaluate(model, dataset: str = "digits", *, data=None, batch_size: int = 256, seed: int = 0) -> float:
+    """Top-1 accuracy of a model (QCFS: the ANN; SAFormer: the SNN) on a data set's test split, or
+    on a Dataset; `seed`: of the masks."""
     from torch.utils.data import Dataset
     from .data import datasets
     from .models.evaluate import accuracy
     test = dataset if isinstance(dataset, Dataset) else datasets.load(
         dataset, "test", model.config.img_size, None if data is None else str(data),
         steps=getattr(model.config, "steps", None))
-    return accuracy(model, test, batch_size=batch_size)
-
-
+    return accuracy(model, test, batch_size=batch_size, seed=seed)
 @_memory
 def export(model, *, seed: int = 0, spike_levels: int = 1, standard: bool = False, layernorm: str = "cumulative",
            calibrate=None, calibrate_steps: int = 4, calibrate_method: str = "both", dataset: str | None = None,

@@ -19,16 +19,16 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from .. import api
     from ..atomic import check_outputs, write_text
     from ..data import datasets
     from ..models import checkpoint
-    from ..models.evaluate import accuracy
     from ..models.registry import accuracy_label, accuracy_name
     check_outputs({"--json": args.json}, [args.checkpoint])
     model, ck = checkpoint.load(args.checkpoint, **mask_overrides(args))
     name = args.dataset or ck["meta"].get("dataset", "digits")
     data = datasets.load(name, "test", model.config.img_size, args.data, steps=getattr(model.config, "steps", None))
-    acc = accuracy(model, data, batch_size=args.batch_size, seed=args.seed)
+    acc = api.evaluate(model, data, batch_size=args.batch_size, seed=args.seed)
     print(f"{accuracy_label(model.config)} top-1 accuracy on {name} test ({len(data)} images): {100 * acc:.2f}%")
     if args.json:
         write_text(args.json, json.dumps({"dataset": name, "images": len(data),

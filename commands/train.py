@@ -43,8 +43,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..atomic import check_outputs
-    from ..models.recipe import DEFAULTS, resolve
-    from ..models.train import TrainArgs, train
+    from .. import api
+    from ..models.recipe import DEFAULTS
     check_outputs({"--out": args.out}, [args.data])
     overrides = mask_overrides(args)
     if args.attention:
@@ -57,11 +57,10 @@ def run(args) -> int:
         overrides["levels"] = args.levels
     if args.img_size:
         overrides["img_size"] = args.img_size
-    numbers = resolve(args.recipe, {k: getattr(args, k, None) for k in DEFAULTS[args.recipe]})
-    a = TrainArgs(model=args.model, dataset=args.dataset, data=args.data, out=args.out, overrides=overrides,
-                  batch_size=args.batch_size, seed=args.seed, device=args.device, progress=not args.no_progress,
-                  recipe=args.recipe, **numbers)
-    r = train(a)
+    numbers = {k: getattr(args, k, None) for k in DEFAULTS[args.recipe]}
+    _, r = api.train(args.model, args.dataset, data=args.data, out=args.out, recipe=args.recipe,
+                     progress=not args.no_progress, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                     **numbers, **overrides)
     if r.get("rank", 0) == 0:
-        print(f"{r['accuracy_label']} top-1 accuracy on {a.dataset} test: {100 * r['accuracy']:.2f}%  -> {a.out}")
+        print(f"{r['accuracy_label']} top-1 accuracy on {args.dataset} test: {100 * r['accuracy']:.2f}%  -> {args.out}")
     return 0
