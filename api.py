@@ -82,6 +82,8 @@ def evaluate(model, dataset: str = "digits", *, data=None, batch_size: int = 256
         dataset, "test", model.config.img_size, None if data is None else str(data),
         steps=getattr(model.config, "steps", None))
     return accuracy(model, test, batch_size=batch_size, seed=seed)
+
+
 @_memory
 def export(model, *, seed: int = 0, spike_levels: int = 1, standard: bool = False, layernorm: str = "cumulative",
            calibrate=None, calibrate_steps: int = 4, calibrate_method: str = "both", dataset: str | None = None,
@@ -199,7 +201,6 @@ def simulate(graph, inputs=None, steps: int | None = None, labels=None, *, n: in
     from .machine import pick_device
     from .simulate.engine import Simulator
     from .simulate.evaluate import evaluate
-    import warnings
     graph = _graph(graph)
     ds, steps = samples(graph, inputs, labels=labels, steps=steps, n=n, data=data)
     sim = Simulator(graph, pick_device(device), torch.float64 if dtype == "float64" else torch.float32,
@@ -209,11 +210,8 @@ def simulate(graph, inputs=None, steps: int | None = None, labels=None, *, n: in
     if bad:
         raise UserError(f"record: no such node(s): {', '.join(bad)}")
     ev = evaluate(sim, ds, steps, batch_size, progress=progress, record=record or None, keep_logits=True)
-    quiet = silent(graph, ev.spike_counts)
-    for message in quiet:
-        warnings.warn(message, Caution, stacklevel=2)
     return Simulation(ev.logits, ev.curve() if getattr(ds, "labelled", True) else None, ev.spike_counts,
-                      ev.synaptic_events, per_inference(ev, ev.images), ev.spikes, quiet)
+                      ev.synaptic_events, per_inference(ev, ev.images), ev.spikes, silent(graph, ev.spike_counts))
 
 
 @_memory

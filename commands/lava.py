@@ -20,7 +20,6 @@ def run(args) -> int:
     from ..atomic import write_text
     json_path = report_path(args, "lava")
     from ..backends.lava_nc.run import run_lava
-    from ..errors import caution
     from ..ir.silence import silent
     graph, x, labels, labelled = lava_images(args)
     x = x.numpy()
@@ -61,8 +60,6 @@ def run(args) -> int:
                                    "compile_seconds", "run_seconds", "quantization")},
               "logits": run_.logits.sum(0).tolist(),
               "warnings": silent(graph, {k: int(v.sum()) for k, v in run_.spikes.items()})}
-    for message in report["warnings"]:
-        caution(message)
     write_text(json_path, json.dumps(report, indent=2))
     print(f"report -> {json_path}")
     return 0

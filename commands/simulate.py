@@ -63,7 +63,6 @@ def _run(args, graph, data, sim, ranks, json_path) -> int:
     from ..atomic import write_files
     from ..compare.energy import per_inference
     from ..data import datasets
-    from ..errors import caution
     from ..ir.silence import silent
     from ..simulate.evaluate import evaluate
     mode = "fixed point" if args.fixed_point else args.dtype
@@ -103,8 +102,6 @@ def _run(args, graph, data, sim, ranks, json_path) -> int:
                      for k in sim.order if k in ev.spike_counts or k in ev.synaptic_events or k in ev.host_macs},
     }
     out["warnings"] = silent(graph, ev.spike_counts)
-    for message in out["warnings"]:
-        caution(message)
     if args.fixed_point:
         out["saturation"] = {k: v for k, v in ev.saturation.items() if any(v.values())}
         print("saturated membranes (steps x neurons): " + (", ".join(

@@ -11,7 +11,7 @@ import nir
 
 from ..atomic import staged_folder, write_text
 from ..distributed import Dist
-from ..errors import UserError, caution
+from ..errors import UserError
 from ..ir import nodes as X
 from ..ir.gating import with_ratio
 from ..ir.io import write_graph
@@ -105,8 +105,6 @@ def energy_report(graph: nir.NIRGraph, data, steps: int, *, source: str, dataset
                "by_step": {str(t): {"accuracy": curve[t], **priced(per_inference(res.at[t], images), ann_uj)}
                            for t in sorted(res.at)},
                "per_node": per_node(res, images, order), "warnings": silent(g, res.spike_counts)}
-        for message in run["warnings"]:
-            caution(message)
         if ann_accuracy is not None:
             run["within_tolerance"] = within(run["by_step"], ann_accuracy, tolerance)
         runs.append(run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import nir
 import numpy as np
 
+from ..errors import caution
 from .producers import NAMES
 from .topology import NEURONS
 from .validate import shown
@@ -12,7 +13,8 @@ from .validate import shown
 
 def silent(graph: nir.NIRGraph, spike_counts: dict) -> list[str]:
     """Warnings for a run of `graph` whose spikes per node were `spike_counts` (graded: payloads,
-    complex counts' real part): no neuron fired, or the neurons feeding the output never did."""
+    complex counts' real part): no neuron fired, or the neurons feeding the output never did.
+    Each is also shown (a Caution); the list goes into the run's report."""
     neurons = [k for k, n in graph.nodes.items() if isinstance(n, NEURONS)]
     if not neurons:
         return []
@@ -25,7 +27,9 @@ def silent(graph: nir.NIRGraph, spike_counts: dict) -> list[str]:
         what = f"the output layer ({', '.join(shown(k) for k in last)}) never fired"
     else:
         return []
-    return [f"{what}: {cause(graph)}"]
+    message = f"{what}: {cause(graph)}"
+    caution(message)
+    return [message]
 
 
 def cause(graph: nir.NIRGraph) -> str:
