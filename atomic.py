@@ -19,7 +19,7 @@ import stat
 import tempfile
 
 from .errors import UserError
-from .faults import free_bytes, no_space, write_failure
+from .faults import free_bytes, no_space, writing
 
 _STALE = re.compile(r"^\..*\.mst(\d+)\.[^.]*\.tmp$")
 
@@ -132,20 +132,16 @@ def atomic_path(path, what: str = "output"):
     target = output_target(path, what)
     tmp = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale(target.parent)
-        with signals_held():
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_temp_name(target.name), suffix=".tmp")
-            os.close(fd)
-        yield pathlib.Path(tmp)
-        os.chmod(tmp, _new_mode(target))
-        with signals_held():
-            os.replace(tmp, target)
-    except Exception as e:  # noqa: BLE001 - only failed writes are translated; the rest re-raised
-        failed = write_failure(e, path)
-        if failed is None:
-            raise
-        raise failed from None
+        with writing(path):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale(target.parent)
+            with signals_held():
+                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_temp_name(target.name), suffix=".tmp")
+                os.close(fd)
+            yield pathlib.Path(tmp)
+            os.chmod(tmp, _new_mode(target))
+            with signals_held():
+                os.replace(tmp, target)
     finally:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
@@ -161,7 +157,8 @@ def write_files(outputs: dict, what: str = "output") -> None:
     try:
         need: dict = {}
         for target, (p, data) in targets.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
+            with writing(p):                               # mkdir on a full or read-only disk
+                target.parent.mkdir(parents=True, exist_ok=True)
             dev = os.stat(target.parent).st_dev
             need[dev] = (need.get(dev, (0, p))[0] + len(data), p)
         for n, p in need.values():
@@ -169,25 +166,17 @@ def write_files(outputs: dict, what: str = "output") -> None:
             if free is not None and n > free:
                 raise no_space(p, n, free)
         for target, (p, data) in targets.items():
-            remove_stale(target.parent)
-            with signals_held():
-                fd, temps[target] = tempfile.mkstemp(dir=target.parent, prefix=_temp_name(target.name), suffix=".tmp")
-            try:
+            with writing(p, len(data)):
+                remove_stale(target.parent)
+                with signals_held():
+                    fd, temps[target] = tempfile.mkstemp(dir=target.parent, prefix=_temp_name(target.name),
+                                                         suffix=".tmp")
                 _write(fd, data)
-            except Exception as e:  # noqa: BLE001
-                failed = write_failure(e, p, len(data))
-                if failed is None:
-                    raise
-                raise failed from None
-            os.chmod(temps[target], _new_mode(target))
-        with signals_held():
-            for target, tmp in temps.items():
-                os.replace(tmp, target)
-    except OSError as e:                               # mkdir, mkstemp on a full or read-only disk
-        failed = write_failure(e, next(iter(outputs)))
-        if failed is None:
-            raise
-        raise failed from None
+                os.chmod(temps[target], _new_mode(target))
+        if temps:
+            with writing(next(iter(outputs))), signals_held():
+                for target, tmp in temps.items():
+                    os.replace(tmp, target)
     finally:
         for tmp in temps.values():
             with contextlib.suppress(FileNotFoundError):

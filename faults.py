@@ -4,6 +4,7 @@ what to do. Libraries wrap the OS's error in their own text (torch: "file write 
 "errno = 28"); we read the cause back from it, and from the file system's free space."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import pathlib
@@ -69,6 +70,18 @@ def write_failure(exc: BaseException, path, need: int | None = None) -> UserErro
         return UserError(f"no space left on {pathlib.Path(path).parent}: cannot write {path}"
                          + (f" ({size(free)} free)" if free is not None else ""))
     return UserError(f"cannot write {path}: {WRITE_CAUSES[code]}")
+
+
+@contextlib.contextmanager
+def writing(path, need: int | None = None):
+    """A block that writes `path`: a failed write in it raises its one-line UserError instead."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - only failed writes are translated; the rest re-raised
+        failed = write_failure(e, path, need)
+        if failed is None:
+            raise
+        raise failed from None
 
 
 def allocation_failure(exc: BaseException, lower: str = "-n, --batch-size or --chunk") -> UserError | None:
