@@ -249,7 +249,7 @@ def energy(graph, inputs=None, labels=None, steps: int | None = None, *, n: int 
     accuracy on the same samples and the smallest T within `tolerance` points of it; `out`: a
     folder for energy.json and the plots. Returns the report."""
     from .compare.energy_report import energy_report, write_report
-    from .models.evaluate import accuracy
+    from .models.evaluate import ann_accuracy as baseline
     graph = _graph(graph)
     ds, steps = samples(graph, inputs, labels=labels, steps=steps, n=n, data=data)
     if not getattr(ds, "labelled", True):
@@ -257,7 +257,7 @@ def energy(graph, inputs=None, labels=None, steps: int | None = None, *, n: int 
     ann_accuracy = None
     if ann is not None:
         model = load_model(ann) if isinstance(ann, (str, os.PathLike)) else ann
-        ann_accuracy = accuracy(model.float(), ds)
+        ann_accuracy = baseline(model, ds, f"ann {ann}" if isinstance(ann, (str, os.PathLike)) else "the ANN")
     report, spikes = energy_report(graph, ds, steps, source="api", dataset=inputs if isinstance(inputs, str) else "",
                                    fixed_point=fixed_point, backend=backend, ratios=ratios, progress=progress,
                                    ann_accuracy=ann_accuracy, tolerance=tolerance / 100)

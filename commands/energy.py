@@ -49,12 +49,8 @@ def run(args) -> int:
     ann_accuracy = None
     if args.ann is not None:
         from ..models import checkpoint
-        from ..models.evaluate import accuracy
-        model, _ = checkpoint.load(args.ann)
-        try:
-            ann_accuracy = accuracy(model.float(), data)
-        except RuntimeError as e:                 # shapes or classes that do not fit the model
-            raise UserError(f"--ann {args.ann} cannot read these inputs: {str(e).splitlines()[0]}") from None
+        from ..models.evaluate import ann_accuracy as baseline
+        ann_accuracy = baseline(checkpoint.load(args.ann)[0], data, f"--ann {args.ann}")
     ranks = setup(args.device)
     try:
         report, spikes = energy_report(

@@ -5,6 +5,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..distributed import Dist
+from ..errors import UserError
 
 
 @torch.no_grad()
@@ -25,3 +26,12 @@ def accuracy(model: torch.nn.Module, data: Dataset, batch_size: int = 256, seed:
     model.train(was_training)
     correct, total = dist.all_sum(correct, total)
     return correct / max(total, 1)
+
+
+def ann_accuracy(model: torch.nn.Module, data: Dataset, source: str) -> float:
+    """The ANN's accuracy on the samples its SNN runs (the energy report's baseline); a UserError
+    naming `source` when the model cannot read them (shapes or classes that do not fit)."""
+    try:
+        return accuracy(model.float(), data)
+    except RuntimeError as e:
+        raise UserError(f"{source} cannot read these inputs: {str(e).splitlines()[0]}") from None
