@@ -152,7 +152,7 @@ def samples(graph, inputs=None, *, labels=None, steps: int | None = None, n: int
     graph = _graph(graph)
     if inputs is None or isinstance(inputs, str) and inputs in datasets.DATASETS:
         if labels is not None:
-            raise UserError("labels go with inputs of your own (--labels with --inputs)")
+            raise UserError("--labels goes with --inputs (labels= with inputs of your own)")
         steps = steps or default_steps
         return load_images(inputs or "digits", graph, None if data is None else str(data), n, steps), steps
     if data is not None:

@@ -131,8 +131,6 @@ def graph_and_images(args, lava: bool = False):
         from ..ir.topology import check_supported
         check_supported(graph, SUPPORTED, "the Lava backend")
     if args.inputs is None:
-        if args.labels is not None:
-            raise UserError("--labels goes with --inputs")
         args.dataset = args.dataset or "digits"
     elif args.dataset is not None or args.data is not None:
         raise UserError("--inputs replaces --dataset and --data: give one or the other")
