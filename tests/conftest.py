@@ -73,6 +73,19 @@ def calibrated(name, **kw):
     return m.eval().double()
 
 
+def vgg_files(d):
+    """(folder, a small VGG's NIR file, a vgg-tiny checkpoint of digits) written into folder d."""
+    from mstdeploy.export.lower import to_nir
+    from mstdeploy.ir.io import write_graph
+    from mstdeploy.models import checkpoint
+    g = d / "vgg.nir"
+    write_graph(to_nir(calibrated("vgg", levels=16).float()), g)
+    ck = d / "vgg.pt"
+    torch.manual_seed(0)
+    checkpoint.save(ck, build_model(preset("vgg-tiny", in_chans=1, img_size=8)), {"dataset": "digits"})
+    return d, g, ck
+
+
 def product_graph(M: int, K: int, N: int, scale: float, neuron: bool = False):
     """Input -> SpikeProduct (cumulative, a (M, K) @ b (K, N)) [-> ResetSubIF] -> Output."""
     import nir

@@ -12,32 +12,21 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-import torch
 
-from conftest import calibrated, mst_here, one_line_error, run_mst
+from conftest import vgg_files, mst_here, one_line_error, run_mst
 from mstdeploy import atomic, machine
 from mstdeploy.errors import UserError
-from mstdeploy.export.lower import to_nir
 from mstdeploy.faults import allocation_failure, write_failure
 from mstdeploy.ir.io import write_graph
 from mstdeploy.models import checkpoint
-from mstdeploy.models.config import preset
-from mstdeploy.models.registry import build_model
 
 OLD = b"the user's old file\n"
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("faults")
-    g = d / "vgg.nir"
-    write_graph(to_nir(calibrated("vgg", levels=16).float()), g)
-    ck = d / "vgg.pt"
-    torch.manual_seed(0)
-    checkpoint.save(ck, build_model(preset("vgg-tiny", in_chans=1, img_size=8)), {"dataset": "digits"})
-    return d, g, ck
+    return vgg_files(tmp_path_factory.mktemp("faults"))
 
 
 def _temps(folder: pathlib.Path) -> list[str]:

@@ -14,24 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import calibrated, one_line_error, one_line_here, run_mst
-from mstdeploy.export.lower import to_nir
+from conftest import vgg_files, one_line_error, one_line_here, run_mst
 from mstdeploy.ir import nodes as X
 from mstdeploy.ir.io import write_graph
-from mstdeploy.models import checkpoint
-from mstdeploy.models.config import preset
-from mstdeploy.models.registry import build_model
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("rel")
-    g = d / "vgg.nir"
-    write_graph(to_nir(calibrated("vgg", levels=16).float()), g)
-    ck = d / "vgg.pt"
-    torch.manual_seed(0)
-    checkpoint.save(ck, build_model(preset("vgg-tiny", in_chans=1, img_size=8)), {"dataset": "digits"})
-    return d, g, ck
+    return vgg_files(tmp_path_factory.mktemp("rel"))
 
 
 def _procs() -> dict:
