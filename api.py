@@ -200,16 +200,12 @@ def simulate(graph, inputs=None, steps: int | None = None, labels=None, *, n: in
     from .ir.silence import silent
     from .machine import pick_device
     from .simulate.engine import Simulator
-    from .simulate.evaluate import evaluate
+    from .simulate.evaluate import evaluate, recorded
     graph = _graph(graph)
     ds, steps = samples(graph, inputs, labels=labels, steps=steps, n=n, data=data)
     sim = Simulator(graph, pick_device(device), torch.float64 if dtype == "float64" else torch.float32,
                     fixed_point=fixed_point, chunk=chunk)
-    record = set(sim.order) if record == "all" else set(record or ())
-    bad = sorted(record - set(graph.nodes))
-    if bad:
-        raise UserError(f"record: no such node(s): {', '.join(bad)}")
-    ev = evaluate(sim, ds, steps, batch_size, progress=progress, record=record or None, keep_logits=True)
+    ev = evaluate(sim, ds, steps, batch_size, progress=progress, record=recorded(sim, record), keep_logits=True)
     return Simulation(ev.logits, ev.curve() if getattr(ds, "labelled", True) else None, ev.spike_counts,
                       ev.synaptic_events, per_inference(ev, ev.images), ev.spikes, silent(graph, ev.spike_counts))
 

@@ -64,16 +64,11 @@ def _run(args, graph, data, sim, ranks, json_path) -> int:
     from ..compare.energy import per_inference
     from ..data import datasets
     from ..ir.silence import silent
-    from ..simulate.evaluate import evaluate
+    from ..simulate.evaluate import evaluate, recorded
     mode = "fixed point" if args.fixed_point else args.dtype
-    record = None
-    if args.record:
-        record = set(sim.order) if args.record == "all" else set(args.record.split(","))
-        bad = sorted(record - set(graph.nodes))
-        if bad:
-            raise UserError(f"--record: no such node(s): {', '.join(bad)}")
-        if not args.spikes_out:
-            raise UserError("--record needs --spikes-out FILE")
+    record = recorded(sim, args.record)
+    if record and not args.spikes_out:
+        raise UserError("--record needs --spikes-out FILE")
     t0 = time.time()
     ev = evaluate(sim, data, args.steps, args.batch_size, progress=not args.no_progress, record=record,
                   ranks=ranks)

@@ -95,6 +95,18 @@ def stack_images(data, limit: int | None = None) -> tuple[torch.Tensor, np.ndarr
     return torch.stack([data[i][0] for i in range(n)]), np.array([int(data[i][1]) for i in range(n)])
 
 
+def recorded(sim: Simulator, record) -> set | None:
+    """The nodes whose spikes a run keeps: "all", names (a list, or "a,b" as --record takes them),
+    or None; a name the graph lacks is one line."""
+    if not record:
+        return None
+    names = set(sim.order) if record == "all" else set(record.split(",") if isinstance(record, str) else record)
+    bad = sorted(names - set(sim.graph.nodes))
+    if bad:
+        raise UserError(f"--record: no such node(s): {', '.join(bad)}")
+    return names
+
+
 def evaluate(sim: Simulator, data, steps: int, batch_size: int = 64, progress: bool = True,
              record: set | None = None, ranks: Dist | None = None, marks: tuple = (),
              keep_logits: bool = False) -> Evaluation:
