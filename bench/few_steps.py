@@ -3,7 +3,7 @@
     .venv/bin/python bench/few_steps.py [--dataset fashion-mnist] [--model mst-fmnist] \
         [--ckpt-dir runs/bench-few-steps] [--masks 0,0.75] [-n 10000] [--calibrate 256] [--epochs 30] \
         [-T 32] [--graded-steps 32] [--calibrate-steps 1,2,4,8,16,32] \
-        [--configs binary,graded,calibrated]
+        [--configs binary,graded,calibrated] [--device auto|cpu|cuda]
 
 Per masking ratio, one model (trained when its checkpoint is missing: `mst train --model
 mst-fmnist --mask P --epochs 30 --batch-size 128`), its ANN accuracy on the test images, and the
@@ -25,6 +25,7 @@ import time
 from mstdeploy.atomic import write_text
 from mstdeploy.compare.energy_report import energy_report
 from mstdeploy.data import datasets
+from mstdeploy.distributed import setup
 from mstdeploy.compare.calibrate import calibrate
 from mstdeploy.export.lower import to_nir
 from mstdeploy.models import checkpoint
@@ -35,9 +36,10 @@ from mstdeploy.simulate.evaluate import stack_images
 STEPS = (1, 2, 4, 8, 16, 32)            # the table's columns
 
 
-def _run(graph, test, steps, ann_acc, label):
+def _run(graph, test, steps, ann_acc, label, ranks):
     t0 = time.time()
-    rep, _ = energy_report(graph, test, steps, source=label, dataset="", progress=False, ann_accuracy=ann_acc)
+    rep, _ = energy_report(graph, test, steps, source=label, dataset="", progress=False, ann_accuracy=ann_acc,
+                           ranks=ranks)
     run = rep["runs"][0]
     rows = {int(t): {"accuracy": r["accuracy"], "synaptic_events": r["per_inference"]["synaptic_events"],
                      "synaptic_messages": r["per_inference"]["synaptic_messages"],
@@ -64,7 +66,9 @@ def main() -> None:
     ap.add_argument("--calibrate-steps", default="1,2,4,8,16,32", help="the T each calibration is for")
     ap.add_argument("--configs", default="binary,graded,calibrated",
                     help="which configurations to run; the others keep their rows in results.json")
+    ap.add_argument("--device", default="auto", help="training, simulation and calibration (auto: CUDA if any)")
     a = ap.parse_args()
+    ranks = setup(a.device)
     d = pathlib.Path(a.ckpt_dir)
     out = d / "results.json"
     results = json.loads(out.read_text()) if out.exists() else {}   # other masks' rows stay
@@ -72,7 +76,7 @@ def main() -> None:
         ck = d / f"{a.model}-{a.dataset}-mask{p:g}.pt"
         if not ck.exists():
             train(TrainArgs(model=a.model, dataset=a.dataset, data=a.data, out=str(ck), epochs=a.epochs,
-                            batch_size=128, overrides={"mask": p}))
+                            batch_size=128, device=a.device, overrides={"mask": p}))
         model, _ = checkpoint.load(ck)
         L = model.config.levels
         test = datasets.load(a.dataset, "test", model.config.img_size, a.data)
@@ -90,12 +94,12 @@ def main() -> None:
             name = "binary" if m == 1 else f"graded M={m}" + (" (= L)" if m == L else "")
             if ("binary" if m == 1 else "graded") in configs:
                 runs[name], ann = _run(to_nir(model, seed=0, spike_levels=m), test,
-                                       a.steps if m == 1 else a.graded_steps, ann_acc, f"mask {p:g} M={m}")
+                                       a.steps if m == 1 else a.graded_steps, ann_acc, f"mask {p:g} M={m}", ranks)
         if "calibrated" in configs:
             runs.setdefault("binary+calibration", {})
             for t in (int(v) for v in a.calibrate_steps.split(",")):
-                g = calibrate(to_nir(model, seed=0), reference, x_cal, t, progress=False)
-                runs["binary+calibration"][t] = _run(g, test, t, ann_acc, f"mask {p:g} calibrated T={t}")[0][t]
+                g = calibrate(to_nir(model, seed=0), reference, x_cal, t, progress=False, device=ranks.device)
+                runs["binary+calibration"][t] = _run(g, test, t, ann_acc, f"mask {p:g} calibrated T={t}", ranks)[0][t]
         if ann is None:
             raise SystemExit("--configs left out every run: nothing priced the ANN")
         results[str(p)] = {"ann_accuracy": ann_acc, "levels": L, "ann": ann, "runs": runs}

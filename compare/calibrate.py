@@ -45,21 +45,22 @@ def _threshold(node: X.ResetSubIF, name: str) -> float:
     return th
 
 
-def _outputs(graph: nir.NIRGraph, x: torch.Tensor, steps: int, nodes: set, batch: int) -> dict:
-    """Per node, the mean payload per step of every image (images, *shape), float64."""
-    sim = Simulator(graph, dtype=torch.float64)
+def _outputs(graph: nir.NIRGraph, x: torch.Tensor, steps: int, nodes: set, batch: int, device) -> dict:
+    """Per node, the mean payload per step of every image (images, *shape), float64, on the CPU."""
+    sim = Simulator(graph, device, dtype=torch.float64)
     out: dict[str, list] = {n: [] for n in nodes}
     for i in range(0, len(x), batch):
         r = sim.run(x[i:i + batch], steps, first_sample=i, record=nodes, count=False)
         for n in nodes:
-            out[n].append(r.spikes[n].double().mean(0))
+            out[n].append(r.spikes[n].double().mean(0).cpu())
     return {n: torch.cat(v) for n, v in out.items()}
 
 
 def calibrate(graph: nir.NIRGraph, reference: nir.NIRGraph, x: torch.Tensor, steps: int,
-              method: str = "both", batch: int = 64, progress: bool = True) -> nir.NIRGraph:
+              method: str = "both", batch: int = 64, progress: bool = True, device="cpu") -> nir.NIRGraph:
     """A copy of `graph` calibrated for `steps` steps on images x (N, *input shape); `reference`
-    is the same model exported with its QCFS levels (one step of it = the quantized ANN)."""
+    is the same model exported with its QCFS levels (one step of it = the quantized ANN); the
+    simulator runs on `device` (a torch device or its name)."""
     if method not in METHODS:
         raise UserError(f"calibration method must be one of {list(METHODS)}, got {method!r}")
     names = _neurons(graph)
@@ -69,13 +70,13 @@ def calibrate(graph: nir.NIRGraph, reference: nir.NIRGraph, x: torch.Tensor, ste
         raise UserError("calibration: the reference graph is not the same network")
     graph = copy.deepcopy(graph)
     share = {"bias": 1.0, "potential": 0.0, "both": 0.5}[method]       # of e into the bias; the rest into v_init
-    target = _outputs(reference, x, 1, set(names), batch)
+    target = _outputs(reference, x, 1, set(names), batch, device)
     for n in names:                       # in the units of the calibrated graph's threshold
         target[n] = target[n] * (_threshold(reference.nodes[n], n) / _threshold(graph.nodes[n], n))
     for n in bar(names, desc=f"calibrate T={steps}", enabled=progress, unit="layer"):
         node = graph.nodes[n]
         th = _threshold(node, n)
-        mean = _outputs(graph, x, steps, {n}, batch)[n]
+        mean = _outputs(graph, x, steps, {n}, batch, device)[n]
         e = ((target[n] - mean).mean(0) * th).numpy()          # volts per step, per element
         shape = tuple(int(v) for v in node.shape)
         node.bias = (np.broadcast_to(np.asarray(node.bias, np.float64), shape) + share * e).astype(np.float32)
