@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from lava.lib.dl.slayer.neuron import cuba
 from torch import nn
 
+from ..errors import UserError
 from . import qat
 from .config import SAFormerConfig
 from .rsm import RandomSpikeMask
@@ -35,6 +35,10 @@ class LIF(nn.Module):
 
     def __init__(self, cfg: SAFormerConfig):
         super().__init__()
+        try:            # lava-dl is needed here alone: export and the simulator run without Lava
+            from lava.lib.dl.slayer.neuron import cuba
+        except ImportError as e:
+            raise UserError(f"SAFormer's neurons are lava-dl's ({e}); install it with `make install`") from e
         self.neuron = cuba.Neuron(threshold=cfg.threshold, current_decay=cfg.current_decay,
                                   voltage_decay=cfg.voltage_decay, tau_grad=cfg.tau_grad,
                                   scale_grad=cfg.scale_grad, norm=VoltageBias, shared_param=True,

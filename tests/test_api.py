@@ -49,6 +49,27 @@ def test_import_is_light():
     assert callable(mstdeploy.export) and callable(mstdeploy.simulate)
 
 
+def test_without_lava_all_but_lava_works():
+    """pyproject's promise: without Lava, models, export and the simulator work; SAFormer (lava-dl
+    neurons) says what to install."""
+    code = """
+import sys; sys.modules['lava'] = None                 # as if Lava were not installed
+import mstdeploy
+from mstdeploy.errors import UserError
+from mstdeploy.models.config import preset
+from mstdeploy.models.registry import build_model
+import torch
+g = mstdeploy.export(build_model(preset('mst-tiny')).eval())
+print(mstdeploy.simulate(g, torch.rand(2, 3, 16, 16), 2).logits.shape)
+try:
+    build_model(preset('saformer-tiny'))
+except UserError as e:
+    print('refused:', e)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert r.returncode == 0, r.stderr
+    assert "refused: SAFormer's neurons are lava-dl's" in r.stdout and "make install" in r.stdout
+
 def test_readme_python_tour_runs(tmp_path):
     """The README's ten-line tour, as a newcomer pastes it, on a checkpoint in the demo's place."""
     text = (ROOT / "README.md").read_text()
