@@ -3,7 +3,7 @@
     .venv/bin/python bench/few_steps.py [--dataset fashion-mnist] [--model mst-fmnist] \
         [--ckpt-dir runs/bench-few-steps] [--masks 0,0.75] [-n 10000] [--calibrate 256] [--epochs 30] \
         [-T 32] [--graded-steps 32] [--calibrate-steps 1,2,4,8,16,32] \
-        [--configs binary,graded,calibrated] [--device auto|cpu|cuda]
+        [--configs binary,graded,calibrated] [--device auto|cpu|cuda] [--tables]
 
 Per masking ratio, one model (trained when its checkpoint is missing: `mst train --model
 mst-fmnist --mask P --epochs 30 --batch-size 128`), its ANN accuracy on the test images, and the
@@ -67,12 +67,15 @@ def main() -> None:
     ap.add_argument("--configs", default="binary,graded,calibrated",
                     help="which configurations to run; the others keep their rows in results.json")
     ap.add_argument("--device", default="auto", help="training, simulation and calibration (auto: CUDA if any)")
+    ap.add_argument("--tables", action="store_true", help="print results.json's tables and plot it; run nothing")
     a = ap.parse_args()
     ranks = setup(a.device)
     d = pathlib.Path(a.ckpt_dir)
     out = d / "results.json"
     results = json.loads(out.read_text()) if out.exists() else {}   # other masks' rows stay
-    for p in (float(v) for v in a.masks.split(",")):
+    for res in results.values():                                      # JSON's keys are strings; T is an int
+        res["runs"] = {k: {int(t): r for t, r in v.items()} for k, v in res["runs"].items()}
+    for p in ([] if a.tables else (float(v) for v in a.masks.split(","))):
         ck = d / f"{a.model}-{a.dataset}-mask{p:g}.pt"
         if not ck.exists():
             train(TrainArgs(model=a.model, dataset=a.dataset, data=a.data, out=str(ck), epochs=a.epochs,
@@ -88,7 +91,7 @@ def main() -> None:
         x_cal, _ = stack_images(datasets.load(a.dataset, "train", model.config.img_size, a.data), a.calibrate)
         reference = to_nir(model, seed=0, spike_levels=L)
         old = results.get(str(p), {})
-        runs = {k: {int(t): r for t, r in v.items()} for k, v in old.get("runs", {}).items()}
+        runs = dict(old.get("runs", {}))
         ann, configs = old.get("ann"), a.configs.split(",")
         for m in sorted({1, 2, 4, L}):
             name = "binary" if m == 1 else f"graded M={m}" + (" (= L)" if m == L else "")
@@ -126,6 +129,15 @@ def _table(results: dict) -> None:
                     first = f"T={t}: x{r['vs_fp32']:.2f} fp32, x{r['vs_int8']:.2f} int8, {r['loihi2_uJ']:.2f} uJ Loihi 2"
             print(f"| {name} | " + " | ".join(cells) + f" | {first} |")
         print("cells: SNN accuracy, energy / fp32 ANN (45 nm, payload-weighted), energy / int8 ANN")
+        print("\n| configuration | T | accuracy | synaptic events | messages | Loihi 1 | Loihi 2 | 45 nm fp32 "
+              "| / fp32 ANN | / int8 ANN |\n" + "|---" * 10 + "|")
+        for name, rows in res["runs"].items():
+            for t in STEPS:
+                r = rows.get(t)
+                if r is not None:
+                    print(f"| {name} | {t} | {100 * r['accuracy']:.2f}% | {r['synaptic_events']:,.0f} | "
+                          f"{r['synaptic_messages']:,.0f} | {r['loihi1_uJ']:.1f} uJ | {r['loihi2_uJ']:.1f} uJ | "
+                          f"{r['fp32_uJ']:.2f} uJ | x{r['vs_fp32']:.2f} | x{r['vs_int8']:.2f} |")
 
 
 def _plot(results: dict, path: pathlib.Path) -> None:
