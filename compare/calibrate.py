@@ -45,7 +45,7 @@ def _threshold(node: X.ResetSubIF, name: str) -> float:
     return th
 
 
-def _outputs(graph: nir.NIRGraph, x: torch.Tensor, steps: int, nodes: set, batch: int, device) -> dict:
+def _outputs(graph: nir.NIRGraph, x: torch.Tensor, steps: int, nodes: set, batch: int, device="cpu") -> dict:
     """Per node, the mean payload per step of every image (images, *shape), float64, on the CPU."""
     sim = Simulator(graph, device, dtype=torch.float64)
     out: dict[str, list] = {n: [] for n in nodes}
