@@ -95,8 +95,11 @@ def check_fits(need: int, what: str, lower: str, device=None) -> None:
                         f"available: lower {lower}")
 
 
+DEVICES = ("auto", "cpu", "cuda")          # what --device takes
+
+
 def pick_device(device: str):
-    """`auto` (CUDA when there is one), `cpu` or `cuda`; `cuda` without a CUDA device is an error."""
+    """`auto` (CUDA when there is one), `cpu` or `cuda` (DEVICES); `cuda` without a CUDA device is an error."""
     import torch
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

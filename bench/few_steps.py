@@ -26,6 +26,7 @@ from mstdeploy.atomic import write_text
 from mstdeploy.compare.energy_report import energy_report
 from mstdeploy.data import datasets
 from mstdeploy.distributed import setup
+from mstdeploy.machine import DEVICES
 from mstdeploy.compare.calibrate import calibrate
 from mstdeploy.export.lower import to_nir
 from mstdeploy.models import checkpoint
@@ -66,7 +67,7 @@ def main() -> None:
     ap.add_argument("--calibrate-steps", default="1,2,4,8,16,32", help="the T each calibration is for")
     ap.add_argument("--configs", default="binary,graded,calibrated",
                     help="which configurations to run; the others keep their rows in results.json")
-    ap.add_argument("--device", default="auto", help="training, simulation and calibration (auto: CUDA if any)")
+    ap.add_argument("--device", default="auto", choices=DEVICES, help="training, simulation and calibration (auto: CUDA if any)")
     ap.add_argument("--tables", action="store_true", help="print results.json's tables and plot it; run nothing")
     a = ap.parse_args()
     ranks = setup(a.device)

@@ -9,6 +9,7 @@ import pathlib
 from ..errors import UserError
 from ..ir.producers import PRODUCERS, RESETS
 from ..loihi.widths import PAYLOAD_BITS
+from ..machine import DEVICES
 
 
 def _checked(convert, kind: str, ok, rule: str):
@@ -95,7 +96,7 @@ def reading(args) -> dict:
 def add_simulator_options(p: argparse.ArgumentParser) -> None:
     """Where the reference simulator runs and how many steps at a time (memory grows with the
     chunk, not with -T)."""
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+    p.add_argument("--device", default="auto", choices=DEVICES,
                    help="the reference simulator's device (auto: CUDA when there is one)")
     p.add_argument("--chunk", metavar="K", type=count, default=None,
                    help="simulate K steps at a time, carrying state (default: as many as fit in memory)")

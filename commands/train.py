@@ -1,6 +1,7 @@
 """`mst train`: train a QCFS ANN (MST, ResNet, VGG) or a directly trained SNN (SAFormer)."""
 from __future__ import annotations
 
+from ..machine import DEVICES
 from .common import add_mask_options, count, mask_overrides, number, seed
 
 
@@ -35,7 +36,7 @@ def add_parser(sub) -> None:
     t.add_argument("--label-smoothing", type=number, help="default 0.1")
     t.add_argument("--clip-grad", type=number, help="default 5")
     t.add_argument("--seed", type=seed, default=0)
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--device", default="auto", choices=DEVICES)
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--out", default="ckpt.pt", help="checkpoint path (written atomically)")
     t.set_defaults(func=run)

@@ -70,6 +70,7 @@ except UserError as e:
     assert r.returncode == 0, r.stderr
     assert "refused: SAFormer's neurons are lava-dl's" in r.stdout and "make install" in r.stdout
 
+
 def test_readme_python_tour_runs(tmp_path):
     """The README's ten-line tour, as a newcomer pastes it, on a checkpoint in the demo's place."""
     text = (ROOT / "README.md").read_text()
