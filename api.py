@@ -217,10 +217,11 @@ def lava(graph, inputs=None, steps: int | None = None, labels=None, *, n: int | 
     every step's logits (T, samples, K), the neurons' spikes and predictions()."""
     from .backends.lava_nc.run import run_lava
     from .simulate.evaluate import stack_images
-    ds, steps = samples(graph, inputs, labels=labels, steps=steps, n=n, data=data)
+    g = _graph(graph)                                 # read once here (the Lava worker reads its own)
+    ds, steps = samples(g, inputs, labels=labels, steps=steps, n=n, data=data)
     x, _ = stack_images(ds)
     with _on_disk(graph) as path:
-        return run_lava(path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress)
+        return run_lava(path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress, graph=g)
 
 
 @_memory
@@ -230,10 +231,11 @@ def parity(graph, inputs=None, steps: int | None = None, *, labels=None, n: int 
     """Lava against the reference simulator, spike by spike (the `mst parity` report)."""
     from .compare.parity import run_parity
     from .simulate.evaluate import stack_images
-    ds, steps = samples(graph, inputs, labels=labels, steps=steps, n=n, data=data)
+    g = _graph(graph)
+    ds, steps = samples(g, inputs, labels=labels, steps=steps, n=n, data=data)
     x, _ = stack_images(ds)
     with _on_disk(graph) as path:
-        return run_parity(path, x, steps, fixed_point, timeout, progress, block_nodes=block_nodes)
+        return run_parity(path, x, steps, fixed_point, timeout, progress, block_nodes=block_nodes, graph=g)
 
 
 @_memory

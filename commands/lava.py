@@ -24,7 +24,7 @@ def run(args) -> int:
     graph, x, labels, labelled = lava_images(args)
     x = x.numpy()
     run_ = run_lava(args.graph, x, args.steps, args.fixed_point, timeout=args.timeout, progress=not args.no_progress,
-                    reading=reading(args))
+                    reading=reading(args), graph=graph)
     pred = run_.predictions()
     per_image = sum(s.reshape(s.shape[0], -1).sum(1) for s in run_.spikes.values())
     mode = "fixed point (bit-accurate)" if args.fixed_point else "floating point"

@@ -24,10 +24,10 @@ def run(args) -> int:
     json_path = report_path(args, "parity")
     from ..compare.parity import run_parity
     from ..machine import pick_device
-    _, x, _, _ = lava_images(args)
+    graph, x, _, _ = lava_images(args)
     report = run_parity(args.graph, x, args.steps, args.fixed_point, args.timeout, not args.no_progress,
                         chunk=args.chunk, device=pick_device(args.device), reading=reading(args),
-                        block_nodes=args.block_nodes)
+                        block_nodes=args.block_nodes, graph=graph)
     _print(report)
     write_text(json_path, json.dumps(report, indent=2))
     print(f"report -> {json_path}")

@@ -53,7 +53,7 @@ def _lava(graph, data, steps, fixed_point, raster, timeout, progress, chunk):
     with tempfile.TemporaryDirectory() as tmp:
         path = pathlib.Path(tmp) / "g.nir"
         write_graph(graph, path)
-        run = run_lava(path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress)
+        run = run_lava(path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress, graph=graph)
     res = lava_counts(graph, x, run, fixed_point, chunk=chunk, marks=marks(steps))
     pred = run.logits.cumsum(0).argmax(-1)                                  # (T, images)
     curve = {t: float((pred[t - 1] == y).mean()) for t in range(1, steps + 1)}

@@ -79,13 +79,15 @@ def compare(ref: Result, lava: LavaRun, fixed_point: bool) -> dict:
 
 def run_parity(graph_path, x: torch.Tensor, steps: int, fixed_point: bool, timeout: float = 900,
                progress: bool = True, chunk: int | None = None, device="cpu", reading: dict | None = None,
-               block_nodes: int | None = None) -> dict:
+               block_nodes: int | None = None, graph=None) -> dict:
     """Both backends on inputs x (B, ...) or (B, T, ...), samples 0..B-1; the report of the module
     docstring. `chunk`, `device`: the reference simulator's steps at a time (None: from memory)
     and device; `reading`: read_graph's dt, producer and reset (ir/io.py). `block_nodes`: run Lava on blocks of
     at most this many nodes (ir/blocks.py), each fed the reference's spikes; None: the whole
-    graph when it fits in half the memory available, else blocks that do."""
-    graph = read_graph(graph_path, **(reading or {}))
+    graph when it fits in half the memory available, else blocks that do. `graph`: the file as the
+    caller already read it (with `reading`): read once per process."""
+    if graph is None:
+        graph = read_graph(graph_path, **(reading or {}))
     sim = Simulator(graph, device, torch.float64, fixed_point=fixed_point, chunk=chunk)
     check_supported(graph, LAVA_SUPPORTED, "the Lava backend")
     neurons = {k for k, n in graph.nodes.items() if isinstance(n, NEURONS)}
@@ -95,9 +97,10 @@ def run_parity(graph_path, x: torch.Tensor, steps: int, fixed_point: bool, timeo
     topo = Topology(graph)
     parts = lava_blocks(topo, len(x), steps, block_nodes)
     if parts is None:
-        lava = run_lava(graph_path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress, reading=reading)
+        lava = run_lava(graph_path, x.numpy(), steps, fixed_point, timeout=timeout, progress=progress, reading=reading,
+                        graph=graph)
     else:
-        lava = _by_blocks(graph_path, topo, parts, ref, x.numpy(), steps, fixed_point, timeout,
+        lava = _by_blocks(graph_path, graph, topo, parts, ref, x.numpy(), steps, fixed_point, timeout,
                           progress, reading)
     res = compare(ref, lava, fixed_point)
     res["warnings"] = silent(graph, ref.spike_counts)
@@ -122,7 +125,7 @@ def lava_blocks(topo: Topology, images: int, steps: int, block_nodes: int | None
     return None if len(parts) == 1 else parts
 
 
-def _by_blocks(graph_path, topo, parts, ref: Result, images, steps, fixed_point, timeout, progress, reading) -> LavaRun:
+def _by_blocks(graph_path, graph, topo, parts, ref: Result, images, steps, fixed_point, timeout, progress, reading) -> LavaRun:
     """Lava on each block, fed the reference's spikes; one LavaRun of all their records (the
     logits from the block that holds the output)."""
     whole = LavaRun(np.zeros((steps, len(images), 0)), meta={"lava_steps": 0, "depth": 0, "processes": 0,
@@ -133,7 +136,7 @@ def _by_blocks(graph_path, topo, parts, ref: Result, images, steps, fixed_point,
         fed = [n for n in feeds(topo, members) if n != topo.input]
         played = {n: ref.spikes[n].numpy().swapaxes(0, 1) for n in fed}
         run = run_lava(graph_path, images, steps, fixed_point, timeout=timeout, progress=progress, reading=reading,
-                       block=members, feeds=played)
+                       block=members, feeds=played, graph=graph)
         m, w = run.meta, whole.meta
         for k in ("lava_steps", "delays_inserted", "build_seconds", "compile_seconds", "run_seconds"):
             w[k] += m[k]

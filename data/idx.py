@@ -42,7 +42,7 @@ def read_idx(path: pathlib.Path, ndim: int) -> np.ndarray:
         with opener(path, "rb") as fh:
             raw = fh.read()
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+        raise UserError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     head = 4 + 4 * ndim
     if len(raw) < head or raw[0] or raw[1] or raw[2] != _UBYTE or raw[3] != ndim:
         raise UserError(f"{path} is not an IDX file of {ndim}-d unsigned bytes")

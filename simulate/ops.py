@@ -1,5 +1,6 @@
-"""What every non-neuron node does to a (T, B, *shape) tensor in floating point: all T steps of a
-chunk of time in one batched op (docs/nir-extensions.md for the extension nodes). Nodes that
+"""What every non-neuron node does to a (T, B, *shape) tensor in floating point: the T steps of a
+chunk of time, a synaptic op one call per step so that a chunk's length cannot change how it
+rounds (per_step; docs/nir-extensions.md for the extension nodes). Nodes that
 remember earlier steps (delays, cumulative products and norms) take what they carried out of the
 previous chunk and return what the next one needs, so a run in chunks equals a run in one.
 Also the small shape helpers the fixed-point and counting modules share.
@@ -29,10 +30,36 @@ def pad(p):
 
 
 def flat_steps(x: torch.Tensor, f) -> torch.Tensor:
-    """Apply a per-sample op f to all T*B samples of x (T, B, ...) at once."""
+    """Apply a per-sample op f to all T*B samples of x (T, B, ...) at once: for exact arithmetic
+    (fixed point's integers), where the order of summation cannot change a result."""
     T, B = x.shape[:2]
     y = f(x.reshape(T * B, *x.shape[2:]))
     return y.reshape(T, B, *y.shape[1:])
+
+
+ALIGN = 64          # bytes: torch's CPU allocator aligns every tensor so (c10 gAlignment)
+
+
+def per_step(x: torch.Tensor, f) -> torch.Tensor:
+    """Apply an op f on (B, ...) to each step of x (T, B, ...), one call per step, each on memory
+    aligned as a fresh tensor's. Float kernels (oneDNN, MKL) choose their order of summation by
+    the shapes they are given, the CPU and the alignment: a chunk of 4 steps in one call rounds
+    otherwise than 4 calls of one step (measured on AVX-512: the last bits of a ResNet's logits).
+    One call shape whatever the chunk makes a float run the same for every chunk, so results do
+    not depend on the memory free (engine.chunk_steps) or --chunk. The output keeps f's layout."""
+    T = x.shape[0]
+    first = f(_aligned(x[0]))
+    order = sorted(range(first.dim()), key=lambda d: (-first.stride(d), d))   # outermost first
+    out = first.new_empty((T,) + tuple(first.shape[d] for d in order))
+    out = out.permute(0, *(1 + order.index(d) for d in range(first.dim())))   # f's layout, T outermost
+    out[0] = first
+    for t in range(1, T):
+        out[t] = f(_aligned(x[t]))
+    return out
+
+
+def _aligned(v: torch.Tensor) -> torch.Tensor:
+    return v if v.data_ptr() % ALIGN == 0 else v.clone()
 
 
 def operands(node: X.SpikeProduct, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,7 +222,8 @@ def synapse(node, x: torch.Tensor, param) -> torch.Tensor:
     """A synaptic node in floating point; `param(key, value)` gives its cached tensors."""
     if isinstance(node, (nir.Affine, nir.Linear)):
         bias = param("b", node.bias) if isinstance(node, nir.Affine) else None
-        return F.linear(x, param("w", node.weight), bias)
+        w = param("w", node.weight)
+        return per_step(x, lambda v: F.linear(v, w, bias))
     if isinstance(node, nir.Scale):                 # the factors stored as x is (same-layout operands vectorize)
         order = kernels.layout(x)
         shape = tuple(x.shape[2:])
@@ -203,29 +231,30 @@ def synapse(node, x: torch.Tensor, param) -> torch.Tensor:
         return x * kernels.from_memory(flat, shape, order, lead=0)
     if isinstance(node, nir.Conv1d) and node.weight.shape[2] == 1 and int(node.groups) == 1 \
             and int(node.stride) == 1 and pad(node.padding) == 0:
-        # token-wise linear layer: one batched matmul, (C_out, C_in) @ (T*B, C_in, N)
+        # token-wise linear layer: a matmul per step, (C_out, C_in) @ (B, C_in, N)
         w = param("w2", np.asarray(node.weight)[:, :, 0])
         if x.dim() == 4 and x.transpose(2, 3).is_contiguous():         # tokens-last: one product, bias fused
-            return F.linear(x.transpose(2, 3), w, param("b", node.bias)).transpose(2, 3)
+            b = param("b", node.bias)
+            return per_step(x, lambda v: F.linear(v.transpose(1, 2), w, b).transpose(1, 2))
         b = param("b1", np.asarray(node.bias)[:, None])
-        return flat_steps(x, lambda v: torch.matmul(w, v).add_(b))       # in place on the fresh product
+        return per_step(x, lambda v: torch.matmul(w, v).add_(b))         # in place on the fresh product
     if isinstance(node, nir.Conv1d):
         w, b = param("w", node.weight), param("b", node.bias)
-        return flat_steps(x, lambda v: F.conv1d(v, w, b, int(node.stride), pad(node.padding),
-                                                int(node.dilation), int(node.groups)))
+        return per_step(x, lambda v: F.conv1d(v, w, b, int(node.stride), pad(node.padding),
+                                              int(node.dilation), int(node.groups)))
     if isinstance(node, nir.Conv2d):
         w, b = param("w", node.weight), param("b", node.bias)
         if x.dtype == torch.float32 and x.device.type == "cpu":        # oneDNN: 2-5x faster channels last
             fmt = torch.channels_last
             w = w.contiguous(memory_format=fmt)
-            return flat_steps(x, lambda v: F.conv2d(v.contiguous(memory_format=fmt), w, b, pair(node.stride),
-                                                    pair(pad(node.padding)), pair(node.dilation), int(node.groups)))
-        return flat_steps(x, lambda v: F.conv2d(v, w, b, pair(node.stride), pair(pad(node.padding)),
-                                                pair(node.dilation), int(node.groups)))
+            return per_step(x, lambda v: F.conv2d(v.contiguous(memory_format=fmt), w, b, pair(node.stride),
+                                                  pair(pad(node.padding)), pair(node.dilation), int(node.groups)))
+        return per_step(x, lambda v: F.conv2d(v, w, b, pair(node.stride), pair(pad(node.padding)),
+                                              pair(node.dilation), int(node.groups)))
     if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
         k = pair(node.kernel_size)
-        y = flat_steps(x, lambda v: F.avg_pool2d(v, k, pair(node.stride), pair(node.padding),
-                                                 count_include_pad=True))
+        y = per_step(x, lambda v: F.avg_pool2d(v, k, pair(node.stride), pair(node.padding),
+                                               count_include_pad=True))
         return y * (k[0] * k[1]) if isinstance(node, nir.SumPool2d) else y
     raise AssertionError(type(node))
 

@@ -77,3 +77,16 @@ def test_fashion_mnist_preset_trains_from_idx_files(tmp_path, capsys):
     assert "fashion-mnist test" in out
     ck = torch.load(tmp_path / "c.pt", weights_only=False)
     assert ck["config"]["levels"] == 4 and ck["config"]["img_size"] == 32 and ck["config"]["in_chans"] == 1
+
+
+def test_a_cut_gzip_file_is_one_line(tmp_path, capsys):
+    root = write_idx(tmp_path / "f")
+    for split in ("train", "t10k"):
+        f = root / f"{split}-images-idx3-ubyte.gz"
+        f.write_bytes(f.read_bytes()[:-40])                # gzip's EOFError: no strerror
+    with pytest.raises(UserError, match="cannot read .*t10k-images.*ended before"):
+        datasets.load("fashion-mnist", "test", 28, str(root))
+    line = one_line_here(capsys, "train", "--dataset", "fashion-mnist", "--data", root, "--epochs", "1",
+                         "--out", tmp_path / "c.pt")
+    assert "cannot read" in line and "train-images-idx3-ubyte.gz" in line
+    assert not (tmp_path / "c.pt").exists()

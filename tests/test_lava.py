@@ -300,3 +300,16 @@ def test_a_synaptic_bias_into_a_remembering_current_is_a_current(tmp_path):
     assert fix["passed"] and fix["mismatched_spikes"] == 0, fix["failed"]
     f, q = ref.spike_counts["lif"], ref_q.spike_counts["lif"]
     assert f > 300 and abs(f - q) <= 0.03 * f, (f, q)          # fixed point follows the float reading
+
+
+@pytest.mark.parametrize("command", [["simulate"], ["energy"], ["lava"], ["parity", "--fixed-point"]])
+def test_a_command_reads_its_graph_once(graphs, command, capsys, monkeypatch, tmp_path):
+    """In its own process (Lava's worker reads its copy): a 186 MB Swin-T graph costs 2.7 s a read."""
+    from conftest import mst_here
+    calls = []
+    read = nir.read
+    monkeypatch.setattr(nir, "read", lambda *a, **k: (calls.append(a[0]), read(*a, **k))[1])
+    out = ["--out", tmp_path] if command == ["energy"] else ["--json", tmp_path / "r.json"]
+    code, _, err = mst_here(capsys, *command, graphs["vgg"], "-n", 2, "-T", 3, "--no-progress", *out)
+    assert code == 0, err
+    assert calls == [graphs["vgg"]]

@@ -76,17 +76,20 @@ def run_bytes(topo: Topology) -> int:
 
 def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, first_sample: int = 0,
              timeout: float = 900, progress: bool = True, reading: dict | None = None,
-             block: list[str] | None = None, feeds: dict | None = None, groups: int | None = None) -> LavaRun:
+             block: list[str] | None = None, feeds: dict | None = None, groups: int | None = None,
+             graph=None) -> LavaRun:
     """Run `images` (N, *input shape), each the same every step, or (N, steps, *input shape), one
     frame per step, for `steps` steps each; image i is gating sample first_sample + i. `reading`:
     read_graph's dt, producer and reset (ir/io.py). `block`: only these nodes (ir/blocks.py), each node outside
     that they read played from `feeds[node]` (N, steps, *shape): its recorded output. `groups`: Lava
-    processes that run our process models (None: network.GROUPS)."""
+    processes that run our process models (None: network.GROUPS). `graph`: the file as the caller
+    already read it (with `reading`), so that a command reads it once (the worker reads it again)."""
     if steps < 1:
         raise UserError("the number of steps must be >= 1")
     if len(images) == 0:
         raise UserError("no images to run")
-    graph = read_graph(graph_path, **(reading or {}))
+    if graph is None:
+        graph = read_graph(graph_path, **(reading or {}))
     topo = Topology(graph)                            # the graph's own size fits
     inputs = int(np.prod(node_shape(topo.node(topo.input), "input")))
     names = topo.order if block is None else block
