@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..models.qcfs import QCFS
+from ..ir import cuba
 from ..ir.nodes import ResetSubIF, SynapseGate
 from ..loihi.widths import DECAY_ONE
 
@@ -70,23 +71,11 @@ class GraphBuilder:
 
     def lif(self, name: str, shape, threshold: float, current_decay: int, voltage_decay: int,
             *inputs: str, bias=0.0) -> str:
-        """A Loihi CUBA neuron (12-bit decays, reset to 0) as stock NIR: LIF when the current does
-        not persist (current_decay 4096), else CubaLIF. Euler steps of dt = 1 with tau = 4096 /
-        decay, r = tau_mem and w_in = tau_syn give u_t = (1 - du) u + I_t, v_t = (1 - dv) v + u_t + bias
-        (docs/nir-extensions.md); the bias enters as v_leak = bias * tau_mem."""
-        shape = tuple(int(v) for v in shape)
+        """A Loihi CUBA neuron (12-bit decays, reset to 0) as stock NIR LIF or CubaLIF (ir/cuba.node;
+        docs/nir-extensions.md)."""
         if voltage_decay <= 0:
             raise ValueError(f"{name}: a CUBA neuron without voltage decay is not exported")
-        full = lambda v: np.broadcast_to(np.asarray(v, np.float64), shape).astype(np.float32)  # noqa: E731
-        tau_mem = DECAY_ONE / voltage_decay
-        common = dict(r=full(tau_mem), v_leak=full(np.asarray(bias, np.float64) * tau_mem),
-                      v_threshold=full(threshold), v_reset=full(0.0))
-        if current_decay == DECAY_ONE:
-            node = nir.LIF(tau=full(tau_mem), **common)
-        else:
-            tau_syn = DECAY_ONE / current_decay
-            node = nir.CubaLIF(tau_syn=full(tau_syn), tau_mem=full(tau_mem), w_in=full(tau_syn), **common)
-        return self.add(name, node, *inputs)
+        return self.add(name, cuba.node(shape, threshold, current_decay, voltage_decay, bias, DECAY_ONE), *inputs)
 
     def gate(self, name: str, src: str, p: float, shape) -> str:
         """Stochastic synapse gating after `src` (nothing when p == 0)."""

@@ -13,7 +13,7 @@ import numpy as np
 from ..models.saformer import LIF, SAFormer, Unit
 from .builder import GraphBuilder, np32
 from .mst import spike_product
-from ..ir.nodes import Route
+from ..ir.nodes import Route, ungrouped
 
 
 def _neuron(b: GraphBuilder, name: str, lif: LIF, shape, inputs, bias=0.0) -> str:
@@ -34,28 +34,13 @@ def _unit(b: GraphBuilder, name: str, unit: Unit, inputs, in_shape: tuple, out_s
         node = nir.Conv1d(input_shape=in_shape[-1], weight=w, stride=1, padding=0, dilation=1, groups=1,
                           bias=np.zeros(w.shape[0], np.float32))
     else:
-        node = nir.Conv2d(input_shape=in_shape[-2:], weight=_ungrouped(w, a["groups"]), stride=a["stride"],
+        node = nir.Conv2d(input_shape=in_shape[-2:], weight=ungrouped(w, a["groups"]), stride=a["stride"],
                           padding=a["padding"], dilation=1, groups=1, bias=np.zeros(w.shape[0], np.float32))
     s = b.add(f"{name}.syn", node, *inputs)
     if len(out_shape) == 2 and w.ndim == 4:              # conv output (C, H, W) -> tokens (C, N)
         C, H, W = w.shape[0], *_conv_out(in_shape[-2:], w.shape[-1], a["stride"], a["padding"])
         s = b.tokens(f"{name}.flatten", [C, H, W], s)
     return _neuron(b, name, unit.lif, out_shape, [s], bias)
-
-
-def _ungrouped(w: np.ndarray, groups: int) -> np.ndarray:
-    """A grouped kernel as an ordinary one (zeros between groups): NIR 1.0's Conv2d infers its input
-    channels from the kernel and ignores `groups`, so a depthwise conv would not type-check. Zero
-    weights are no synapses: event counts and resources stay those of the grouped conv."""
-    if groups == 1:
-        return w
-    cout, cin_g = w.shape[:2]
-    full = np.zeros((cout, cin_g * groups, *w.shape[2:]), w.dtype)
-    per = cout // groups
-    for o in range(cout):
-        g = o // per
-        full[o, g * cin_g:(g + 1) * cin_g] = w[o]
-    return full
 
 
 def _conv_out(hw, k: int, stride: int, pad: int) -> tuple:

@@ -59,6 +59,27 @@ def cuba(node) -> Cuba:
                 f(node.v_threshold), reset)
 
 
+def node(shape, threshold: float, current_decay, voltage_decay, bias=0.0, unit: int = 4096):
+    """A Loihi CUBA neuron (decays in 1/`unit` per step, reset to 0) as stock NIR: LIF when the
+    current does not persist (current_decay = unit), else CubaLIF. Euler steps of dt = 1 with
+    tau = unit / decay, r = tau_mem and w_in = tau_syn give u_t = (1 - du) u + I_t, v_t = (1 - dv) v
+    + u_t + bias; the bias enters as v_leak = bias * tau_mem. A decay of 0 is an infinite tau (and
+    gain: the pair's limit, 1), so no voltage decay needs bias 0: NIR has no other place for it."""
+    shape = tuple(int(v) for v in shape)
+    full = lambda v: np.broadcast_to(np.asarray(v, np.float64), shape).astype(np.float32)  # noqa: E731
+    with np.errstate(divide="ignore"):
+        tau_mem = unit / np.float64(voltage_decay)
+        tau_syn = unit / np.float64(current_decay)
+    bias = np.asarray(bias, np.float64)
+    if np.isinf(tau_mem) and np.any(bias != 0):
+        raise ValueError("a neuron without voltage decay cannot have a bias in NIR (v_leak = bias * tau_mem)")
+    common = dict(r=full(tau_mem), v_leak=full(0.0 if np.isinf(tau_mem) else bias * tau_mem),
+                  v_threshold=full(threshold), v_reset=full(0.0))
+    if current_decay == unit:
+        return nir.LIF(tau=full(tau_mem), **common)
+    return nir.CubaLIF(tau_syn=full(tau_syn), tau_mem=full(tau_mem), w_in=full(tau_syn), **common)
+
+
 def leaky(node) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(keep, gain, bias) of a stock I or LI: v_t = keep v_{t-1} + gain x_t + bias."""
     if isinstance(node, nir.I):

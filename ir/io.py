@@ -10,6 +10,7 @@ import nir
 from ..atomic import write_bytes
 from ..errors import UserError, caution
 from . import nodes  # noqa: F401  (registers the extension node types with nir.read)
+from .netx import is_netx, read_netx
 from .producers import guess, read_as
 from .timebase import check_steps, file_dt, in_steps
 from .validate import check_graph
@@ -46,8 +47,10 @@ def read_graph(path, dt: float | None = None, producer: str | None = None, reset
         raise UserError(f"NIR file not found: {p}")
     try:
         with h5py.File(p, "r") as f:
+            if is_netx(f):
+                return _netx(p, f, dt, producer, reset)
             if "node" not in f:
-                raise UserError(f"{p} is not a NIR file (no 'node' group)")
+                raise UserError(f"{p} is not a NIR file (no 'node' group) nor a lava-dl netx file (no 'layer' group)")
             types: set = set()
             _node_types(f["node"]["nodes"], types)
     except UserError:
@@ -79,4 +82,14 @@ def read_graph(path, dt: float | None = None, producer: str | None = None, reset
     if hint:                            # for a run that stays silent (ir/silence.py)
         graph.metadata = {**(graph.metadata or {}), "looks_like": hint[0], "because": hint[1]}
         caution(f"{p}: {hint[1]}; --from {hint[0]} reads it as that framework runs it (docs/interop.md)")
+    return graph
+
+
+def _netx(p: pathlib.Path, f, dt, producer, reset) -> nir.NIRGraph:
+    """A lava-dl netx file (ir/netx.py): its time is Loihi's steps, its conventions netx's own."""
+    if dt or producer or reset:
+        raise UserError(f"{p} is a netx file: its time is in steps and its conventions are netx's "
+                        "(--dt, --from and --reset are for NIR files)")
+    graph = read_netx(p, f)
+    check_graph(graph, str(p))
     return graph

@@ -222,3 +222,19 @@ def register() -> None:
 
 
 register()
+
+
+def ungrouped(w: np.ndarray, groups: int) -> np.ndarray:
+    """A grouped kernel (C_out, C_in / groups, ...) as an ordinary one (zeros between groups): NIR
+    1.0's Conv2d infers its input channels from the kernel and ignores `groups`, so a depthwise conv
+    would not type-check. Zero weights are no synapses: event counts and resources stay the
+    grouped conv's."""
+    if groups == 1:
+        return w
+    cout, cin_g = w.shape[:2]
+    full = np.zeros((cout, cin_g * groups, *w.shape[2:]), w.dtype)
+    per = cout // groups
+    for o in range(cout):
+        g = o // per
+        full[o, g * cin_g:(g + 1) * cin_g] = w[o]
+    return full

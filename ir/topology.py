@@ -33,11 +33,19 @@ def pair(v) -> tuple[int, int]:
     return (int(a[0]), int(a[-1]))
 
 
+def delays(name: str, node: nir.Delay) -> np.ndarray:
+    """A Delay node's delays in steps, one per element (netx's axonal delays differ per neuron)."""
+    d = np.broadcast_to(np.asarray(node.delay, np.float64), node_shape(node))
+    if np.any(d < 0) or np.any(d != np.round(d)):
+        raise UserError(f"{name}: delays must be non-negative integers of steps")
+    return d.astype(np.int64)
+
+
 def delay_steps(name: str, node: nir.Delay) -> int:
-    """The one delay of a Delay node, in steps (what every backend supports)."""
-    d = np.unique(np.asarray(node.delay))
-    if d.size != 1 or d[0] < 0 or d[0] != int(d[0]):
-        raise UserError(f"{name}: only one non-negative integer delay per Delay node is supported")
+    """The one delay of a Delay node, in steps (what our Lava processes support)."""
+    d = np.unique(delays(name, node))
+    if d.size != 1:
+        raise UserError(f"{name}: the Lava backend takes one delay per Delay node, this one has {d.size}")
     return int(d[0])
 
 

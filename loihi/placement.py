@@ -18,7 +18,7 @@ from ..ir import nodes as X
 from ..ir.topology import NEURONS, POOLS, SYNAPTIC, Topology, node_shape
 
 # Routing a current may pass through on its way to a neuron (a gate or a delay would change it).
-CURRENT_ROUTES = (nir.Flatten, X.Route)
+CURRENT_ROUTES = (nir.Flatten, X.Route, nir.Delay)    # a Delay of a current: netx's DelayDense (ir/netx.py)
 
 
 @dataclass
@@ -40,6 +40,8 @@ def synapse_bias(node) -> np.ndarray | None:
 
 
 def _route(value: np.ndarray, node) -> np.ndarray:
+    if isinstance(node, nir.Delay):
+        raise UserError("a synapse with a bias feeds a Delay: the bias would arrive late (not supported)")
     if isinstance(node, nir.Flatten):
         return value.reshape(node_shape(node))
     flat = np.concatenate([value.reshape(-1), [0.0]])

@@ -70,14 +70,20 @@ def operands(node: X.SpikeProduct, x: torch.Tensor) -> tuple[torch.Tensor, torch
             x[..., na:].reshape(T, B, *node.b_shape.tolist()))
 
 
-def delay(x: torch.Tensor, d: int, held: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """x delayed by d steps; `held` is the last d inputs of earlier chunks (None: zeros, the start)."""
-    if d == 0:
+def delay(x: torch.Tensor, d, held: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """x delayed by d steps (an int, or a tensor of steps per element); `held` is the last max(d)
+    inputs of earlier chunks (None: zeros, the start)."""
+    D = d if isinstance(d, int) else int(d.max())
+    if D == 0:
         return x, None
     if held is None:
-        held = x.new_zeros(d, *x.shape[1:])
+        held = x.new_zeros(D, *x.shape[1:])
     both = torch.cat([held, x])
-    return both[:x.shape[0]], both[x.shape[0]:]
+    k = x.shape[0]
+    if isinstance(d, int):
+        return both[:k], both[k:]
+    at = torch.arange(k, device=x.device).reshape(k, *([1] * (x.dim() - 1))) + D - d     # step read per element
+    return torch.gather(both, 0, at.expand(x.shape)), both[k:]
 
 
 def step_numbers(steps: torch.Tensor, dtype, like: torch.Tensor) -> torch.Tensor:

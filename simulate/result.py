@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..ir import nodes as X
-from ..ir.topology import INTEGRATORS, NEURONS, delay_steps, node_shape
+from ..ir.topology import INTEGRATORS, NEURONS, delays, node_shape
 
 
 # The count fields of a Result (and an Evaluation), each node -> total.
@@ -84,7 +84,7 @@ def carried_size(graph: nir.NIRGraph, order) -> int:
         elif isinstance(node, INTEGRATORS):
             n += int(np.prod(node_shape(node)))
         elif isinstance(node, nir.Delay):
-            n += delay_steps(name, node) * int(np.prod(node_shape(node)))
+            n += int(delays(name, node).max(initial=0)) * int(np.prod(node_shape(node)))
         elif isinstance(node, (X.SpikeProduct, X.HostLayerNorm)):
             n += 2 * int(np.prod(node_shape(node, "input"))) + 2 * int(np.prod(node_shape(node)))
     return n

@@ -13,7 +13,7 @@ import torch
 from ..ir import nodes as X
 from ..ir import stream
 from ..ir.cuba import leaky
-from ..ir.topology import INTEGRATORS, NEURONS, POOLS, SYNAPTIC, delay_steps, node_shape
+from ..ir.topology import INTEGRATORS, NEURONS, POOLS, SYNAPTIC, delays, node_shape
 from . import counting, fixed, kernels, neurons, ops
 from .result import Result
 
@@ -21,6 +21,12 @@ from .result import Result
 class NodeSteps:
     """Per-node semantics; the Simulator provides graph, plan, preds, device, dtype, cached,
     param, tensor and _graded."""
+
+    def _delays(self, name, node: nir.Delay):
+        """One int when every element waits alike, else the steps per element (a tensor)."""
+        d = delays(name, node)
+        one = np.unique(d)
+        return int(one[0]) if one.size == 1 else torch.as_tensor(d, device=self.device)
 
     def _route(self, name, node: X.Route):
         """(route plan, index for routing count vectors)."""
@@ -40,7 +46,8 @@ class NodeSteps:
             out = node_shape(node)
             return x.reshape(*x.shape[:2], *out), (None if drop is None else drop.reshape(out))
         if isinstance(node, nir.Delay):
-            y, state[name] = ops.delay(x, delay_steps(name, node), state.get(name))
+            y, state[name] = ops.delay(x, self.cached(name, "delay", lambda: self._delays(name, node)),
+                                       state.get(name))
             return y, drop
         if isinstance(node, X.SynapseGate):
             y, gone = self._gate(name, node, x, clock)

@@ -81,18 +81,25 @@ def test_stock_lif_and_cuba_lif_in_chunks(kw):
         same_run(g, images(2), 7, 3, dtype=torch.float64, fixed_point=fixed)
 
 
-def test_a_delay_longer_than_the_chunk():
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_a_delay_longer_than_the_chunk(per_neuron):
     f = np.float64
+    d = np.array([5.0, 0.0, 2.0, 7.0]) if per_neuron else np.full(4, 5.0)     # netx: one per neuron
     nodes = {"input": nir.Input(input_type={"input": np.array([4])}),
              "w": nir.Linear(weight=np.eye(4, dtype=f) * 0.7),
-             "delay": nir.Delay(delay=np.full(4, 5.0)),
+             "delay": nir.Delay(delay=d),
              "if": X.ResetSubIF(shape=(4,), threshold=1.0, v_init=0.5, bias=0.0),
              "output": nir.Output(output_type={"output": np.array([4])})}
     chain = ["input", "w", "delay", "if", "output"]
     g = nir.NIRGraph(nodes=nodes, edges=list(zip(chain, chain[1:])))
     x = torch.rand(2, 4, dtype=torch.float64)
     r = same_run(g, x, 13, 2, dtype=torch.float64)
-    assert r.spikes["if"][:5].sum() == 0 and r.spikes["if"][5:].sum() > 0
+    nodes["delay"] = nir.Delay(delay=np.zeros(4))
+    now = Simulator(nir.NIRGraph(nodes=nodes, edges=g.edges), dtype=torch.float64).run(x, 13, record={"if"}).spikes["if"]
+    for i, k in enumerate(d.astype(int)):                  # each neuron's spikes, k steps later
+        assert r.spikes["if"][:k, :, i].sum() == 0
+        assert torch.equal(r.spikes["if"][k:, :, i], now[:13 - k, :, i])
+    assert r.spikes["if"].sum() > 0
 
 
 def test_chunk_is_chosen_from_memory_and_checked(monkeypatch):

@@ -20,7 +20,9 @@ import numpy as np
 from ...atomic import alive
 from ...errors import UserError
 from ...ir.io import read_graph
+from .netx_job import FLOAT_REFUSED, is_netx_file
 from ...ir.topology import Topology, node_shape
+from ...loihi.plan import FixedPlan
 from ...machine import check_fits
 from ...progress import bar as progress_bar
 
@@ -88,6 +90,9 @@ def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, firs
         raise UserError("the number of steps must be >= 1")
     if len(images) == 0:
         raise UserError("no images to run")
+    netx = is_netx_file(graph_path)                   # runs in netx's own processes (netx_job.py)
+    if netx and not fixed_point:
+        raise UserError(FLOAT_REFUSED)
     if graph is None:
         graph = read_graph(graph_path, **(reading or {}))
     topo = Topology(graph)                            # the graph's own size fits
@@ -103,12 +108,17 @@ def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, firs
             np.savez(os.path.join(out, "feeds.npz"), **(feeds or {}))
         job = {"graph": str(pathlib.Path(graph_path).resolve()), "steps": int(steps), "fixed_point": bool(fixed_point),
                "first_sample": int(first_sample), "out_dir": out, "reading": reading or {},
-               "block": None if block is None else list(block), "groups": groups}
+               "block": None if block is None else list(block), "groups": groups,
+               "netx": netx}
         job_path = os.path.join(out, "job.json")
         with open(job_path, "w") as f:
             json.dump(job, f)
         _run_worker(job_path, out, timeout, progress)
-        return _collect(out, steps, len(images))
+        run = _collect(out, steps, len(images))
+    if job["netx"]:                 # its output's spikes in our logits' unit (network.Network.logits)
+        plan = FixedPlan(graph, topo)
+        run.logits = run.logits * plan.output_unit + plan.output_bias.reshape(-1)
+    return run
 
 
 def remove_stale_runs() -> None:
