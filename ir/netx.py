@@ -40,6 +40,22 @@ def is_netx(f: h5py.File) -> bool:
     return "layer" in f and "node" not in f
 
 
+def blocks(f: h5py.File) -> list[tuple[str, int]]:
+    """(our neuron node, synapses before it) of each block netx builds, in netx's order
+    (hdf5.py `_create`): an input layer with a neuron, then every conv, dense and dense_rec layer;
+    the node names are those read_netx gives."""
+    out, depth = [], 0
+    for key in sorted(f["layer"], key=int):
+        layer = f["layer"][key]
+        kind = _text(layer["type"])
+        if kind == "input" and "neuron" in layer:
+            out.append(("input.neuron", depth))
+        elif kind in ("conv", "dense", "dense_rec"):
+            depth += 1
+            out.append((f"layer{key}.neuron", depth))
+    return out
+
+
 def _text(v) -> str:
     v = v[()] if not hasattr(v, "shape") or v.shape == () else v[0]
     return v.decode("ascii") if isinstance(v, bytes) else str(v)

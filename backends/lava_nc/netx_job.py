@@ -17,9 +17,8 @@ import time
 import h5py
 import numpy as np
 
-from ...ir.netx import is_netx
 from ...errors import UserError
-
+from ...ir.netx import blocks, is_netx
 
 FLOAT_REFUSED = "netx's blocks run in fixed point only (their process models are Loihi's integers): add --fixed-point"
 
@@ -30,24 +29,6 @@ def is_netx_file(path) -> bool:
             return is_netx(f)
     except OSError:
         return False
-
-
-def blocks(path) -> list[tuple[str, int]]:
-    """(our node name, synapses before it) of each block netx builds, in netx's order (the names
-    of ir/netx.py): an input layer with a neuron, then every conv, dense and dense_rec layer."""
-    out, depth = [], 0
-    with h5py.File(path, "r") as f:
-        for key in sorted(f["layer"], key=int):
-            layer = f["layer"][key]
-            kind = layer["type"][()] if layer["type"].shape == () else layer["type"][0]
-            kind = kind.decode("ascii") if isinstance(kind, bytes) else str(kind)
-            if kind == "input":
-                if "neuron" in layer:
-                    out.append(("input.neuron", depth))
-            elif kind in ("conv", "dense", "dense_rec"):
-                depth += 1
-                out.append((f"layer{key}.neuron", depth))
-    return out
 
 
 def _to_lava(x: np.ndarray) -> np.ndarray:
@@ -71,7 +52,8 @@ def run_netx(job: dict) -> dict:
 
     out, steps = job["out_dir"], int(job["steps"])
     images = np.load(os.path.join(out, "images.npy"))
-    named = blocks(job["graph"])
+    with h5py.File(job["graph"], "r") as f:
+        named = blocks(f)
     depth = named[-1][1]
     total = steps + depth
     spikes = {name: [] for name, _ in named}

@@ -20,11 +20,11 @@ import numpy as np
 from ...atomic import alive
 from ...errors import UserError
 from ...ir.io import read_graph
-from .netx_job import FLOAT_REFUSED, is_netx_file
 from ...ir.topology import Topology, node_shape
 from ...loihi.plan import FixedPlan
 from ...machine import check_fits
 from ...progress import bar as progress_bar
+from .netx_job import FLOAT_REFUSED, is_netx_file
 
 # One BLAS thread per process model: a run has one OS process per node on a few cores.
 _ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -115,7 +115,7 @@ def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, firs
             json.dump(job, f)
         _run_worker(job_path, out, timeout, progress)
         run = _collect(out, steps, len(images))
-    if job["netx"]:                 # its output's spikes in our logits' unit (network.Network.logits)
+    if netx:                        # its output's spikes in our logits' unit (network.Network.logits)
         plan = FixedPlan(graph, topo)
         run.logits = run.logits * plan.output_unit + plan.output_bias.reshape(-1)
     return run
