@@ -86,19 +86,20 @@ def evaluate(model, dataset: str = "digits", *, data=None, batch_size: int = 256
 
 @_memory
 def export(model, *, seed: int = 0, spike_levels: int = 1, standard: bool = False, layernorm: str = "cumulative",
-           calibrate=None, calibrate_steps: int = 4, calibrate_method: str = "both", dataset: str | None = None,
+           reset: str = "subtract", calibrate=None, calibrate_steps: int = 4, calibrate_method: str = "both", dataset: str | None = None,
            data=None):
     """The model's spiking network as a NIR graph (docs/nir-extensions.md). `calibrate`: training
     images (a tensor) or how many of `dataset`'s, to calibrate binary neurons for
-    `calibrate_steps` steps (compare/calibrate.py)."""
+    `calibrate_steps` steps (compare/calibrate.py). `reset`: the converted neurons' reset, `subtract`
+    (the exact conversion) or `zero` (stock IF, what netx's LIF runs: export/lower.py)."""
     import torch
     from .export.lower import to_nir
-    graph = to_nir(model, seed=seed, standard=standard, layernorm=layernorm, spike_levels=spike_levels)
+    graph = to_nir(model, seed=seed, standard=standard, layernorm=layernorm, spike_levels=spike_levels, reset=reset)
     if calibrate is None:
         return graph
     from .compare.calibrate import calibrate as calibrated
-    if standard:
-        raise UserError("--calibrate changes our neurons' potentials and biases: not with --standard")
+    if standard or reset == "zero":
+        raise UserError("--calibrate changes our neurons' potentials and biases: not with --standard or --reset zero")
     if not isinstance(calibrate, torch.Tensor):
         from .data import datasets
         from .simulate.evaluate import stack_images
@@ -118,7 +119,13 @@ def read(path, *, dt: float | None = None, producer: str | None = None, reset: s
 
 
 def write(graph, path) -> None:
-    """The graph as a NIR file (whole or not at all)."""
+    """The graph as a NIR file, or as a lava-dl netx file when `path` ends in .net (loihi/netx.py:
+    what netx cannot express is refused); whole or not at all."""
+    if str(path).endswith(".net"):
+        from .atomic import write_bytes
+        from .loihi.netx import netx_bytes
+        write_bytes(path, netx_bytes(_graph(graph)))
+        return
     from .ir.io import write_graph
     write_graph(graph, path)
 
@@ -147,14 +154,17 @@ def samples(graph, inputs=None, *, labels=None, steps: int | None = None, n: int
     import numpy as np
     from torch.utils.data import Dataset, Subset
     from .data import datasets
-    from .data.inputs import as_inputs, load_inputs
+    from .data.inputs import Frames, as_inputs, load_inputs
+    from .ir.netx import frame_transform
     from .simulate.evaluate import graph_classes, graph_image_shape, load_images
     graph = _graph(graph)
     if inputs is None or isinstance(inputs, str) and inputs in datasets.DATASETS:
         if labels is not None:
             raise UserError("--labels goes with --inputs (labels= with inputs of your own)")
         steps = steps or default_steps
-        return load_images(inputs or "digits", graph, None if data is None else str(data), n, steps), steps
+        ds = load_images(inputs or "digits", graph, None if data is None else str(data), n, steps)
+        transform = frame_transform(graph)          # a netx file's integer frames (ir/netx.py)
+        return (ds if transform is None else Frames(ds, *transform)), steps
     if data is not None:
         raise UserError("--inputs replaces --dataset and --data: give one or the other")
     shape, classes = graph_image_shape(graph), graph_classes(graph)

@@ -8,7 +8,8 @@ from .common import add_mask_options, add_reading_options, count, mask_overrides
 def add_parser(sub) -> None:
     x = sub.add_parser("export", help="convert a checkpoint to a spiking NIR graph (HDF5)")
     x.add_argument("checkpoint")
-    x.add_argument("-o", "--output", required=True, help="NIR file to write (atomically)")
+    x.add_argument("-o", "--output", required=True, help="NIR file to write (atomically); a .net name writes a lava-dl "
+                                                           "netx file (loihi/netx.py)")
     add_mask_options(x)
     x.add_argument("--seed", type=seed, default=0, help="seed of the gating random stream")
     x.add_argument("--layernorm", choices=["cumulative", "per_step"], default="cumulative",
@@ -28,6 +29,9 @@ def add_parser(sub) -> None:
     x.add_argument("--dataset", default=None, help="calibration images: this data set's training split (default: "
                                                   "the checkpoint's)")
     x.add_argument("--data", metavar="PATH", help="local data directory of --dataset")
+    x.add_argument("--reset", choices=["subtract", "zero"], default="subtract",
+                   help="the converted IF neurons' reset: subtract (the exact conversion; default) or zero (stock IF "
+                        "neurons, which netx's LIF runs: needed for -o x.net; accuracy drops, measure it)")
     x.add_argument("--standard", action="store_true",
                    help="stock NIR nodes only (ResNet/VGG without masking); fails otherwise")
     x.set_defaults(func=run)
@@ -49,7 +53,7 @@ def run(args) -> int:
     dataset = args.dataset or ck.get("meta", {}).get("dataset")
     if args.calibrate is not None and dataset is None:
         raise UserError("--calibrate needs --dataset: the checkpoint does not say what it was trained on")
-    graph = api.export(model, seed=args.seed, standard=args.standard, layernorm=args.layernorm,
+    graph = api.export(model, seed=args.seed, standard=args.standard, layernorm=args.layernorm, reset=args.reset,
                        spike_levels=args.spike_levels, calibrate=args.calibrate, calibrate_steps=args.calibrate_steps,
                        calibrate_method=args.calibrate_method, dataset=dataset, data=args.data)
     api.write(graph, args.output)

@@ -35,6 +35,21 @@ class InputFile(Dataset):
         return torch.from_numpy(np.ascontiguousarray(self.x[i])), int(self.labels[i]) if self.labelled else -1
 
 
+class Frames(Dataset):
+    """A data set's images as integer frames round(weight x + bias) (a netx file's input)."""
+
+    def __init__(self, ds: Dataset, weight: float, bias: float):
+        self.ds, self.weight, self.bias = ds, weight, bias
+        self.labelled = getattr(ds, "labelled", True)
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        x, y = self.ds[i]
+        return torch.round(x * self.weight + self.bias), y
+
+
 def _read(path: pathlib.Path, what: str) -> tuple[np.ndarray, np.ndarray | None]:
     if not path.is_file():
         raise UserError(f"{what} file not found: {path}")

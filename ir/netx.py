@@ -43,17 +43,32 @@ def is_netx(f: h5py.File) -> bool:
 def blocks(f: h5py.File) -> list[tuple[str, int]]:
     """(our neuron node, synapses before it) of each block netx builds, in netx's order
     (hdf5.py `_create`): an input layer with a neuron, then every conv, dense and dense_rec layer;
-    the node names are those read_netx gives."""
+    the node names are those read_netx gives, "output" for a readout (`readout`)."""
     out, depth = [], 0
-    for key in sorted(f["layer"], key=int):
+    keys = sorted(f["layer"], key=int)
+    for key in keys:
         layer = f["layer"][key]
         kind = _text(layer["type"])
         if kind == "input" and "neuron" in layer:
             out.append(("input.neuron", depth))
         elif kind in ("conv", "dense", "dense_rec"):
             depth += 1
-            out.append((f"layer{key}.neuron", depth))
+            out.append(("output" if readout(layer, key == keys[-1]) else f"layer{key}.neuron", depth))
     return out
+
+
+def readout(layer, last: bool) -> bool:
+    """The last layer, dense without a neuron: netx's default neuron integrates its current and
+    never fires (hdf5.py:352-357), so its synaptic output is the network's output, as the Output
+    of a NIR graph reads a synapse (loihi/netx.py writes logits so)."""
+    return last and "neuron" not in layer and _text(layer["type"]) == "dense"
+
+
+def frame_transform(graph) -> tuple[float, float] | None:
+    """(weight, bias) that turn a data set's images into the file's integer frames,
+    round(weight x + bias): an input layer without a neuron that says so (loihi/netx.py)."""
+    t = (graph.metadata or {}).get("frame_transform")
+    return None if t is None else (float(t[0]), float(t[1]))
 
 
 def _text(v) -> str:
@@ -86,10 +101,33 @@ def _neuron(path, i: int, layer, shape, bias):
         bias = np.asarray(bias, np.float64) / W_SCALE
         if bias.ndim == 1 and len(shape) == 3:                   # per channel, channel axis first
             bias = bias.reshape(-1, 1, 1)
+        elif bias.ndim == 3:                                     # netx's (W, H, C) (process.py _neuron)
+            bias = bias.transpose(2, 1, 0)
     try:
         return cuba.node(shape, vth / W_SCALE, du, dv, 0.0 if bias is None else bias, DECAY_UNIT)
     except ValueError as e:
         raise UserError(f"{path}: layer {i}: {e}") from None
+
+
+def _current_passes(layer) -> bool:
+    """iDecay = 4096: the current is this step's input, so a bias on the voltage is a synaptic
+    bias (NIR's LIF without voltage decay has no field for one)."""
+    return "neuron" in layer and "iDecay" in layer["neuron"] and int(layer["neuron"]["iDecay"][()]) == DECAY_UNIT
+
+
+def _with_bias(path, key, syn, bias, out):
+    """The synapse with the layer's bias (bias / 64) as its own."""
+    b = np.asarray(bias, np.float64) / W_SCALE
+    if isinstance(syn, nir.Linear):
+        return nir.Affine(weight=syn.weight, bias=np.broadcast_to(b.reshape(-1), out).astype(np.float32))
+    if b.ndim == 3:                                              # netx's (W, H, C)
+        b = b.transpose(2, 1, 0)
+        if not np.all(b == b[:, :1, :1]):
+            raise UserError(f"{path}: layer {key}: a bias per neuron on a convolution without voltage decay "
+                            "has no place in NIR (a Conv2d's bias is per channel)")
+        b = b[:, 0, 0]
+    syn.bias = np.broadcast_to(b.reshape(-1), syn.bias.shape).astype(np.float32)
+    return syn
 
 
 def _pair(layer, key, default):
@@ -114,6 +152,7 @@ def read_netx(path, f: h5py.File) -> nir.NIRGraph:
     nodes: dict = {}
     edges: list = []
     last, shape, flatten = None, None, False
+    metadata = {"source": "lava-dl netx", "file": str(path)}
 
     def add(name, node, src):
         nodes[name] = node
@@ -134,6 +173,8 @@ def read_netx(path, f: h5py.File) -> nir.NIRGraph:
                 raise UserError(f"{path}: an input layer after the first (layer {key})")
             shape = tuple(int(v) for v in _array(layer, "shape"))
             last = add("input", nir.Input(input_type={"input": np.array(shape)}), None)
+            if "neuron" not in layer and "weight" in layer:
+                metadata["frame_transform"] = [float(_array(layer, "weight")), float(_array(layer, "bias", 0.0))]
             if "neuron" in layer:                                    # a_in << 6: a weight of 1/64
                 last = add("input.in", nir.Scale(scale=np.full(shape, 1 / W_SCALE, np.float32)), last)
                 last = add("input.neuron", _neuron(path, i, layer, shape, None), last)
@@ -176,13 +217,24 @@ def read_netx(path, f: h5py.File) -> nir.NIRGraph:
         declared = tuple(int(v) for v in _array(layer, "shape"))
         if int(np.prod(declared)) != int(np.prod(out)):
             raise UserError(f"{path}: layer {key} ({kind}) gives {out}, its shape says {declared}")
+        if readout(layer, key == order[-1]):
+            if kind == "dense" and "bias" in layer:
+                b = np.asarray(layer["bias"][()], np.float64).reshape(-1) / W_SCALE
+                syn = nir.Affine(weight=syn.weight, bias=np.broadcast_to(b, out).astype(np.float32))
         last = add(f"layer{key}.synapse", syn, last)
         delay = _array(layer, "delay")
         if delay is not None and kind != "conv" and np.any(delay):  # netx ignores conv delays (hdf5.py:527-530)
             d = np.clip(np.floor(np.asarray(delay, np.float64)), 0, 62)   # netx clips at 62 (hdf5.py:425-430)
             last = add(f"layer{key}.delay", nir.Delay(delay=np.broadcast_to(d.reshape(-1), out).astype(np.float32)),
                        last)
-        neuron = add(f"layer{key}.neuron", _neuron(path, i, layer, out, _array(layer, "bias")), last)
+        if readout(layer, key == order[-1]):
+            shape = out
+            break
+        bias = _array(layer, "bias")
+        if bias is not None and _current_passes(layer) and kind != "dense_rec":
+            nodes[f"layer{key}.synapse"] = _with_bias(path, key, nodes[f"layer{key}.synapse"], bias, out)
+            bias = None                                                  # the same drive: u = a_in + bias
+        neuron = add(f"layer{key}.neuron", _neuron(path, i, layer, out, bias), last)
         if kind == "dense_rec":
             rec = np.asarray(layer["weight_rec"][()]).astype(np.int64).astype(np.float64) / W_SCALE
             add(f"layer{key}.recurrent", nir.Linear(weight=rec.reshape(out[0], -1).astype(np.float32)), neuron)
@@ -191,4 +243,4 @@ def read_netx(path, f: h5py.File) -> nir.NIRGraph:
     if last == "input":
         raise UserError(f"{path}: a netx file with no layer after its input")
     add("output", nir.Output(output_type={"output": np.array(shape)}), last)
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"source": "lava-dl netx", "file": str(path)})
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)

@@ -7,7 +7,11 @@ frame per step), or into the network's `inp` when the file has no input layer. L
 holds (W, H, C) where the file and our graph say (C, H, W) (netx/hdf5.py: `shape[::-1]`). Timing:
 every Dense or Conv sends the previous step's sum, so the neuron after j synapses shows at Lava
 step t + j what the reference shows at step t (docs/lava-backend.md); each image runs in a fresh
-network (netx has no reset between samples but `reset_interval`).
+network, whose layers netx resets (`reset_interval`, `reset_offset`: LIFReset) at the step their
+first input arrives, as it does for a stream of samples: a bias does not act during the pipeline's
+fill, as the reference starts every neuron when its input does. A file without an input neuron
+takes its frames as graded messages (`input_message_bits`, loihi/netx.py); a readout layer's
+synaptic output is recorded as the logits, in the file's units (W / 64).
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ import h5py
 import numpy as np
 
 from ...errors import UserError
-from ...ir.netx import blocks, is_netx
+from ...ir.netx import W_SCALE, blocks, is_netx
+from ...loihi.widths import GRADED_BITS
 
 FLOAT_REFUSED = "netx's blocks run in fixed point only (their process models are Loihi's integers): add --fixed-point"
 
@@ -60,7 +65,9 @@ def run_netx(job: dict) -> dict:
     t_build = t_compile = t_run = 0.0
     for image in images:
         t0 = time.perf_counter()
-        net = netx.hdf5.Network(net_config=job["graph"])
+        fed = named[0][0] == "input.neuron"            # the input layer's neuron takes the frames at step 1
+        net = netx.hdf5.Network(net_config=job["graph"], input_message_bits=GRADED_BITS, reset_interval=total + 1,
+                                reset_offset=0 if fed else 1)
         frames = image if image.ndim > len(net.inp.shape) else np.broadcast_to(image, (steps, *image.shape))
         frames = np.concatenate([frames, np.zeros((depth, *frames.shape[1:]))])       # after T: nothing
         data = np.stack([_to_lava(np.asarray(f)) for f in frames], -1).astype(np.int32)
@@ -69,9 +76,10 @@ def run_netx(job: dict) -> dict:
         source = Source(data=data)
         source.s_out.connect(port)
         sinks = []
-        for layer in net.layers:
-            sink = Sink(shape=layer.neuron.s_out.shape, buffer=total)
-            layer.neuron.s_out.connect(sink.a_in)
+        for layer, (name, _) in zip(net.layers, named):
+            port = layer.synapse.a_out if name == "output" else layer.neuron.s_out      # a readout: its sums
+            sink = Sink(shape=port.shape, buffer=total)
+            port.connect(sink.a_in)
             sinks.append(sink)
         if len(sinks) != len(named):
             raise UserError(f"{job['graph']}: netx built {len(sinks)} blocks, the file reads as {len(named)}")
@@ -86,17 +94,22 @@ def run_netx(job: dict) -> dict:
             source.stop()
         t3 = time.perf_counter()
         for (name, j), d in zip(named, got):
-            spikes[name].append(_from_lava(np.asarray(d))[j:j + steps] != 0)
+            d = _from_lava(np.asarray(d))[j:j + steps]
+            spikes[name].append(d if name == "output" else d != 0)
         t_build, t_compile, t_run = t_build + t1 - t0, t_compile + t2 - t1, t_run + t3 - t2
     records = {}
     for i, (name, _) in enumerate(named):
+        if name == "output":
+            continue
         s = np.stack(spikes[name])                                              # (images, T, *shape)
         np.savez(os.path.join(out, f"node{i}.npz"), shape=np.array(s.shape[2:]),
                  spikes=np.packbits(s.reshape(*s.shape[:2], -1), axis=-1))    # run._collect's format
         records[str(i)] = name
     last = np.stack(spikes[named[-1][0]]).astype(np.float64)                   # (images, T, ...)
-    np.savez(os.path.join(out, "result.npz"), logits=last.reshape(*last.shape[:2], -1).swapaxes(0, 1),
+    logits = last.reshape(*last.shape[:2], -1).swapaxes(0, 1)
+    np.savez(os.path.join(out, "result.npz"), logits=logits / W_SCALE if named[-1][0] == "output" else logits,
              raw=np.zeros((0, 0)))
     return {"lava_steps": total * len(images), "depth": depth, "processes": 2 * len(named) + 1, "groups": 0,
             "delays_inserted": 0, "records": records, "build_seconds": t_build, "compile_seconds": t_compile,
-            "run_seconds": t_run, "quantization": [], "loader": "lava-dl netx.hdf5.Network"}
+            "run_seconds": t_run, "quantization": [], "loader": "lava-dl netx.hdf5.Network",
+            "readout": named[-1][0] == "output"}

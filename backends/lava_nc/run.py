@@ -115,9 +115,11 @@ def run_lava(graph_path, images: np.ndarray, steps: int, fixed_point: bool, firs
             json.dump(job, f)
         _run_worker(job_path, out, timeout, progress)
         run = _collect(out, steps, len(images))
-    if netx:                        # its output's spikes in our logits' unit (network.Network.logits)
+    if netx and not run.meta.get("readout"):     # its output's spikes in our logits' unit (network.Network.logits)
         plan = FixedPlan(graph, topo)
         run.logits = run.logits * plan.output_unit + plan.output_bias.reshape(-1)
+    elif netx:                                  # a readout's sums (W / 64), and its bias
+        run.logits = run.logits + FixedPlan(graph, topo).output_bias.reshape(-1)
     return run
 
 
