@@ -98,8 +98,8 @@ def export(model, *, seed: int = 0, spike_levels: int = 1, standard: bool = Fals
     if calibrate is None:
         return graph
     from .compare.calibrate import calibrate as calibrated
-    if standard or reset == "zero":
-        raise UserError("--calibrate changes our neurons' potentials and biases: not with --standard or --reset zero")
+    if standard:
+        raise UserError("--calibrate changes our neurons' potentials and biases: not with --standard")
     if not isinstance(calibrate, torch.Tensor):
         from .data import datasets
         from .simulate.evaluate import stack_images
@@ -108,6 +108,9 @@ def export(model, *, seed: int = 0, spike_levels: int = 1, standard: bool = Fals
         train_set = datasets.load(dataset, "train", model.config.img_size, None if data is None else str(data))
         calibrate, _ = stack_images(train_set, int(calibrate))
     reference = to_nir(model, seed=seed, layernorm=layernorm, spike_levels=model.config.levels)
+    if reset == "zero":                   # what resets to zero is calibrated in its thresholds
+        from .compare.calibrate import calibrate_thresholds
+        return calibrate_thresholds(graph, reference, calibrate, calibrate_steps, progress=False)
     return calibrated(graph, reference, calibrate, calibrate_steps, calibrate_method, progress=False)
 
 

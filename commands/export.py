@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
                         "thresholds of lam / M (T x M >= L carries L QCFS levels; M = L is exact at T = 1); "
                         "default 1, binary spikes")
     x.add_argument("--calibrate", metavar="N", type=count, default=None,
-                   help="calibrate the neurons for few steps on N training images (docs/few-steps.md): layer by "
+                   help="calibrate the neurons for few steps on N training images (docs/few-steps.md; with --reset "
+                        "zero: each layer's threshold scale): layer by "
                         "layer, the mean error against the ANN moves into initial potentials or biases")
     x.add_argument("--calibrate-steps", metavar="T", type=count, default=4, help="the T to calibrate for (default 4)")
     x.add_argument("--calibrate-method", choices=["potential", "bias", "both"], default="both",

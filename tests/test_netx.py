@@ -90,3 +90,81 @@ def test_what_netx_cannot_load_is_one_line(tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.ones((1, 2, 8, 8), np.float32))
     assert "add --fixed-point" in one_line_here(capsys, "lava", ok, "--inputs", tmp_path / "x.npy", "-T", 2,
                                                 "--no-progress")
+
+
+# -- writing: our graphs as netx files (loihi/netx.py) --------------------------------------
+
+def test_our_vgg_written_to_netx_runs_there_as_here(tmp_path):
+    """A converted VGG with --reset zero (stock IF), pools folded into the next weights, written
+    to .net: netx's own loader in Lava equals our reference of the file, spike by spike."""
+    from conftest import calibrated
+    from mstdeploy import api
+    from mstdeploy.export.lower import to_nir
+    path = tmp_path / "vgg.net"
+    api.write(to_nir(calibrated("vgg").float(), reset="zero"), path)
+    with h5py.File(path, "r") as f:
+        kinds = [f["layer"][k]["type"][0].decode() for k in sorted(f["layer"], key=int)]
+        assert kinds == ["input", "conv", "conv", "conv", "conv", "flatten", "dense", "dense", "dense"]
+        assert f["layer/3/weight"].shape[2:] == (6, 6)             # the pool inside conv3's kernel, stride 2
+        assert "neuron" not in f["layer/8"]                         # the readout
+    g = read_graph(path)
+    assert g.metadata["frame_transform"][0] >= 1
+    frames = np.round(np.random.default_rng(0).random((2, 1, 8, 8)) * g.metadata["frame_transform"][0])
+    rep = run_parity(path, torch.as_tensor(frames), 6, True, progress=False, timeout=300)
+    assert rep["passed"], rep["failed"]
+    assert rep["mismatched_spikes"] == 0 and rep["logits_max_abs_diff"] == 0.0
+    assert rep["reference_spikes"] > 0 and np.any(rep["lava_predictions"])
+
+
+def test_a_data_set_reaches_a_written_file_as_its_integer_frames(tmp_path):
+    from conftest import calibrated
+    from mstdeploy import api
+    from mstdeploy.export.lower import to_nir
+    path = tmp_path / "vgg.net"
+    api.write(to_nir(calibrated("vgg").float(), reset="zero"), path)
+    ds, _ = api.samples(str(path), "digits", n=4)
+    w, b = read_graph(path).metadata["frame_transform"]
+    x, _ = ds[0]
+    assert torch.equal(x, torch.round(x)) and float(x.max()) > 1     # round(w x + b), not the image
+    r = api.simulate(str(path), "digits", steps=4, n=4, fixed_point=True)
+    assert r.logits.shape == (4, 4, 10)
+
+
+def test_what_netx_cannot_express_is_one_line_and_nothing_written(tmp_path, capsys):
+    from conftest import calibrated, vgg_files
+    from mstdeploy import api
+    from mstdeploy.errors import UserError
+    from mstdeploy.export.lower import to_nir
+    _, _, ck = vgg_files(tmp_path)
+    out = tmp_path / "x.net"
+    err = one_line_here(capsys, "export", str(ck), "-o", str(out))       # the converted neuron subtracts
+    assert "resets by subtraction" in err and "--reset zero" in err and not out.exists()
+    with pytest.raises(UserError, match="stem.if .*netx layers are a chain"):
+        api.write(to_nir(calibrated("resnet").float(), reset="zero"), out)
+    with pytest.raises(UserError, match="graded spikes"):
+        api.write(to_nir(calibrated("vgg").float(), spike_levels=4), out)
+    assert not out.exists()
+    out.write_bytes(b"keep")                                           # a refused write leaves a file alone
+    with pytest.raises(UserError):
+        api.write(to_nir(calibrated("resnet").float(), reset="zero"), out)
+    assert out.read_bytes() == b"keep"
+
+
+def test_reset_zero_calibration_lowers_the_error(tmp_path):
+    """--reset zero --calibrate: each layer's threshold scale is the one nearest the ANN."""
+    from conftest import calibrated
+    from mstdeploy.compare.calibrate import SCALES, _outputs, calibrate_thresholds
+    from mstdeploy.export.lower import to_nir
+    m = calibrated("vgg").float()
+    g = to_nir(m, reset="zero")
+    ref = to_nir(m, spike_levels=m.config.levels)
+    x = torch.rand(32, 1, 8, 8)
+    c = calibrate_thresholds(g, ref, x, 8, progress=False)
+    names = [n for n, v in g.nodes.items() if type(v).__name__ == "IF"]
+    scales = [float(c.nodes[n].v_threshold.flat[0] / g.nodes[n].v_threshold.flat[0]) for n in names]
+    assert all(min(abs(s - a) for a in SCALES) < 1e-6 for s in scales) and min(scales) < 1.0
+    first = names[0]
+    target = _outputs(ref, x, 1, {first}, 64)[first] * (float(ref.nodes[first].threshold.flat[0])
+                                                          / float(g.nodes[first].v_threshold.flat[0]))
+    err = lambda graph: float(((_outputs(graph, x, 8, {first}, 64)[first] - target) ** 2).mean())  # noqa: E731
+    assert err(c) <= err(g)
