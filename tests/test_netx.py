@@ -168,3 +168,27 @@ def test_reset_zero_calibration_lowers_the_error(tmp_path):
                                                           / float(g.nodes[first].v_threshold.flat[0]))
     err = lambda graph: float(((_outputs(graph, x, 8, {first}, 64)[first] - target) ** 2).mean())  # noqa: E731
     assert err(c) <= err(g)
+
+
+def test_the_rest_of_the_road_on_a_netx_file(tmp_path, capsys):
+    """inspect, resources and energy (reference and netx's Lava) on a file slayer wrote."""
+    import json
+    from conftest import mst_here
+    path = conv_net(tmp_path / "net.net")
+    x = np.random.default_rng(1).integers(0, 200, (2, 2, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.array([1, 3]))
+    code, out, err = mst_here(capsys, "inspect", path)
+    assert code == 0 and "layer1.synapse" in out and "Conv2d" in out, err
+    code, out, err = mst_here(capsys, "resources", path, "--json", tmp_path / "r.json")
+    assert code == 0, err
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["neurons"] == 2 * 8 * 8 + 4 * 4 * 4 + 10 + 5 and not r["does_not_fit"], r
+    for backend in ("reference", "lava"):
+        out_dir = tmp_path / backend
+        code, out, err = mst_here(capsys, "energy", path, "--inputs", tmp_path / "x.npy", "--labels",
+                                  tmp_path / "y.npy", "-T", 4, "--fixed-point",
+                                  "--backend", backend, "--no-progress", "--out", out_dir)
+        assert code == 0, err
+        e = json.loads((out_dir / "energy.json").read_text())
+        assert e["backend"] == backend and e["runs"][0]["per_inference"]["synaptic_events"] > 0, e["runs"][0]
