@@ -31,13 +31,13 @@ class EnergyModel:
 
 MODELS = {
     "loihi1": EnergyModel(
-        "loihi1", "Davies et al., IEEE Micro 2018, Table 1: 23.6 pJ per synaptic spike op, neuron "
+        "loihi1", "Davies et al., IEEE Micro 2018, Table 2: 23.6 pJ per synaptic spike op, neuron "
         "update 81 pJ active / 52 pJ inactive (we count an update as active when the neuron fires), "
         "1.7 pJ per spike within a tile (tile hops not modelled); host MACs at 45 nm fp32, 4.6 pJ",
         23.6 * PJ, 81 * PJ, 52 * PJ, 1.7 * PJ, 4.6 * PJ),
     "loihi2": EnergyModel(
         "loihi2", "stated assumption (Intel publishes no per-operation energy of Loihi 2): Loihi 1's "
-        "per-operation energies (Davies et al. 2018, Table 1) with one synaptic op per delivered "
+        "per-operation energies (Davies et al. 2018, Table 2) with one synaptic op per delivered "
         "message whatever its payload, Loihi 2 scaling a weight by a graded spike's payload in the "
         "synapse (Orchard et al., SiPS 2021, 'Efficient neuromorphic signal processing with Loihi 2'); "
         "host MACs at 45 nm fp32, 4.6 pJ",
