@@ -128,9 +128,11 @@ def graph_and_images(args, lava: bool = False):
     from ..ir.io import read_graph
     graph = read_graph(args.graph, **reading(args))
     if lava:
+        from ..backends.lava_nc.netx_job import is_netx_file
         from ..backends.lava_nc.network import SUPPORTED
         from ..ir.topology import check_supported
-        check_supported(graph, SUPPORTED, "the Lava backend")
+        if not is_netx_file(args.graph):                 # a netx file runs in netx's own processes
+            check_supported(graph, SUPPORTED, "the Lava backend")
     if args.inputs is None:
         args.dataset = args.dataset or "digits"
     elif args.dataset is not None or args.data is not None:

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import UserError
 from . import cuba
+from . import nodes as X
 from .nodes import ungrouped
 
 W_SCALE = 64            # slayer's w_scale: weights, biases and thresholds are 64 x real
@@ -46,22 +47,38 @@ def blocks(f: h5py.File) -> list[tuple[str, int]]:
     the node names are those read_netx gives, "output" for a readout (`readout`)."""
     out, depth = [], 0
     keys = sorted(f["layer"], key=int)
+    step = 0 if lagged(f) else 1                # a lagged reading shows Lava's own steps
     for key in keys:
         layer = f["layer"][key]
         kind = _text(layer["type"])
         if kind == "input" and "neuron" in layer:
             out.append(("input.neuron", depth))
         elif kind in ("conv", "dense", "dense_rec"):
-            depth += 1
+            depth += step
             out.append(("output" if readout(layer, key == keys[-1]) else f"layer{key}.neuron", depth))
     return out
 
 
 def readout(layer, last: bool) -> bool:
-    """The last layer, dense without a neuron: netx's default neuron integrates its current and
-    never fires (hdf5.py:352-357), so its synaptic output is the network's output, as the Output
-    of a NIR graph reads a synapse (loihi/netx.py writes logits so)."""
-    return last and "neuron" not in layer and _text(layer["type"]) == "dense"
+    """The last layer, dense without a neuron (netx's default neuron integrates its current and
+    never fires, hdf5.py:352-357) or a sigma-delta `sigma_output` (Lava's Sigma: the running sum of
+    its input, hdf5.py:178-181): its synaptic output is the network's output, as the Output of a
+    NIR graph reads a synapse (loihi/netx.py writes logits so)."""
+    if not last or _text(layer["type"]) != "dense":
+        return False
+    return "neuron" not in layer or (sigma_delta(layer) and "sigma_output" in layer["neuron"])
+
+
+def sigma_delta(layer) -> bool:
+    """A layer of SDNN neurons: Lava's Delta (input), SigmaDelta or Sigma (hdf5.py:164-189)."""
+    return "neuron" in layer and _text(layer["neuron"]["type"]) == "SDNN"
+
+
+def lagged(f: h5py.File) -> bool:
+    """A sigma-delta file: netx cannot reset its neurons (hdf5.py:164-168 warns), so a layer runs
+    from Lava's first step, its input one step later per synapse; the reading keeps that lag (a
+    Delay of one step after each synapse) rather than starting each layer when its input does."""
+    return any(sigma_delta(f["layer"][k]) for k in f["layer"])
 
 
 def frame_transform(graph) -> tuple[float, float] | None:
@@ -87,8 +104,18 @@ def _neuron(path, i: int, layer, shape, bias):
     else:
         params = {k: (_text(v) if k == "type" else v[()]) for k, v in layer["neuron"].items()}
     kind = params.get("type")
-    if kind == "SDNN":
-        raise UserError(f"{path}: layer {i} has sigma-delta (SDNN) neurons: not read yet (CUBA / LOIHI files are)")
+    if kind == "SDNN":                         # messages and state in real units: vThMant and bias as they are
+        if "vThMant" not in params:
+            raise UserError(f"{path}: layer {i}: its SDNN neuron has no vThMant")
+        first = _text(layer["type"]) == "input"
+        b = 0.0 if bias is None else np.asarray(bias, np.float64)
+        if np.ndim(b) == 1 and len(shape) == 3:
+            b = b.reshape(-1, 1, 1)
+        elif np.ndim(b) == 3:
+            b = b.transpose(2, 1, 0)
+        return X.SigmaDelta(shape=shape, threshold=float(params["vThMant"]),
+                            bias=np.broadcast_to(b, shape).astype(np.float32), sigma=0 if first else 1,
+                            relu=0 if first else 1)
     if kind not in ("CUBA", "LOIHI"):
         raise UserError(f"{path}: layer {i} has neuron type {kind!r}: netx files are read with CUBA / LOIHI neurons")
     for key in ("iDecay", "vDecay", "vThMant"):
@@ -153,6 +180,7 @@ def read_netx(path, f: h5py.File) -> nir.NIRGraph:
     edges: list = []
     last, shape, flatten = None, None, False
     metadata = {"source": "lava-dl netx", "file": str(path)}
+    lag = 1.0 if lagged(f) else 0.0
 
     def add(name, node, src):
         nodes[name] = node
@@ -175,8 +203,9 @@ def read_netx(path, f: h5py.File) -> nir.NIRGraph:
             last = add("input", nir.Input(input_type={"input": np.array(shape)}), None)
             if "neuron" not in layer and "weight" in layer:
                 metadata["frame_transform"] = [float(_array(layer, "weight")), float(_array(layer, "bias", 0.0))]
-            if "neuron" in layer:                                    # a_in << 6: a weight of 1/64
-                last = add("input.in", nir.Scale(scale=np.full(shape, 1 / W_SCALE, np.float32)), last)
+            if "neuron" in layer:          # a_in << 6: a weight of 1/64; a Delta takes a_in as it is
+                w_in = 1.0 if sigma_delta(layer) else 1 / W_SCALE
+                last = add("input.in", nir.Scale(scale=np.full(shape, w_in, np.float32)), last)
                 last = add("input.neuron", _neuron(path, i, layer, shape, None), last)
             continue
         if shape is None and kind in ("dense", "dense_rec") and "weight" in layer:     # netx's net.inp: its s_in
@@ -223,8 +252,11 @@ def read_netx(path, f: h5py.File) -> nir.NIRGraph:
                 syn = nir.Affine(weight=syn.weight, bias=np.broadcast_to(b, out).astype(np.float32))
         last = add(f"layer{key}.synapse", syn, last)
         delay = _array(layer, "delay")
+        d = np.zeros(1)
         if delay is not None and kind != "conv" and np.any(delay):  # netx ignores conv delays (hdf5.py:527-530)
             d = np.clip(np.floor(np.asarray(delay, np.float64)), 0, 62)   # netx clips at 62 (hdf5.py:425-430)
+        d = d + lag
+        if np.any(d):
             last = add(f"layer{key}.delay", nir.Delay(delay=np.broadcast_to(d.reshape(-1), out).astype(np.float32)),
                        last)
         if readout(layer, key == order[-1]):

@@ -77,6 +77,34 @@ class ResetSubIF(_Extension):
 
 
 @dataclass(eq=False)
+class SigmaDelta(_Extension):
+    """A sigma-delta neuron (Loihi 2's, as Lava's Delta / SigmaDelta processes run it; lava-dl's
+    SDNN): it sends the change of an activation, once the change is worth sending.
+
+    sigma_t = sigma_{t-1} + I_t (I_t alone when `sigma` is 0: a delta encoder);
+    a_t = relu(sigma_t + bias) (sigma_t + bias when `relu` is 0);
+    d_t = a_t - a_{t-1} + r_{t-1};  out_t = d_t if |d_t| >= threshold else 0;  r_t = d_t - out_t.
+    Output: out_t, a graded message (any sign); all state starts at 0. Fixed point (Lava's
+    PyDeltaModelFixed, PySigmaDeltaModelFixed): sigma, a, d, r and threshold in units of 2^-12,
+    messages in 2^-6 (d >> 6: the bits below are not sent, nor kept in r).
+    """
+    shape: np.ndarray
+    threshold: float
+    bias: np.ndarray
+    sigma: int = 1
+    relu: int = 1
+    _ints = ("sigma", "relu")
+
+    def __post_init__(self):
+        self.shape = np.asarray(_shape(self.shape), dtype=np.int64)
+        self.threshold = float(np.asarray(self.threshold).reshape(-1)[0])
+        self.bias = _arr(self.bias)
+        self.sigma, self.relu = int(self.sigma), int(self.relu)
+        np.broadcast_to(self.bias, tuple(self.shape))
+        self._io(self.shape)
+
+
+@dataclass(eq=False)
 class SpikeProduct(_Extension):
     """Product of two spike streams: out = scale * (a @ b), batched over leading axes.
 
@@ -208,7 +236,7 @@ class Route(_Extension):
         self._io(self.in_shape, self.index.shape)
 
 
-EXTENSIONS = (ResetSubIF, SpikeProduct, SynapseGate, HostSoftmax, HostLayerNorm, Route)
+EXTENSIONS = (ResetSubIF, SpikeProduct, SynapseGate, HostSoftmax, HostLayerNorm, Route, SigmaDelta)
 HOST_OPS = (HostSoftmax, HostLayerNorm)
 
 

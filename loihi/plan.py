@@ -68,6 +68,20 @@ class NeuronQ:
         return self.bias_mant << self.bias_exp
 
 
+SD_STATE, SD_MESSAGE = 2.0 ** -12, 2.0 ** -6   # Lava's sigma-delta: state and message units (2^-(6+6), 2^-6)
+
+
+@dataclass
+class SigmaDeltaQ:
+    """A sigma-delta neuron's integers (ir/nodes.py SigmaDelta), in units of SD_STATE."""
+    threshold: int
+    bias: np.ndarray          # int64, broadcast to the neuron's shape
+    sigma: bool
+    relu: bool
+    unit: float = SD_STATE    # float value of one synaptic input unit
+    current_bias = None
+
+
 def uniform(value, what: str, name: str, who: str = "fixed point") -> float:
     """The one value of a parameter that Loihi keeps per node (a register, not per neuron)."""
     v = np.unique(np.asarray(value, np.float64))
@@ -94,6 +108,8 @@ class FixedPlan:
         node = topo.node(name)
         if isinstance(node, nir.Input):
             return 2.0 ** -INPUT_BITS
+        if isinstance(node, X.SigmaDelta):
+            return SD_MESSAGE
         if isinstance(node, NEURONS):
             return 1.0
         if isinstance(node, X.HostSoftmax):
@@ -163,7 +179,8 @@ class FixedPlan:
                 self.scale[name] = self._value_scale(name)
         # the unit of every synaptic node's output: its target neuron's, or the output's
         out_syn = [n for n, p in self.placement.items() if p.kind == "output"]
-        self.output_unit = max((self._max_weight(n) for n in out_syn), default=1.0) / WEIGHT_MAX_MIXED or 1.0
+        self.output_unit = self._exact_output_unit(out_syn) or \
+            max((self._max_weight(n) for n in out_syn), default=1.0) / WEIGHT_MAX_MIXED or 1.0
         for name, p in self.placement.items():
             if p.kind == "synapse":
                 continue
@@ -174,6 +191,11 @@ class FixedPlan:
         biases = moved_biases(topo, self.placement)
         for name, q in self.neurons.items():
             node = topo.node(name)
+            if isinstance(q, SigmaDeltaQ):
+                if np.any(biases.get(name, 0.0)):
+                    raise UserError(f"fixed point: {name} (SigmaDelta) reads a synaptic bias; Lava's sigma-delta "
+                                    "neuron has its own bias only")
+                continue
             shape = node_shape(node)
             moved = biases.get(name, 0.0)
             if q.remembers and np.any(moved):              # a synaptic bias is a current: it accumulates
@@ -185,8 +207,13 @@ class FixedPlan:
         out = topo.node(topo.output)
         self.output_bias = np.broadcast_to(biases.get(topo.output, 0.0), node_shape(out)).astype(np.float64)
 
-    def _neuron_unit(self, name: str, node) -> NeuronQ:
+    def _neuron_unit(self, name: str, node) -> NeuronQ | SigmaDeltaQ:
         shape = node_shape(node)
+        if isinstance(node, X.SigmaDelta):
+            th, bias = node.threshold / SD_STATE, np.broadcast_to(np.asarray(node.bias, np.float64), shape) / SD_STATE
+            if th != round(th) or np.any(bias != np.round(bias)):
+                raise UserError(f"fixed point: {name} (SigmaDelta): threshold and bias are not whole units of 2^-12")
+            return SigmaDeltaQ(int(th), bias.astype(np.int64), bool(node.sigma), bool(node.relu))
         if isinstance(node, LEAKY):
             return self._cuba_unit(name, node, shape)
         if isinstance(node, X.ResetSubIF):
@@ -234,6 +261,27 @@ class FixedPlan:
             return np.array(1.0 / area if isinstance(node, nir.AvgPool2d) else 1.0)
         return np.asarray(node.weight, np.float64)
 
+    def _exact_output_unit(self, out_syn: list) -> float | None:
+        """The largest power of two in which every output weight is a whole number that the
+        weights' 8 bits keep exactly (a netx file's integer weights): its logits carry no rounding."""
+        values = [self._float_weight(n) * self.in_scale(n) for n in out_syn]
+        flat = np.abs(np.concatenate([v.reshape(-1) for v in values])) if values else np.zeros(0)
+        if not flat.size or not flat.max():
+            return None
+        unit = None
+        for k in range(-64, 64):
+            if np.all(np.mod(flat, 2.0 ** k) == 0):
+                unit = 2.0 ** k
+            else:
+                break
+        if unit is None:
+            return None
+        for v in values:
+            m, e, *_ = quantize_weights(v / unit)
+            if not np.array_equal(m * 2.0 ** e, v / unit):
+                return None
+        return unit
+
     def _max_weight(self, name: str) -> float:
         return float(np.abs(self._float_weight(name)).max()) * self.in_scale(name)
 
@@ -256,6 +304,10 @@ class FixedPlan:
                              "weight_exp": s.exp, "sign": s.sign, "max_weight": int(np.abs(s.weight).max()),
                              "unit": s.unit, "clipped": s.clipped, "zeroed": s.zeroed,
                              "rel_error": s.rel_error})
+            elif isinstance(self.neurons.get(name), SigmaDeltaQ):
+                q = self.neurons[name]
+                rows.append({"node": name, "kind": "neuron", "type": "SigmaDelta", "threshold": q.threshold,
+                             "unit": q.unit, "bias_max": int(np.abs(q.bias).max(initial=0))})
             elif name in self.neurons:
                 q = self.neurons[name]
                 rows.append({"node": name, "kind": "neuron", "type": type(self.topo.node(name)).__name__,

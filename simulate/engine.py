@@ -200,13 +200,15 @@ class Simulator(NodeSteps):
         act, rec = None, None
         if isinstance(node, SPIKERS):
             add(res.neuron_updates, name, k * B * int(np.prod(node_shape(node))))
-            if count:
-                act = counting.spike_counts(y, self._graded)
+            if count:                                     # a sigma-delta message counts once, any value
+                act = counting.nonzero_counts(y, self._graded) if isinstance(node, X.SigmaDelta) else \
+                    counting.spike_counts(y, self._graded)
                 spikes, messages = counting.split(act.sum().item())
                 add(res.spike_counts, name, spikes)
                 add(res.spike_messages, name, messages)
             if name in record:
-                rec = y.to(torch.uint8).cpu() if getattr(node, "levels", 1) > 1 else y.bool().cpu()
+                rec = y.double().cpu() if isinstance(node, X.SigmaDelta) else \
+                    y.to(torch.uint8).cpu() if getattr(node, "levels", 1) > 1 else y.bool().cpu()
         if count and act is None and name in self._needs_activity:
             act = self._activity(name, node, y, act_in, drop_out, drop_in)
         return y, drop_out, act, rec

@@ -177,3 +177,23 @@ def neuron(q: NeuronQ, x: torch.Tensor, bias: torch.Tensor, v_init: torch.Tensor
         s, v = voltage_step(q, v, drive[t], sat)
         out[t] = s
     return out, (u, v)
+
+
+SD_SHIFT = 6                                     # Lava's state_exp: messages are d >> 6
+
+
+def sigma_delta(q, x: torch.Tensor, bias: torch.Tensor, state=None):
+    """Messages (k, ...) of a sigma-delta neuron (ir/nodes.py SigmaDelta) on integer input x in
+    units of 2^-12 (Lava's PyDeltaModelFixed / PySigmaDeltaModelFixed), in units of 2^-6, and its
+    state (sigma, activation, residue) after the chunk."""
+    sigma, act, res = state or (torch.zeros_like(x[0]),) * 3
+    out = torch.empty_like(x)
+    for t in range(x.shape[0]):
+        sigma = sigma + x[t] if q.sigma else x[t]
+        a = sigma + bias
+        a = torch.clamp_min(a, 0.0) if q.relu else a
+        d = a - act + res
+        s = torch.where(d.abs() >= q.threshold, d, torch.zeros_like(d))
+        out[t] = torch.floor(s / (1 << SD_SHIFT))
+        act, res = a, d - s
+    return out, (sigma, act, res)

@@ -113,6 +113,34 @@ def cuba_fused(p: CubaParams, state, x: torch.Tensor, order: tuple, flat: dict):
                                                                    "threshold", "v_reset")), p.memory)
 
 
+@dataclass(frozen=True)
+class SigmaDeltaParams:
+    """ir/nodes.py SigmaDelta: threshold, bias, whether the input integrates and relu applies."""
+    threshold: torch.Tensor
+    bias: torch.Tensor
+    sigma: bool
+    relu: bool
+
+
+def sd_drive(p: SigmaDeltaParams, x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def sd_init(p: SigmaDeltaParams, like: torch.Tensor) -> tuple:
+    return torch.zeros_like(like), torch.zeros_like(like), torch.zeros_like(like)
+
+
+def sd_step(p: SigmaDeltaParams, state, x: torch.Tensor):
+    """(message, (sigma, activation, residue)) of one step."""
+    sigma, act, residue = state
+    sigma = sigma + x if p.sigma else x
+    a = sigma + p.bias
+    a = torch.clamp_min(a, 0.0) if p.relu else a
+    d = a - act + residue
+    out = torch.where(d.abs() >= p.threshold, d, torch.zeros_like(d))
+    return out, (sigma, a, d - out)
+
+
 @dataclass
 class Neuron:
     """A neuron node's parameters with the functions that run it; `fused` runs a whole chunk
@@ -128,7 +156,7 @@ class Neuron:
     def run(self, state, x: torch.Tensor):
         """Spikes (T, ...) for the input x (T, B, *shape), and the state after it; the drive is
         formed inside the fused kernel, in the same order as `drive` forms it."""
-        if not kernels.usable(x):
+        if self.fused is None or not kernels.usable(x):
             return scan(self.step, self.params, state, self.drive(self.params, x))
         order = kernels.layout(x)
         if (x.dtype, order) not in self.flat:
@@ -164,6 +192,10 @@ def for_node(node, tensor: Callable) -> Neuron:
                        strict(np.broadcast_to(c.threshold, shape), tensor), tensor(np.broadcast_to(c.v_reset, shape)),
                        memory=bool(np.any(c.du != 1.0)))
         return Neuron(p, cuba_step, cuba_init, cuba_drive, cuba_fused, shape)
+    elif isinstance(node, X.SigmaDelta):
+        p = SigmaDeltaParams(tensor(node.threshold), tensor(np.broadcast_to(node.bias, node_shape(node))),
+                             bool(node.sigma), bool(node.relu))
+        return Neuron(p, sd_step, sd_init, sd_drive, None, node_shape(node))
     elif isinstance(node, nir.IF):      # stock NIR IF: v += r I; spike when v > threshold; v = v_reset
         p = IFParams(strict(node.v_threshold, tensor), zero, zero, tensor(node.r), subtract=False,
                      v_reset=tensor(node.v_reset))

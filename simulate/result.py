@@ -80,7 +80,7 @@ def carried_size(graph: nir.NIRGraph, order) -> int:
     for name in order:
         node = graph.nodes[name]
         if isinstance(node, NEURONS):
-            n += 2 * int(np.prod(node_shape(node)))
+            n += 3 * int(np.prod(node_shape(node)))   # u, v; a sigma-delta's sigma, activation, residue
         elif isinstance(node, INTEGRATORS):
             n += int(np.prod(node_shape(node)))
         elif isinstance(node, nir.Delay):

@@ -90,6 +90,10 @@ class NodeSteps:
         plan = self.plan
         if isinstance(node, nir.Output):
             return x * plan.output_unit + self.param(name, "ob", plan.output_bias)
+        if isinstance(node, X.SigmaDelta):
+            q = plan.neurons[name]
+            y, state[name] = fixed.sigma_delta(q, x, self.param(name, "sdb", q.bias), state.get(name))
+            return y
         if isinstance(node, NEURONS):
             q = plan.neurons[name]
             if q.current_bias is not None:                 # a synaptic bias into a remembering current

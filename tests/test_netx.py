@@ -80,11 +80,10 @@ def test_what_netx_cannot_load_is_one_line(tmp_path, capsys):
     with h5py.File(path, "r+") as f:
         f["layer"]["1"]["type"][...] = [b"pool"]
     assert "'pool' layer, which lava-dl's netx does not load" in one_line_here(capsys, "inspect", path)
-    torch.manual_seed(0)
-    sd = export([slayer.block.sigma_delta.Input({"threshold": 0.1, "activation": torch.relu}),
-                 slayer.block.sigma_delta.Dense({"threshold": 0.1, "activation": torch.relu}, 8, 4)],
-                tmp_path / "sd.net", torch.rand(1, 8, 4))
-    assert "sigma-delta (SDNN)" in one_line_here(capsys, "simulate", sd)
+    with h5py.File(path, "r+") as f:
+        f["layer"]["1"]["type"][...] = [b"conv"]
+        f["layer"]["1"]["neuron"]["type"][...] = "RF"
+    assert "neuron type 'RF'" in one_line_here(capsys, "inspect", path)
     assert "--dt, --from and --reset are for NIR files" in one_line_here(capsys, "inspect", path, "--from", "norse")
     ok = conv_net(tmp_path / "ok.net")
     np.save(tmp_path / "x.npy", np.ones((1, 2, 8, 8), np.float32))
@@ -192,3 +191,50 @@ def test_the_rest_of_the_road_on_a_netx_file(tmp_path, capsys):
         assert code == 0, err
         e = json.loads((out_dir / "energy.json").read_text())
         assert e["backend"] == backend and e["runs"][0]["per_inference"]["synaptic_events"] > 0, e["runs"][0]
+
+
+# -- sigma-delta (SDNN) files ---------------------------------------------------------------
+
+SD = {"threshold": 0.1, "activation": torch.relu}
+
+
+def sd_net(path):
+    """slayer's sigma-delta Input, Conv, Flatten, Dense and Output (a Sigma), with biases set."""
+    torch.manual_seed(0)
+    export([slayer.block.sigma_delta.Input(SD),
+            slayer.block.sigma_delta.Conv(SD, 2, 4, 3, stride=2, padding=1, weight_scale=2),
+            slayer.block.sigma_delta.Flatten(),
+            slayer.block.sigma_delta.Dense(SD, 64, 10, weight_scale=2),
+            slayer.block.sigma_delta.Output(SD, 10, 5, weight_scale=2)], path, torch.rand(1, 2, 8, 8, 4))
+    with h5py.File(path, "r+") as f:                      # biases, as a trained PilotNet SDNN has them
+        f["layer/1"].create_dataset("bias", data=np.array([3.0, -2.0, 0.0, 5.0], np.float32))
+        f["layer/3"].create_dataset("bias", data=np.arange(-5, 5).astype(np.float32))
+    return path
+
+
+def test_sigma_delta_reference_equals_netx_in_lava(tmp_path):
+    """Delta input, SigmaDelta hidden layers with biases, Sigma output: every message, by value,
+    and the output equal netx's fixed-point run, with Lava's one step per synapse."""
+    path = sd_net(tmp_path / "sd.net")
+    g = read_graph(path)
+    assert [type(g.nodes[n]).__name__ for n in ("input.neuron", "layer1.delay", "layer1.neuron")] == \
+        ["SigmaDelta", "Delay", "SigmaDelta"]
+    rng = np.random.default_rng(3)
+    frames = rng.integers(-40, 64, (2, 10, 2, 8, 8)).astype(np.float64)
+    frames[:, 6:] = frames[:, 5:6]                                   # then held: the deltas stop
+    rep = run_parity(path, torch.as_tensor(frames), 10, True, progress=False, timeout=300)
+    assert rep["passed"], rep["failed"]
+    assert rep["mismatched_spikes"] == 0 and rep["logits_max_abs_diff"] == 0.0
+    assert all(v["spikes_reference"] > 0 for v in rep["per_node"].values()), rep["per_node"]
+
+
+def test_pilotnet_sdnn_gives_intels_recorded_output():
+    """Intel's PilotNet SDNN test network and frame (lava-dl's netx tests, tests/data/netx): our
+    reading in fixed point gives the output layer's Sigma that lava-dl recorded, step by step."""
+    import pathlib
+    d = pathlib.Path(__file__).parent / "data" / "netx" / "pilotnet_sdnn"
+    g = read_graph(d / "network.net")
+    frame = np.load(d / "input.npy")[..., 0].transpose(2, 1, 0)[None]          # (W, H, C) -> (C, H, W)
+    r = Simulator(g, "cpu", torch.float64, fixed_point=True).run(torch.as_tensor(frame, dtype=torch.float64), 9)
+    sigma = np.cumsum(r.logits[:, 0, 0].numpy()) * 4096                          # Sigma's state, in 2^-12
+    assert np.array_equal(sigma, np.load(d / "output.npy")[0]), sigma

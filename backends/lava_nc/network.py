@@ -15,6 +15,7 @@ import numpy as np
 
 from ...errors import UserError
 from ...ir import blocks
+from ...ir import nodes as X
 from ...ir.topology import SUPPORTED as IR_NODES
 from ...ir.topology import Topology, check_supported, node_shape, walk
 from ...loihi.placement import moved_biases, placements
@@ -22,7 +23,7 @@ from ...loihi.plan import FixedPlan
 from .nodes import NodeBuilders, Ref, ref
 from .schedule import schedule
 
-SUPPORTED = IR_NODES                 # Lava runs every node type the IR defines
+SUPPORTED = tuple(t for t in IR_NODES if t is not X.SigmaDelta)   # sigma-delta: netx's own (netx_job.py)
 GROUPS = 1                           # Lava processes that hold our process models (docs/lava-backend.md)
 
 

@@ -11,7 +11,9 @@ network, whose layers netx resets (`reset_interval`, `reset_offset`: LIFReset) a
 first input arrives, as it does for a stream of samples: a bias does not act during the pipeline's
 fill, as the reference starts every neuron when its input does. A file without an input neuron
 takes its frames as graded messages (`input_message_bits`, loihi/netx.py); a readout layer's
-synaptic output is recorded as the logits, in the file's units (W / 64).
+synaptic output is recorded as the logits, in the file's units (W / 64 times messages in 2^-6 for
+sigma-delta). A sigma-delta file is read with Lava's lag (ir/netx.lagged): its layers are not
+shifted, and their messages are recorded as values.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import h5py
 import numpy as np
 
 from ...errors import UserError
-from ...ir.netx import W_SCALE, blocks, is_netx
+from ...ir.netx import W_SCALE, blocks, is_netx, lagged
 from ...loihi.widths import GRADED_BITS
 
 FLOAT_REFUSED = "netx's blocks run in fixed point only (their process models are Loihi's integers): add --fixed-point"
@@ -59,6 +61,7 @@ def run_netx(job: dict) -> dict:
     images = np.load(os.path.join(out, "images.npy"))
     with h5py.File(job["graph"], "r") as f:
         named = blocks(f)
+        graded = lagged(f)                          # sigma-delta: messages are values in 2^-6
     depth = named[-1][1]
     total = steps + depth
     spikes = {name: [] for name, _ in named}
@@ -95,19 +98,23 @@ def run_netx(job: dict) -> dict:
         t3 = time.perf_counter()
         for (name, j), d in zip(named, got):
             d = _from_lava(np.asarray(d))[j:j + steps]
-            spikes[name].append(d if name == "output" else d != 0)
+            spikes[name].append(d if name == "output" or graded else d != 0)
         t_build, t_compile, t_run = t_build + t1 - t0, t_compile + t2 - t1, t_run + t3 - t2
     records = {}
     for i, (name, _) in enumerate(named):
         if name == "output":
             continue
         s = np.stack(spikes[name])                                              # (images, T, *shape)
-        np.savez(os.path.join(out, f"node{i}.npz"), shape=np.array(s.shape[2:]),
-                 spikes=np.packbits(s.reshape(*s.shape[:2], -1), axis=-1))    # run._collect's format
+        if graded:                                                              # messages in 2^-6
+            np.savez(os.path.join(out, f"node{i}.npz"), shape=np.array(s.shape[2:]), values=s.astype(np.float64))
+        else:
+            np.savez(os.path.join(out, f"node{i}.npz"), shape=np.array(s.shape[2:]),
+                     spikes=np.packbits(s.reshape(*s.shape[:2], -1), axis=-1))    # run._collect's format
         records[str(i)] = name
     last = np.stack(spikes[named[-1][0]]).astype(np.float64)                   # (images, T, ...)
     logits = last.reshape(*last.shape[:2], -1).swapaxes(0, 1)
-    np.savez(os.path.join(out, "result.npz"), logits=logits / W_SCALE if named[-1][0] == "output" else logits,
+    unit = W_SCALE * (W_SCALE if graded else 1)                                 # weights x messages
+    np.savez(os.path.join(out, "result.npz"), logits=logits / unit if named[-1][0] == "output" else logits,
              raw=np.zeros((0, 0)))
     return {"lava_steps": total * len(images), "depth": depth, "processes": 2 * len(named) + 1, "groups": 0,
             "delays_inserted": 0, "records": records, "build_seconds": t_build, "compile_seconds": t_compile,

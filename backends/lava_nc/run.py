@@ -218,6 +218,8 @@ def _collect(out: str, T: int, n: int) -> LavaRun:
                 shape = tuple(int(v) for v in f["shape"])
                 bits = np.unpackbits(f[key], axis=-1)[..., :int(np.prod(shape))]
                 into[name] = bits.astype(bool).reshape(n, T, *shape)
+        if "values" in f:                         # a sigma-delta neuron's messages (netx_job.py)
+            run.spikes[name] = f["values"]
         if "payloads" in f:                       # a graded neuron's payloads (uint8)
             run.spikes[name] = f["payloads"].reshape(n, T, *(int(v) for v in f["shape"]))
         if "saturation" in f:
