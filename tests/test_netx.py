@@ -198,7 +198,7 @@ def test_the_rest_of_the_road_on_a_netx_file(tmp_path, capsys):
 SD = {"threshold": 0.1, "activation": torch.relu}
 
 
-def sd_net(path):
+def sd_net(path, delays=False):
     """slayer's sigma-delta Input, Conv, Flatten, Dense and Output (a Sigma), with biases set."""
     torch.manual_seed(0)
     export([slayer.block.sigma_delta.Input(SD),
@@ -209,13 +209,18 @@ def sd_net(path):
     with h5py.File(path, "r+") as f:                      # biases, as a trained PilotNet SDNN has them
         f["layer/1"].create_dataset("bias", data=np.array([3.0, -2.0, 0.0, 5.0], np.float32))
         f["layer/3"].create_dataset("bias", data=np.arange(-5, 5).astype(np.float32))
+        if delays:                                        # per-neuron axonal delays on the dense layers
+            rng = np.random.default_rng(0)
+            for k, n in (("3", 10), ("4", 5)):
+                f[f"layer/{k}"].create_dataset("delay", data=rng.integers(0, 4, n).astype(np.float32))
     return path
 
 
-def test_sigma_delta_reference_equals_netx_in_lava(tmp_path):
+@pytest.mark.parametrize("delays", [False, True])
+def test_sigma_delta_reference_equals_netx_in_lava(tmp_path, delays):
     """Delta input, SigmaDelta hidden layers with biases, Sigma output: every message, by value,
     and the output equal netx's fixed-point run, with Lava's one step per synapse."""
-    path = sd_net(tmp_path / "sd.net")
+    path = sd_net(tmp_path / "sd.net", delays)
     g = read_graph(path)
     assert [type(g.nodes[n]).__name__ for n in ("input.neuron", "layer1.delay", "layer1.neuron")] == \
         ["SigmaDelta", "Delay", "SigmaDelta"]
