@@ -6,12 +6,13 @@ import pathlib
 
 import h5py
 import nir
+import numpy as np
 
 from ..atomic import write_bytes
 from ..errors import UserError, caution
 from . import nodes  # noqa: F401  (registers the extension node types with nir.read)
 from .netx import is_netx, read_netx
-from .producers import guess, read_as
+from .producers import LOOSE, guess, read_as
 from .timebase import check_steps, file_dt, in_steps
 from .validate import check_graph
 
@@ -28,20 +29,39 @@ def write_graph(graph: nir.NIRGraph, path) -> None:
     write_bytes(path, graph_bytes(graph))
 
 
-def _node_types(group, out: set) -> None:
+def _node_types(group, out: set, written: dict) -> None:
+    """The node types of a file's groups, and in `written` what its writer left out or added:
+    IF / LIF without v_reset (NIR <= 1.0.4: sinabs), a batch axis on the Input (Rockpool)."""
     for k in group:
         g = group[k]
         if isinstance(g, h5py.Group) and "type" in g:
             t = g["type"][()]
-            out.add(t.decode() if isinstance(t, bytes) else str(t))
+            t = t.decode() if isinstance(t, bytes) else str(t)
+            out.add(t)
+            if t in ("IF", "LIF") and "v_reset" not in g:
+                written["no_v_reset"] = True
+            if t == "Input" and "shape" in g and np.asarray(g["shape"][()]).size > 1 and \
+                    int(np.asarray(g["shape"][()]).reshape(-1)[0]) == 1:
+                written["batch_axis"] = True
             if "nodes" in g:
-                _node_types(g["nodes"], out)
+                _node_types(g["nodes"], out, written)
+
+
+def _hint(written: dict) -> tuple[str, str] | None:
+    """(producer, why) from what the file's writer left out or added (_node_types)."""
+    if written.get("batch_axis"):
+        return "rockpool", "its Input keeps the sample's batch axis, as Rockpool's exporter writes it"
+    if written.get("no_v_reset"):
+        return "sinabs", ("its IF / LIF have no v_reset (NIR 1.0.4 or older), as sinabs writes them; sinabs resets "
+                          "by subtraction and fires several spikes a step")
+    return None
 
 
 def read_graph(path, dt: float | None = None, producer: str | None = None, reset: str | None = None) -> nir.NIRGraph:
     """nir.read, with every failure turned into one clear UserError; time in steps of `dt` (else
     the dt of the file's metadata, else 1: ir/timebase.py); `producer` (snntorch, norse,
-    spikingjelly): read with that exporter's conventions (ir/producers.py), `reset` snnTorch's."""
+    spikingjelly, sinabs, spyx, rockpool): read with that exporter's conventions (ir/producers.py),
+    `reset` snnTorch's."""
     p = pathlib.Path(path)
     if not p.is_file():
         raise UserError(f"NIR file not found: {p}")
@@ -52,7 +72,8 @@ def read_graph(path, dt: float | None = None, producer: str | None = None, reset
             if "node" not in f:
                 raise UserError(f"{p} is not a NIR file (no 'node' group) nor a lava-dl netx file (no 'layer' group)")
             types: set = set()
-            _node_types(f["node"]["nodes"], types)
+            written: dict = {}
+            _node_types(f["node"]["nodes"], types, written)
     except UserError:
         raise
     except Exception:  # noqa: BLE001 - h5py raises OSError and friends for broken files
@@ -62,9 +83,11 @@ def read_graph(path, dt: float | None = None, producer: str | None = None, reset
     if unknown:
         raise UserError(f"{p}: unknown NIR node type(s): {', '.join(unknown)}")
     try:
-        graph = nir.read(p)
+        graph = nir.read(p, type_check=producer not in LOOSE)        # theirs fail it: read_as fixes them
     except ValueError as e:
-        raise UserError(f"{p}: invalid graph: {str(e).splitlines()[0]}") from None
+        hint = _hint(written)
+        why = f" ({hint[1]}: --from {hint[0]} reads it)" if hint and not producer else ""
+        raise UserError(f"{p}: invalid graph: {str(e).splitlines()[0]}{why}") from None
     except Exception as e:  # noqa: BLE001
         raise UserError(f"{p}: cannot load the graph ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     check_graph(graph, str(p))
@@ -75,7 +98,7 @@ def read_graph(path, dt: float | None = None, producer: str | None = None, reset
     else:
         if reset:
             raise UserError("--reset goes with --from snntorch")
-        hint = guess(graph)
+        hint = _hint(written) or guess(graph)
         if dt:
             graph = in_steps(graph, dt)
     check_steps(graph, str(p), dt, hint)

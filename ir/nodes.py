@@ -48,10 +48,10 @@ class _Extension(NIRNode):
 
 @dataclass(eq=False)
 class ResetSubIF(_Extension):
-    """Integrate-and-fire with reset by subtraction, initial potential, a constant bias current and
-    `levels` M (graded, multi-level spikes; 1: binary).
+    """Integrate-and-fire with reset by subtraction, initial potential, a constant bias current,
+    `levels` M (graded, multi-level spikes; 1: binary) and a leak `decay` (0: none).
 
-    v_0 = v_init;  v_t = v_{t-1} + I_t + bias;  then M times in turn: if v_t >= threshold,
+    v_0 = v_init;  v_t = (1 - decay) v_{t-1} + I_t + bias;  then M times in turn: if v_t >= threshold,
     v_t -= threshold and k_t += 1 (k_t starts at 0).  Output: the payload k_t in 0..M (binary
     when M = 1: s_t = 1 if v_t >= threshold); its amplitude is folded into the consumers. One step
     of an M-level neuron is M steps of a binary one on the same input (LM-HT, NeurIPS 2024, Lemma 4.1).
@@ -63,14 +63,18 @@ class ResetSubIF(_Extension):
     v_init: np.ndarray
     bias: np.ndarray
     levels: int = 1
+    decay: float = 0.0
     _ints = ("levels",)
 
     def __post_init__(self):
         self.shape = np.asarray(_shape(self.shape), dtype=np.int64)
         self.threshold, self.v_init, self.bias = map(_arr, (self.threshold, self.v_init, self.bias))
         self.levels = int(self.levels)
+        self.decay = float(np.asarray(self.decay).reshape(-1)[0])
         if self.levels < 1:
             raise ValueError(f"ResetSubIF levels must be >= 1, got {self.levels}")
+        if not 0.0 <= self.decay < 1.0:
+            raise ValueError(f"ResetSubIF decay must be in [0, 1), got {self.decay}")
         for name in ("threshold", "v_init", "bias"):
             np.broadcast_to(getattr(self, name), tuple(self.shape))  # raises on a bad shape
         self._io(self.shape)

@@ -18,17 +18,22 @@ file's constants point to. Each rule cites the exporter's code in docs/interop.m
 """
 from __future__ import annotations
 
+import re
+
 import nir
 import numpy as np
 
 from ..errors import UserError
 from .cuba import LEAKY, per_step
+from .subtracting import rewrite
 from .timebase import in_steps
 from .topology import node_shape
 from .validate import shown
 
-PRODUCERS = ("snntorch", "norse", "spikingjelly")
-NAMES = {"snntorch": "snnTorch", "norse": "Norse", "spikingjelly": "SpikingJelly"}
+PRODUCERS = ("snntorch", "norse", "spikingjelly", "sinabs", "spyx", "rockpool")
+NAMES = {"snntorch": "snnTorch", "norse": "Norse", "spikingjelly": "SpikingJelly", "sinabs": "sinabs", "spyx": "Spyx",
+         "rockpool": "Rockpool"}
+LOOSE = ("sinabs", "rockpool")   # their files fail NIR 1.0.8's type check: read without it, then rewritten
 RESETS = ("zero", "subtract")
 DT = {"snntorch": 1e-4, "norse": 1e-3, "spikingjelly": 1e-4}   # each exporter's step (s)
 
@@ -40,6 +45,10 @@ def read_as(graph: nir.NIRGraph, producer: str, dt: float | None, reset: str | N
         raise UserError(f"--from must be one of {', '.join(PRODUCERS)}, got {producer!r}")
     if reset is not None and producer != "snntorch":
         raise UserError(f"--reset goes with --from snntorch (a {producer} file states its reset)")
+    if producer in ("sinabs", "spyx", "rockpool"):        # ir/subtracting.py; their time is steps
+        graph = rewrite(graph, producer, dt, source)
+        graph.metadata = {**graph.metadata, "read_as": producer}
+        return graph
     dt = dt or DT[producer]
     if producer == "norse":
         graph = in_steps(graph, dt * dt, rate_dt=1.0)
@@ -124,8 +133,16 @@ def guess(graph: nir.NIRGraph) -> tuple[str, str] | None:
                 return "snntorch", "its LIF has r = tau / 1e-4, as snnTorch's Leaky writes"
             if np.all(r == 1) and np.all(tau < 1e-4):
                 return "norse", "its LIF has r = 1 and tau below 0.1 ms, as Norse's LIFBoxCell writes (tau = 1e-3 / tau_mem_inv)"
+            if np.all(r < 1) and np.allclose(tau * (1 - r), 1.0, rtol=1e-4):
+                return "spyx", ("its LIF has r = beta < 1 beside tau = 1 / (1 - beta), as Spyx writes it (its input gain "
+                                "is 1, its spike comes a step late and subtracts)")
         elif isinstance(node, nir.IF) and np.all(f(node.r) == 1e4):
             return "spikingjelly", "its IF has r = 1e4 (1 / its dt of 1e-4), as SpikingJelly's IFNode writes"
+    names = set(graph.nodes) - {"input", "output"}
+    if names and all(re.fullmatch(r"layer_\d+", n) for n in names) and \
+            any(isinstance(n, nir.IF) for n in graph.nodes.values()):
+        return "spyx", ("its nodes are named layer_0, layer_1, .. as Spyx's exporter names them, and Spyx's IF fires "
+                        "a step late and subtracts its threshold")
     return None
 
 

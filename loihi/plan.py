@@ -227,7 +227,8 @@ class FixedPlan:
             v0 = np.round(np.broadcast_to(np.asarray(node.v_init, np.float64), shape) / unit * (1 << ACT_SHIFT))
             v0 = np.clip(v0, -V_LIMIT, V_LIMIT).astype(np.int64)
             return NeuronQ(unit, VTH_MANT, v0, None, None, 0, subtract=True,
-                           own_bias=np.asarray(node.bias, np.float64), levels=int(node.levels))
+                           own_bias=np.asarray(node.bias, np.float64), levels=int(node.levels),
+                           dv=round(node.decay * DECAY_ONE))
         th = uniform(node.v_threshold, "v_threshold", name)
         if uniform(node.r, "r", name) != 1.0 or np.any(np.asarray(node.v_reset) != 0) or th <= 0:
             raise UserError(f"fixed point: stock IF {name} needs r = 1, v_reset = 0 and a positive threshold")

@@ -32,6 +32,7 @@ class IFParams:
     subtract: bool
     v_reset: torch.Tensor | None = None
     levels: int = 1                  # ResetSubIF's M: payloads 0..M, one threshold subtracted per unit
+    keep: float = 1.0                # ResetSubIF's 1 - decay: v_t = keep v_{t-1} + drive
 
 
 def if_drive(p: IFParams, x: torch.Tensor) -> torch.Tensor:
@@ -44,7 +45,7 @@ def if_init(p: IFParams, like: torch.Tensor) -> torch.Tensor:
 
 
 def if_step(p: IFParams, v: torch.Tensor, drive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    v = v + drive                                  # a new tensor: the caller's state stays as it was
+    v = v + drive if p.keep == 1.0 else v * p.keep + drive      # a new tensor: the caller's stays as it was
     if p.subtract and p.levels == 1:
         s = v >= p.threshold
         return s, v.sub_(s * p.threshold)
@@ -184,7 +185,9 @@ def for_node(node, tensor: Callable) -> Neuron:
     zero = tensor(0.0)
     if isinstance(node, X.ResetSubIF):
         p = IFParams(tensor(node.threshold), tensor(node.v_init), tensor(node.bias), zero, subtract=True,
-                     levels=int(node.levels))
+                     levels=int(node.levels), keep=1.0 - node.decay)
+        if node.decay:                  # a leak: stepped (the fused kernel integrates without one)
+            return Neuron(p, if_step, if_init, if_drive, None, node_shape(node))
     elif isinstance(node, LEAKY):
         c, shape = cuba(node), node_shape(node)
         p = CubaParams(*(tensor(np.broadcast_to(a, shape)) for a in

@@ -3,6 +3,7 @@ in snnTorch 1.0.0, Norse 1.1.0 and SpikingJelly 2.0.0, stepped there, exported b
 exporters and read here with --from: the output layer's spikes, sample by sample, equal theirs.
 A run that stays silent, or a file read without its producer, says so."""
 import json
+import pathlib
 import warnings
 
 import nir
@@ -230,3 +231,62 @@ def test_infinite_time_constants_are_their_limit(tmp_path, capsys):
                        "--no-progress", "--json", tmp_path / "s.json")
     assert code == 2 and "--reset goes with --from snntorch" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s.json").exists()
+
+
+# -- sinabs, Spyx, Rockpool: files their own exporters wrote (tests/data/producers) -----------
+
+PRODUCED = pathlib.Path(__file__).parent / "data" / "producers"
+CASES = ["sinabs_iaf", "sinabs_lif", "spyx_lif", "spyx_if", "rockpool_lif"]
+
+
+def _produced(case):
+    z = np.load(PRODUCED / f"{case}.npz")
+    return PRODUCED / f"{case}.nir", torch.tensor(z["inputs"]), z["counts"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_their_files_with_from_give_their_counts(case):
+    """Trained there on digits, exported by their own exporter: with --from, the output spike
+    counts of all 64 samples at T = 32 equal the framework's own run."""
+    path, x, counts = _produced(case)
+    g = read_graph(path, producer=case.split("_")[0])
+    ours = Simulator(g, "cpu", torch.float32).run(x, 32).logits.sum(0).numpy()
+    assert int((ours == counts).all(1).sum()) == 64, np.abs(ours - counts).sum(1)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_plain_read_of_their_files_names_the_flag(case):
+    """Without --from: a warning (or, where NIR's type check refuses the file, the error) names
+    the flag, and the counts a plain read gives are not theirs."""
+    from mstdeploy.errors import UserError
+    path, x, counts = _produced(case)
+    flag = f"--from {case.split('_')[0]}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            g = read_graph(path)
+        except UserError as e:
+            assert flag in str(e)
+            return
+    assert any(flag in str(w.message) for w in caught), [str(w.message) for w in caught]
+    ours = Simulator(g, "cpu", torch.float32).run(x, 32).logits.sum(0).numpy()
+    assert int((ours == counts).all(1).sum()) < 64
+
+
+def test_their_files_in_fixed_point(tmp_path, capsys):
+    """sinabs (graded payloads, a leak) runs in Lava's fixed point spike for spike; what Loihi
+    cannot hold is one line: Spyx's per-neuron decays, Rockpool's synaptic current (an LI)."""
+    from conftest import one_line_here
+    from mstdeploy.compare.parity import run_parity
+    for case in ("sinabs_iaf", "sinabs_lif"):
+        path, x, _ = _produced(case)
+        rep = run_parity(path, x[:2].double(), 32, True, progress=False, timeout=300,
+                         reading={"producer": "sinabs"})
+        assert rep["passed"] and rep["mismatched_spikes"] == 0 and rep["reference_spikes"] > 0, rep["failed"]
+    np.save(tmp_path / "x.npy", _produced("spyx_lif")[1][:2].numpy())
+    err = one_line_here(capsys, "simulate", PRODUCED / "spyx_lif.nir", "--from", "spyx", "--inputs",
+                        tmp_path / "x.npy", "-T", 4, "--fixed-point")
+    assert "non-uniform tau_syn" in err
+    err = one_line_here(capsys, "simulate", PRODUCED / "rockpool_lif.nir", "--from", "rockpool", "--inputs",
+                        tmp_path / "x.npy", "-T", 4, "--fixed-point")
+    assert "(LI)" in err

@@ -111,12 +111,14 @@ class NodeBuilders:
         elif isinstance(node, X.ResetSubIF):
             if self.fixed_point:
                 q = self.plan.neurons[name]
-                th, v0, bias = q.threshold, q.v_init, q.bias
+                th, v0, bias, decay = q.threshold, q.v_init, q.bias, q.dv
             else:
                 th, v0 = np.asarray(node.threshold, np.float64), np.asarray(node.v_init, np.float64)
                 bias = np.broadcast_to(np.asarray(node.bias, np.float64), shape) + self.biases.get(name, 0.0)
+                decay = node.decay
             kind = "IF" if node.levels == 1 else "GradedIF"
-            proc = self._ours(kind, name, shape=shape, threshold=th, v_init=v0, bias=bias, levels=node.levels)
+            proc = self._ours(kind, name, shape=shape, threshold=th, v_init=v0, bias=bias, levels=node.levels,
+                              decay=decay)
             self._wire(name, proc.a_in)
             self.ports[name] = ref(proc.s_out)
         elif isinstance(node, (nir.IF,) + LEAKY):

@@ -1,9 +1,10 @@
 """Integrate-and-fire with reset by subtraction (NIR extension ResetSubIF): stock Lava has no
 subtractive reset and no initial potential (docs/sources.md, "Loihi fixed point").
 
-Float: v += a_in + bias; s = v >= threshold; v -= threshold * s (v starts at v_init per image).
-Fixed: Lava's bit-accurate LIF datapath with du = 4095, dv = 0 (u = a_in << 6 wrapping at 24 bits,
-v = v + u + bias saturating at 24 bits) with this node's rule: s = v >= vth << 6, v -= vth << 6.
+Float: v = keep v + a_in + bias; s = v >= threshold; v -= threshold * s (v starts at v_init per
+image; keep = 1 - decay). Fixed: Lava's bit-accurate LIF datapath with du = 4095 (u = a_in << 6
+wrapping at 24 bits, v = v (4096 - dv) >> 12 toward zero, + u + bias, saturating at 24 bits) with
+this node's rule: s = v >= vth << 6, v -= vth << 6.
 GradedIF (levels M > 1): the rule M times in turn, the spike a payload k in 0..M sent as a graded
 message (loihi/widths.py GRADED_BITS). All record their spikes; the fixed models also count
 saturations (docs/fixed-point.md).
@@ -19,15 +20,16 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from mstdeploy.backends.lava_nc.procs.base import NodeModel, NodeProcess
-from mstdeploy.loihi.widths import ACT_SHIFT, GRADED_BITS, U_WRAP, V_LIMIT
+from mstdeploy.loihi.widths import ACT_SHIFT, DECAY_BITS, DECAY_ONE, GRADED_BITS, U_WRAP, V_LIMIT
 
 
 class SubtractiveIF(NodeProcess):
     """params: shape, threshold, v_init, bias (floats, or ints in fixed point: threshold is the
     effective vth << 6)."""
 
-    def __init__(self, clock: dict, shape: tuple, threshold, v_init, bias, levels: int = 1):
-        super().__init__(clock, shape=tuple(shape), threshold=threshold, v_init=v_init, bias=bias, levels=int(levels))
+    def __init__(self, clock: dict, shape: tuple, threshold, v_init, bias, levels: int = 1, decay=0.0):
+        super().__init__(clock, shape=tuple(shape), threshold=threshold, v_init=v_init, bias=bias, levels=int(levels),
+                         decay=decay)
         self.a_in = InPort(shape=tuple(shape))
         self.s_out = OutPort(shape=tuple(shape))
 
@@ -46,6 +48,7 @@ class _IFModel(NodeModel):
         self.bias = np.broadcast_to(np.asarray(p["bias"], self.dtype), shape)
         self.v = self.v0.copy()
         self.levels = int(p["levels"])
+        self.decay = p["decay"]                              # float: the fraction lost; fixed: dv of 4096
         self.record = np.zeros((self.images * self.steps, int(np.prod(shape))), bool if self.levels == 1 else np.uint8)
         self.saturation = np.zeros(3, np.int64)             # high, low, wrapped
 
@@ -83,7 +86,8 @@ class _Float(_IFModel):
     dtype = np.float64
 
     def integrate(self, a):
-        spikes, self.v = self.fire(self.v + (a + self.bias))   # the reference's order: drive = I + bias; v += drive
+        v = self.v if self.decay == 0 else self.v * (1.0 - self.decay)
+        spikes, self.v = self.fire(v + (a + self.bias))        # the reference's order: drive = I + bias; v += drive
         return spikes
 
 
@@ -95,7 +99,11 @@ class _Fixed(_IFModel):
         wrap = (u > U_WRAP) | (u <= -U_WRAP)
         u = np.where(u > U_WRAP, u - 2 * U_WRAP, u)
         u = np.where(u <= -U_WRAP, u + 2 * U_WRAP, u)
-        v = self.v + u + self.bias
+        v = self.v
+        if self.decay:                                          # Lava's LIF: sign * (|v (4096 - dv)| >> 12)
+            d = v * (DECAY_ONE - int(self.decay))
+            v = np.sign(d) * (np.abs(d) >> DECAY_BITS)
+        v = v + u + self.bias
         self.saturation += [int((v > V_LIMIT).sum()), int((v < -V_LIMIT).sum()), int(wrap.sum())]
         spikes, self.v = self.fire(np.clip(v, -V_LIMIT, V_LIMIT))
         return spikes
