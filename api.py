@@ -116,7 +116,7 @@ def export(model, *, seed: int = 0, spike_levels: int = 1, standard: bool = Fals
 
 def read(path, *, dt: float | None = None, producer: str | None = None, reset: str | None = None):
     """A NIR file as a graph in steps: `dt` its time step, `producer` the framework that wrote it
-    (snntorch, norse, spikingjelly: its conventions, docs/interop.md), `reset` snnTorch's."""
+    (snntorch, norse, spikingjelly, sinabs, spyx, rockpool: its conventions, docs/interop.md), `reset` snnTorch's."""
     from .ir.io import read_graph
     return read_graph(path, dt, producer, reset)
 

@@ -66,7 +66,8 @@ def as_read(graph: nir.NIRGraph) -> list[str]:
     rows = []
     for name, n in graph.nodes.items():
         if isinstance(n, X.ResetSubIF):
-            step = (f"v += input + {_v(n.bias)}; fires at v >= {_v(n.threshold)}, subtracts it"
+            keep = f"v keeps {1.0 - n.decay:.6g}, " if n.decay else ""
+            step = (f"{keep}v += input + {_v(n.bias)}; fires at v >= {_v(n.threshold)}, subtracts it"
                     + (f" (payloads 0..{int(n.levels)})" if int(n.levels) > 1 else ""))
         elif isinstance(n, LEAKY):
             c = cuba(n)

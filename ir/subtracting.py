@@ -143,7 +143,7 @@ def _decay32(dt: float, tau: np.ndarray) -> np.ndarray:
 
 
 def _rockpool(graph, source, dt):
-    nodes, edges = dict(graph.nodes), list(graph.edges)
+    nodes, edges, dropped = dict(graph.nodes), list(graph.edges), []
     for name, node in graph.nodes.items():
         if isinstance(node, (nir.Input, nir.Output)):          # the batch axis of its sample data
             key = "input" if isinstance(node, nir.Input) else "output"
@@ -151,6 +151,8 @@ def _rockpool(graph, source, dt):
             kept = shape[np.argmax(shape != 1):] if np.any(shape != 1) else shape[-1:]
             new = nir.Input(input_type={"input": kept}) if key == "input" else nir.Output(output_type={"output": kept})
             nodes[name] = new
+            if len(kept) < len(shape):                         # said by `mst inspect` (the metadata)
+                dropped.append(f"{name} {tuple(int(v) for v in shape)} -> {tuple(int(v) for v in kept)}")
             continue
         if not isinstance(node, nir.CubaLIF):
             continue
@@ -167,6 +169,8 @@ def _rockpool(graph, source, dt):
         nodes[name] = _graded(shape, _uniform(name, node, node.v_threshold, "threshold", source),
                               1.0 - _uniform(name, node, a_m, "membrane decay", source))
         graph.metadata = {**(graph.metadata or {}), "producer_dt": step}
+    if dropped:
+        graph.metadata = {**(graph.metadata or {}), "batch_axis_dropped": "; ".join(dropped)}
     return nodes, edges
 
 

@@ -76,7 +76,7 @@ def check_steps(graph: nir.NIRGraph, source: str, dt: float | None, hint: tuple[
             if tau.size and float(tau.min()) < 1.0:
                 read = (f"read with dt = {dt:g}" if dt else "read in steps (dt = 1)")
                 fix = (f"{hint[1]}: pass --from {hint[0]}" if hint else
-                       "pass the file's step with --dt, or its producer with --from snntorch|norse|spikingjelly")
+                       "pass the file's step with --dt, or its producer with --from snntorch|norse|spikingjelly|sinabs|spyx|rockpool")
                 raise UserError(
                     f"{source}: node {shown(name)} ({type(node).__name__}) has {field} = "
                     f"{float(tau.min()) * (dt or 1):g}, less than one step {read}: {fix} (docs/interop.md)")
