@@ -31,7 +31,8 @@ def write_graph(graph: nir.NIRGraph, path) -> None:
 
 def _node_types(group, out: set, written: dict) -> None:
     """The node types of a file's groups, and in `written` what its writer left out or added:
-    IF / LIF without v_reset (NIR <= 1.0.4: sinabs), a batch axis on the Input (Rockpool)."""
+    IF / LIF without v_reset (NIR <= 1.0.4: sinabs), a leading 1 on the Input's shape (Rockpool's
+    batch axis, when the type check then fails at the Input; a one-channel image has it too)."""
     for k in group:
         g = group[k]
         if isinstance(g, h5py.Group) and "type" in g:
@@ -42,7 +43,7 @@ def _node_types(group, out: set, written: dict) -> None:
                 written["no_v_reset"] = True
             if t == "Input" and "shape" in g and np.asarray(g["shape"][()]).size > 1 and \
                     int(np.asarray(g["shape"][()]).reshape(-1)[0]) == 1:
-                written["batch_axis"] = True
+                written["batch_axis"] = f"{k}.output"       # as a type-check error names it
             if "nodes" in g:
                 _node_types(g["nodes"], out, written)
 
@@ -84,8 +85,8 @@ def read_graph(path, dt: float | None = None, producer: str | None = None, reset
         raise UserError(f"{p}: unknown NIR node type(s): {', '.join(unknown)}")
     try:
         graph = nir.read(p, type_check=producer not in LOOSE)        # theirs fail it: read_as fixes them
-    except ValueError as e:
-        hint = _hint(written)
+    except ValueError as e:                 # an Input with a leading 1 that its consumer lacks: Rockpool's
+        hint = _hint({**written, "batch_axis": written.get("batch_axis", "\0") in str(e)})
         why = f" ({hint[1]}: --from {hint[0]} reads it)" if hint and not producer else ""
         raise UserError(f"{p}: invalid graph: {str(e).splitlines()[0]}{why}") from None
     except Exception as e:  # noqa: BLE001
@@ -98,7 +99,7 @@ def read_graph(path, dt: float | None = None, producer: str | None = None, reset
     else:
         if reset:
             raise UserError("--reset goes with --from snntorch")
-        hint = _hint(written) or guess(graph)
+        hint = _hint({k: v for k, v in written.items() if k != "batch_axis"}) or guess(graph)
         if dt:
             graph = in_steps(graph, dt)
     check_steps(graph, str(p), dt, hint)

@@ -190,6 +190,8 @@ class Simulator(NodeSteps):
         drop_in = counting.sum_counts(d for _, d, _ in ins) if count else None
         act_in = counting.sum_counts(a for _, _, a in ins) if count else None
         if count and isinstance(node, SYNAPTIC):
+            if act_in is None:              # a recurrent input at step 1 (no counts yet): what arrives
+                act_in = counting.nonzero_counts(ops.dense(inp), self._graded)
             self._count(name, node, act_in, drop_in, res, k, B)
         if playback is not None and name in playback and isinstance(node, NEURONS + (X.SynapseGate,)):
             y, drop_out = playback.output(name, node, inp, drop_in, count)

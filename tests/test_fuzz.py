@@ -7,7 +7,7 @@ import nir
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import calibrated
@@ -57,6 +57,7 @@ def _flip(data: bytes, where: list, values: list) -> bytes:
 @SETTINGS
 @given(node=st.integers(0, 10 ** 6), field=st.integers(0, 10 ** 6), index=st.integers(0, 10 ** 6), value=ODD,
        edge=st.sampled_from(["keep", "drop", "reverse", "self"]))
+@example(node=184, field=129, index=425947, value=3.5, edge="self")      # a conv reading itself: its first step
 def test_mutated_graphs(originals, tmp_path, capsys, node, field, index, value, edge):
     g = nir.read(originals[0])
     names = list(g.nodes)
