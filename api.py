@@ -18,7 +18,7 @@ from .errors import Caution, UserError
 from .faults import allocation_failure
 
 __all__ = ["UserError", "Caution", "Simulation", "load_model", "import_official", "train", "evaluate", "export",
-           "read", "write", "samples", "simulate", "lava", "parity", "energy", "resources"]
+           "read", "write", "samples", "simulate", "lava", "parity", "energy", "resources", "plan"]
 
 
 def _memory(f):
@@ -283,3 +283,28 @@ def resources(graph, profile: str = "loihi2") -> dict:
     if profile not in PROFILES:
         raise UserError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
     return mapped(_graph(graph), PROFILES[profile])
+
+
+@_memory
+def plan(graph, inputs=None, steps: int | None = None, *, n: int | None = 8, data=None, profile: str = "loihi2",
+         fixed_point: bool = False, progress: bool = False) -> dict:
+    """The graph on Loihi chips with time (loihi/chip.py, docs/loihi2-plan.md): cores and chips with
+    weight sharing, the busiest core, step time, latency, throughput, dynamic and static energy per
+    inference, EDP; activity from a reference run on `inputs` (time depends on the spikes)."""
+    import torch
+    from .compare.energy import MODELS, energy as priced, per_inference
+    from .loihi.chip import CHIPS, plan as planned
+    from .simulate.engine import Simulator
+    from .simulate.evaluate import evaluate
+    if profile not in CHIPS:
+        raise UserError(f"profile must be one of {', '.join(CHIPS)}, got {profile!r}")
+    graph = _graph(graph)
+    ds, steps = samples(graph, inputs, steps=steps, n=n, data=data)
+    sim = Simulator(graph, "cpu", torch.float32, fixed_point=fixed_point)
+    ev = evaluate(sim, ds, steps, 64, progress=progress)
+    k = max(ev.images, 1)
+    activity = {"synaptic_events": {a: v / k for a, v in ev.synaptic_events.items()},
+                "spike_counts": {a: v / k for a, v in ev.spike_counts.items()},
+                "host_macs": {a: v / k for a, v in ev.host_macs.items()}}
+    dynamic = priced(per_inference(ev, ev.images), MODELS[profile])["total"]
+    return planned(graph, CHIPS[profile], activity, steps, dynamic)

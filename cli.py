@@ -13,7 +13,7 @@ import warnings
 from .errors import Caution, UserError
 
 # Modules of commands/, in the order `mst --help` lists their subcommands (export adds inspect).
-COMMANDS = ("train", "import_", "eval", "export", "simulate", "lava", "parity", "energy", "resources", "demo")  # modules
+COMMANDS = ("train", "import_", "eval", "export", "simulate", "lava", "parity", "energy", "resources", "plan", "demo")  # modules
 
 
 class _Parser(argparse.ArgumentParser):

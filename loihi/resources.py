@@ -51,7 +51,7 @@ CUSTOM = {
 }
 
 
-def _connections(node) -> tuple[int, int]:
+def connections(node) -> tuple[int, int]:
     """(non-zero connections, largest fan-in of one output) of a synaptic node."""
     if isinstance(node, X.SpikeProduct):
         return 0, 2 * int(node.a_shape[-1])            # both operands' K inputs per output
@@ -86,7 +86,7 @@ def resources(graph: nir.NIRGraph, profile: CoreProfile) -> dict:
         node = topo.node(name)
         if not isinstance(node, NEURONS):
             continue
-        conns = [_connections(topo.node(s)) for s in feeds.get(name, [])]
+        conns = [connections(topo.node(s)) for s in feeds.get(name, [])]
         neurons = int(np.prod(node_shape(node)))
         synapses = sum(c for c, _ in conns)
         fan_in = sum(f for _, f in conns)

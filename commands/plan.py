@@ -1,0 +1,54 @@
+"""`mst plan`: the graph on Loihi chips with time: cores, step time, latency, throughput, dynamic
+and static energy per inference, EDP (loihi/chip.py; activity from a reference run)."""
+from __future__ import annotations
+
+import json
+
+from .common import add_run_options, graph_and_images
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("plan", help="the graph on Loihi chips: cores with weight sharing, the busiest core, "
+                                    "step time, latency, throughput, dynamic and static energy, EDP")
+    add_run_options(p, default_images=8)
+    p.add_argument("--profile", choices=["loihi2", "loihi1"], default="loihi2")
+    p.add_argument("--json", metavar="FILE", help="also write the plan as JSON")
+    p.set_defaults(func=run)
+
+
+def _si(x: float | None, unit: str) -> str:
+    if x is None:
+        return "not priced"
+    for scale, prefix in ((1, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n")):
+        if abs(x) >= scale or scale == 1e-9:
+            return f"{x / scale:.3g} {prefix}{unit}"
+    return f"{x:.3g} {unit}"
+
+
+def run(args) -> int:
+    from .. import api
+    from ..atomic import check_outputs, write_text
+    check_outputs({"--json": args.json}, [args.graph])
+    graph, data = graph_and_images(args)
+    rep = api.plan(graph, data, args.steps, n=None, profile=args.profile, fixed_point=args.fixed_point,
+                   progress=not args.no_progress)
+    w = max([len(r["layer"]) for r in rep["layers"]] + [5])
+    print(f"{args.graph} on {rep['profile']} ({rep['source']})")
+    print(f"{'layer':{w}s}  {'neurons':>8s}  {'weights':>9s}  {'cores':>5s}  {'relays':>6s}  {'events/step':>11s}  "
+          f"{'core time':>9s}")
+    for r in rep["layers"]:
+        print(f"{r['layer']:{w}s}  {r['neurons']:8d}  {r['weights']:9d}  {r['total_cores']:5d}  {r['relays']:6d}  "
+              f"{r['synaptic_events']:11.0f}  {_si(r['core_seconds'], 's'):>9s}")
+    e = rep["energy_joules"]
+    print(f"total: {rep['cores']} cores, {rep['chips']} chip(s); every layer within its cores' neurons, weights "
+          f"and inputs (fan-in split on relays where needed)")
+    print(f"step {_si(rep['step_seconds'], 's')} (busiest: {rep['bottleneck']}), depth {rep['depth']} steps, "
+          f"T = {rep['steps']}: latency {_si(rep['latency_seconds'], 's')}, {rep['throughput_per_second']:.4g} "
+          f"inferences/s pipelined")
+    print(f"energy per inference: dynamic {_si(e['dynamic'], 'J')}, static {_si(e['static'], 'J')}, "
+          f"total {_si(e['total'], 'J')}; EDP {_si(rep['edp_joule_seconds'], 'J s')}")
+    print(f"host traffic per step: {rep['host_bytes_per_step']:,} bytes")
+    if args.json:
+        write_text(args.json, json.dumps(rep, indent=2))
+        print(f"plan -> {args.json}")
+    return 0

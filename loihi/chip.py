@@ -1,0 +1,184 @@
+"""A graph on Loihi chips with time (`mst plan`, `mstdeploy.plan`): cores per layer with the weight
+sharing a core has, the busiest core's work per step, latency, throughput, static energy and EDP
+(docs/loihi2-plan.md). Every constant names its source; what is an assumption says so.
+
+A neuron node is a layer on cores of its own. Its cores hold at most `neurons` neurons each and
+`synapses` weights: a convolution's kernel (Conv1d: a token-wise linear layer) is one copy per core
+that holds any of its outputs (Loihi shares it: Intel's compiler puts 81-2,880 synapse entries on a
+PilotNet core of 2,048-3,168 neurons, docs/loihi2-measurements.md); a dense layer's non-zero weights
+are split with its outputs. A neuron whose fan-in exceeds a core's input axons is split into
+partial sums on relay neurons (ceil(fan-in / axons) groups), costed in neurons, cores, one step of
+depth and their messages. Work is spread evenly over a layer's cores (an assumption: a core's
+share of the layer's synaptic events, neuron updates and spikes), and a step lasts as long as the
+busiest core plus the barrier.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import nir
+import numpy as np
+
+from ..ir import nodes as X
+from ..ir.topology import NEURONS, SYNAPTIC, Topology, node_shape
+from .placement import placements
+from .resources import connections
+from .widths import GRADED_BITS
+
+NS = 1e-9
+
+
+@dataclass(frozen=True)
+class Chip:
+    name: str
+    neurons: int               # neuron slots per core
+    synapses: int              # weights per core (8-bit)
+    in_axons: int              # inputs per core (fan-in of one neuron at most)
+    cores_per_chip: int
+    t_synop: float             # s per synaptic op (one event into one target)
+    t_neuron: float            # s per neuron update (a step's update of one neuron)
+    t_spike: float             # s per spike sent
+    t_barrier: float           # s per step: the mesh-wide barrier
+    static_w: float | None     # W per chip when idle; None: not known
+    source: str
+
+
+TABLE2 = ("Davies et al., IEEE Micro 2018, Table 2 (Loihi 1, pre-silicon, 0.75 V): 3.5 ns per synaptic op "
+          "(max), 5.3-8.4 ns per neuron update (inactive/active; 8.4 taken), 2.1 ns per spike within a tile, "
+          "465 ns mesh barrier (32 tiles)")
+CHIPS = {
+    "loihi2": Chip("loihi2", 4096, 131_072, 16_384, 128, 3.5 * NS, 8.4 * NS, 2.1 * NS, 465 * NS, 0.232078,
+                   "assumptions: 4,096 neuron slots and ~16k input axons per core (Intel's compiler utilisation "
+                   "in lava-dl's netx notebooks, derived); 128 KiB of 8-bit weights per core (Loihi 1's synaptic "
+                   "memory); Loihi 1's per-operation times, " + TABLE2 + "; static power 0.232078 W per chip "
+                   "(Intel, PilotNet LIF on one Loihi 2 chip, lava-dl pilotnet_snn/benchmark.ipynb)"),
+    "loihi1": Chip("loihi1", 1024, 131_072, 4096, 128, 3.5 * NS, 8.4 * NS, 2.1 * NS, 465 * NS, None,
+                   "Loihi 1: 1,024 compartments, 4,096 input axons, 128 KiB synaptic memory (one byte per "
+                   "weight assumed) per core, 128 cores per chip (Davies et al. 2018); " + TABLE2 +
+                   "; static power not published per chip (not priced)"),
+}
+SHARED = (nir.Conv1d, nir.Conv2d)       # one copy of the kernel per core
+
+
+def _weights(node) -> int:
+    """Non-zero weights a core must hold of a synaptic node (all of a shared kernel)."""
+    if isinstance(node, SHARED):
+        return int(np.count_nonzero(node.weight))
+    return connections(node)[0]
+
+
+@dataclass
+class Layer:
+    layer: str
+    neurons: int
+    fan_in: int
+    weights: int              # stored: shared kernels once, dense weights once
+    shared: bool
+    cores: int
+    relays: int               # relay neurons of a split fan-in (0: none)
+    relay_cores: int
+    synaptic_events: float    # per step and inference (from the run)
+    spikes: float             # per step and inference
+    core_seconds: float       # the busiest core's work per step
+
+    @property
+    def total_cores(self) -> int:
+        return self.cores + self.relay_cores
+
+
+def place(graph: nir.NIRGraph, chip: Chip) -> tuple[list[Layer], dict]:
+    """Layers on cores, before activity: (layers, host traffic per step in values)."""
+    topo = Topology(graph)
+    feeds: dict[str, list[str]] = {}
+    for name, p in placements(topo).items():
+        for t in p.targets if p.kind == "neuron" else ():
+            feeds.setdefault(t, []).append(name)
+    layers = []
+    for name in topo.order:
+        node = topo.node(name)
+        if not isinstance(node, NEURONS):
+            continue
+        syn = [topo.node(s) for s in feeds.get(name, [])]
+        neurons = int(np.prod(node_shape(node)))
+        fan_in = sum(connections(s)[1] for s in syn)
+        shared = [s for s in syn if isinstance(s, SHARED)]
+        kernel = sum(_weights(s) for s in shared)
+        dense = sum(_weights(s) for s in syn if not isinstance(s, SHARED))
+        by_neurons = math.ceil(neurons / chip.neurons)
+        room = chip.synapses - kernel            # what a core keeps for dense weights beside its kernels
+        by_weights = math.ceil(dense / room) if dense and room > 0 else (1 if room > 0 else math.inf)
+        if room <= 0:                            # the kernels alone overflow a core: split by output channels
+            by_weights = math.ceil(kernel / chip.synapses) * max(1, math.ceil(dense / chip.synapses))
+        groups = math.ceil(fan_in / chip.in_axons) if fan_in > chip.in_axons else 0
+        relays = neurons * groups
+        layers.append(Layer(name, neurons, fan_in, kernel + dense, bool(shared), max(by_neurons, by_weights, 1),
+                            relays, math.ceil(relays / chip.neurons) if relays else 0, 0.0, 0.0, 0.0))
+    host = {}
+    for name in topo.order:
+        node = topo.node(name)
+        if isinstance(node, nir.Input):         # analog input, sent every step as graded messages
+            host[name] = int(np.prod(node_shape(node, "input")))
+        elif isinstance(node, X.HOST_OPS):
+            host[name] = int(np.prod(node_shape(node, "input"))) + int(np.prod(node_shape(node)))
+    return layers, host
+
+
+def busy(layer: Layer, chip: Chip) -> float:
+    """Seconds of work per step on one of the layer's cores (work spread evenly). Relays send a
+    partial sum each step, and the layer's neurons take it as one more synaptic op."""
+    ops = layer.synaptic_events + layer.relays
+    updates = layer.neurons + layer.relays
+    sent = layer.spikes + layer.relays
+    return (ops * chip.t_synop + updates * chip.t_neuron + sent * chip.t_spike) / layer.total_cores
+
+
+def depth(topo: Topology) -> int:
+    """Steps from the input to the output: one per synaptic node on the longest path (each sends
+    the previous step's sum, as Lava's do)."""
+    d: dict[str, int] = {}
+    for n in topo.order:
+        before = [d[p] for p in topo.forward_preds[n] if p in d]
+        d[n] = max(before, default=0) + (1 if isinstance(topo.node(n), SYNAPTIC) else 0)
+    return d.get(topo.output, 0)
+
+
+def loads(layer: Layer, chip: Chip) -> dict:
+    """Per core of the layer, against the core's limits."""
+    return {"neurons": math.ceil(layer.neurons / layer.cores), "neuron_limit": chip.neurons,
+            "weights": layer.weights if layer.shared and layer.cores > 1 else math.ceil(layer.weights / layer.cores),
+            "weight_limit": chip.synapses, "inputs": min(layer.fan_in, chip.in_axons), "input_limit": chip.in_axons}
+
+
+def plan(graph: nir.NIRGraph, chip: Chip, activity: dict, steps: int, dynamic_j: float | None) -> dict:
+    """The report: `activity` per inference over `steps` steps (synaptic_events per synaptic node,
+    spike_counts per neuron node, both summed over the steps); `dynamic_j`: dynamic energy per
+    inference (compare/energy.py's model), None if not priced."""
+    topo = Topology(graph)
+    layers, host = place(graph, chip)
+    into: dict[str, float] = {}
+    for name, p in placements(topo).items():           # graded input values are synaptic ops on chip too
+        ops = float(activity["synaptic_events"].get(name, 0.0)) + float(activity.get("host_macs", {}).get(name, 0.0))
+        for t in p.targets if p.kind == "neuron" else ():
+            into[t] = into.get(t, 0.0) + ops / len(p.targets)
+    for L in layers:
+        L.synaptic_events = into.get(L.layer, 0.0) / steps
+        L.spikes = float(activity["spike_counts"].get(L.layer, 0.0)) / steps
+        L.core_seconds = busy(L, chip)
+    cores = sum(L.total_cores for L in layers)
+    chips = max(1, math.ceil(cores / chip.cores_per_chip))
+    step = max((L.core_seconds for L in layers), default=0.0) + chip.t_barrier
+    steps_deep = depth(topo) + sum(1 for L in layers if L.relays)      # a relay layer adds a step
+    per_inference = steps * step                                 # pipelined: a new input every T steps
+    latency = (steps + steps_deep) * step
+    static = None if chip.static_w is None else chip.static_w * chips * per_inference
+    total = None if dynamic_j is None else dynamic_j + (static or 0.0)
+    bottleneck = max(layers, key=lambda L: L.core_seconds).layer if layers else None
+    return {"profile": chip.name, "source": chip.source, "cores": cores, "chips": chips,
+            "neurons": sum(L.neurons + L.relays for L in layers), "layers": [
+                {**asdict(L), "total_cores": L.total_cores, "per_core": loads(L, chip)} for L in layers],
+            "bottleneck": bottleneck, "step_seconds": step, "steps": steps, "depth": steps_deep,
+            "latency_seconds": latency, "throughput_per_second": 1.0 / per_inference,
+            "host_values_per_step": host, "host_bytes_per_step": sum(host.values()) * GRADED_BITS // 8,
+            "energy_joules": {"dynamic": dynamic_j, "static": static, "total": total},
+            "edp_joule_seconds": None if total is None else total * latency}

@@ -1,0 +1,91 @@
+"""`mst plan` (loihi/chip.py): cores with weight sharing, fan-in split on relays, the busiest core's
+time, latency, throughput, static energy and EDP, checked on graphs whose loads are known."""
+import json
+
+import nir
+import numpy as np
+import pytest
+
+from conftest import mst_here, one_line_here, vgg_files
+from mstdeploy.loihi.chip import CHIPS, Chip, place, plan
+
+
+def _if(n):
+    return nir.IF(r=np.ones(n, np.float32), v_threshold=np.ones(n, np.float32), v_reset=np.zeros(n, np.float32))
+
+
+def chain():
+    """Input 4 -> Linear 4x3 -> IF 3 -> Linear 3x2 -> IF 2 -> Output (all weights non-zero)."""
+    f = np.float32
+    return nir.NIRGraph(nodes={
+        "input": nir.Input(input_type={"input": np.array([4])}),
+        "l1": nir.Linear(weight=np.ones((3, 4), f)), "n1": _if(3),
+        "l2": nir.Linear(weight=np.ones((2, 3), f)), "n2": _if(2),
+        "output": nir.Output(output_type={"output": np.array([2])})},
+        edges=[("input", "l1"), ("l1", "n1"), ("n1", "l2"), ("l2", "n2"), ("n2", "output")])
+
+
+TOY = Chip("toy", neurons=2, synapses=100, in_axons=3, cores_per_chip=128, t_synop=1.0, t_neuron=10.0,
+           t_spike=100.0, t_barrier=1000.0, static_w=1.0, source="hand-made")
+
+
+def test_a_hand_computed_plan():
+    """n1: 3 neurons on cores of 2 (2 cores); its fan-in 4 exceeds 3 inputs, so 2 partial-sum groups
+    on 6 relay neurons (3 more cores) and one more step. Per step (T = 2): 12 input MACs / 2 = 6
+    ops + 6 relay sums; 3 + 6 updates; 4 / 2 spikes + 6 relay messages: (12 + 90 + 800) / 5 cores
+    = 180.4. n2: 3 ops, 2 updates, 1 spike on 1 core: 123. Step: 180.4 + the 1000 barrier."""
+    layers, host = place(chain(), TOY)
+    assert [(L.layer, L.cores, L.relays, L.relay_cores, L.weights) for L in layers] == \
+        [("n1", 2, 6, 3, 12), ("n2", 1, 0, 0, 6)]
+    assert host == {"input": 4}
+    activity = {"synaptic_events": {"l2": 6.0}, "host_macs": {"l1": 12.0}, "spike_counts": {"n1": 4.0, "n2": 2.0}}
+    rep = plan(chain(), TOY, activity, steps=2, dynamic_j=5.0)
+    assert [L["core_seconds"] for L in rep["layers"]] == pytest.approx([180.4, 123.0])
+    step = 180.4 + 1000.0
+    assert rep["bottleneck"] == "n1" and rep["step_seconds"] == pytest.approx(step)
+    assert rep["cores"] == 6 and rep["chips"] == 1 and rep["depth"] == 3          # 2 synapses + the relays
+    assert rep["latency_seconds"] == pytest.approx((2 + 3) * step)
+    assert rep["throughput_per_second"] == pytest.approx(1 / (2 * step))
+    e = rep["energy_joules"]
+    assert e["static"] == pytest.approx(1.0 * 1 * 2 * step) and e["total"] == pytest.approx(5.0 + 2 * step)
+    assert rep["edp_joule_seconds"] == pytest.approx((5.0 + 2 * step) * 5 * step)
+
+
+def test_a_convolution_keeps_one_copy_of_its_kernel_per_core():
+    f = np.float32
+    g = nir.NIRGraph(nodes={
+        "input": nir.Input(input_type={"input": np.array([2, 8, 8])}),
+        "c": nir.Conv2d(input_shape=(8, 8), weight=np.ones((4, 2, 3, 3), f), stride=1, padding=1, dilation=1,
+                        groups=1, bias=np.zeros(4, f)),
+        "n": _if((4, 8, 8)), "output": nir.Output(output_type={"output": np.array([4, 8, 8])})},
+        edges=[("input", "c"), ("c", "n"), ("n", "output")])
+    small = Chip("small", neurons=100, synapses=100, in_axons=64, cores_per_chip=4, t_synop=1.0, t_neuron=1.0,
+                 t_spike=1.0, t_barrier=0.0, static_w=None, source="hand-made")
+    (layer,), _ = place(g, small)
+    assert layer.weights == 72 and layer.cores == 3                       # 256 neurons / 100; 72 weights fit
+    rep = plan(g, small, {"synaptic_events": {}, "spike_counts": {}}, steps=1, dynamic_j=None)
+    assert rep["layers"][0]["per_core"]["weights"] == 72 and rep["energy_joules"]["static"] is None
+    small2 = Chip("small2", 100, 50, 64, 4, 1.0, 1.0, 1.0, 0.0, None, "")
+    (layer,), _ = place(g, small2)
+    assert layer.cores == 3 and layer.relays == 0                          # kernel over a core: split channels
+
+
+def test_mst_plan_on_a_converted_network(tmp_path, capsys):
+    _, graph, _ = vgg_files(tmp_path)
+    out = tmp_path / "plan.json"
+    code, text, err = mst_here(capsys, "plan", graph, "-T", 4, "-n", 2, "--no-progress", "--json", out)
+    assert code == 0, err
+    assert "step" in text and "static" in text
+    rep = json.loads(out.read_text())
+    assert rep["chips"] >= 1 and rep["step_seconds"] > CHIPS["loihi2"].t_barrier
+    for L in rep["layers"]:
+        c = L["per_core"]
+        assert c["neurons"] <= c["neuron_limit"] and c["weights"] <= c["weight_limit"] and c["inputs"] <= c["input_limit"]
+    e = rep["energy_joules"]
+    assert e["dynamic"] > 0 and e["static"] > 0 and e["total"] == pytest.approx(e["dynamic"] + e["static"])
+    from mstdeploy import api
+    from mstdeploy.errors import UserError
+    with pytest.raises(UserError, match="profile must be one of"):
+        api.plan(str(graph), "digits", 2, n=1, profile="loihi9")
+    assert one_line_here(capsys, "plan", graph, "-T", 2, "-n", 1, "--no-progress", "--json", tmp_path).startswith(
+        "error: ")
