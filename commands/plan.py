@@ -3,6 +3,7 @@ and static energy per inference, EDP (loihi/chip.py; activity from a reference r
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from .common import add_run_options, graph_and_images
 
@@ -13,6 +14,7 @@ def add_parser(sub) -> None:
     add_run_options(p, default_images=8)
     p.add_argument("--profile", choices=["loihi2", "loihi1"], default="loihi2")
     p.add_argument("--json", metavar="FILE", help="also write the plan as JSON")
+    p.add_argument("--plot", metavar="FILE", help="also draw cores and each core's time per step per layer (PNG)")
     p.set_defaults(func=run)
 
 
@@ -28,7 +30,7 @@ def _si(x: float | None, unit: str) -> str:
 def run(args) -> int:
     from .. import api
     from ..atomic import check_outputs, write_text
-    check_outputs({"--json": args.json}, [args.graph])
+    check_outputs({"--json": args.json, "--plot": args.plot}, [args.graph])
     graph, data = graph_and_images(args)
     rep = api.plan(graph, data, args.steps, n=None, profile=args.profile, fixed_point=args.fixed_point,
                    progress=not args.no_progress)
@@ -51,4 +53,7 @@ def run(args) -> int:
     if args.json:
         write_text(args.json, json.dumps(rep, indent=2))
         print(f"plan -> {args.json}")
+    if args.plot:
+        from ..compare.plots import plan_plot
+        print(f"plot -> {plan_plot(rep, Path(args.plot))}")
     return 0

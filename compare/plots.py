@@ -127,3 +127,30 @@ def save_png(fig, path: pathlib.Path) -> pathlib.Path:
     plt.close(fig)
     write_bytes(path, buf.getvalue())
     return path
+
+
+def plan_plot(rep: dict, path: pathlib.Path) -> pathlib.Path:
+    """`mst plan`'s layers: cores, and each core's time per step against the step (loihi/chip.py)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    layers = rep["layers"]
+    names = [L["layer"] for L in layers]
+    y = np.arange(len(names))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, max(3, 0.25 * len(names) + 1.5)), sharey=True)
+    a.barh(y, [L["cores"] for L in layers], color="tab:blue", label="neuron cores")
+    a.barh(y, [L["relay_cores"] for L in layers], left=[L["cores"] for L in layers], color="tab:orange",
+           label="relay cores (fan-in split)")
+    a.set_yticks(y, names, fontsize=7)
+    a.invert_yaxis()
+    a.set_xlabel("cores")
+    a.legend(loc="lower right", fontsize=7)
+    b.barh(y, [1e6 * L["core_seconds"] for L in layers], color="tab:green")
+    b.axvline(1e6 * rep["step_seconds"], color="k", linestyle="--", label="step (busiest + barrier)")
+    b.set_xlabel("work per core and step (us)")
+    b.legend(loc="lower right", fontsize=7)
+    e = rep["energy_joules"]
+    energy = "" if e["total"] is None else f", {1e3 * e['total']:.3g} mJ per inference"
+    fig.suptitle(f"{rep['profile']}: {rep['cores']} cores on {rep['chips']} chip(s), step "
+                 f"{1e6 * rep['step_seconds']:.3g} us, T = {rep['steps']}{energy}")
+    return save_png(fig, path)

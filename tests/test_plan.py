@@ -73,8 +73,10 @@ def test_a_convolution_keeps_one_copy_of_its_kernel_per_core():
 def test_mst_plan_on_a_converted_network(tmp_path, capsys):
     _, graph, _ = vgg_files(tmp_path)
     out = tmp_path / "plan.json"
-    code, text, err = mst_here(capsys, "plan", graph, "-T", 4, "-n", 2, "--no-progress", "--json", out)
+    code, text, err = mst_here(capsys, "plan", graph, "-T", 4, "-n", 2, "--no-progress", "--json", out,
+                               "--plot", tmp_path / "plan.png")
     assert code == 0, err
+    assert (tmp_path / "plan.png").read_bytes()[:4] == b"\x89PNG"
     assert "step" in text and "static" in text
     rep = json.loads(out.read_text())
     assert rep["chips"] >= 1 and rep["step_seconds"] > CHIPS["loihi2"].t_barrier
