@@ -49,7 +49,10 @@ def run(args) -> int:
           f"inferences/s pipelined")
     print(f"energy per inference: dynamic {_si(e['dynamic'], 'J')}, static {_si(e['static'], 'J')}, "
           f"total {_si(e['total'], 'J')}; EDP {_si(rep['edp_joule_seconds'], 'J s')}")
-    print(f"host traffic per step: {rep['host_bytes_per_step']:,} bytes")
+    placed = rep["placed"]
+    print(f"placed: {len(placed['stock'])} nodes as stock Lava processes, {len(placed['microcode'])} as neuron "
+          f"microcode, {len(placed['host'])} on the host ({rep['host_bytes_per_step']:,} bytes a step between "
+          f"host and chip)")
     if args.json:
         write_text(args.json, json.dumps(rep, indent=2))
         print(f"plan -> {args.json}")

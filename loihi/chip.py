@@ -74,7 +74,7 @@ class Layer:
     neurons: int
     fan_in: int
     weights: int              # stored: shared kernels once, dense weights once
-    shared: bool
+    kernel: int               # of which shared kernels (a copy on every core, or split by channels)
     cores: int
     relays: int               # relay neurons of a split fan-in (0: none)
     relay_cores: int
@@ -112,7 +112,7 @@ def place(graph: nir.NIRGraph, chip: Chip) -> tuple[list[Layer], dict]:
             by_weights = math.ceil(kernel / chip.synapses) * max(1, math.ceil(dense / chip.synapses))
         groups = math.ceil(fan_in / chip.in_axons) if fan_in > chip.in_axons else 0
         relays = neurons * groups
-        layers.append(Layer(name, neurons, fan_in, kernel + dense, bool(shared), max(by_neurons, by_weights, 1),
+        layers.append(Layer(name, neurons, fan_in, kernel + dense, kernel, max(by_neurons, by_weights, 1),
                             relays, math.ceil(relays / chip.neurons) if relays else 0, 0.0, 0.0, 0.0))
     host = {}
     for name in topo.order:
@@ -122,6 +122,26 @@ def place(graph: nir.NIRGraph, chip: Chip) -> tuple[list[Layer], dict]:
         elif isinstance(node, X.HOST_OPS):
             host[name] = int(np.prod(node_shape(node, "input"))) + int(np.prod(node_shape(node)))
     return layers, host
+
+
+STOCK = (nir.IF, nir.LIF, nir.CubaLIF, X.SigmaDelta, nir.Linear, nir.Affine, nir.Conv1d, nir.Conv2d, nir.Scale,
+         nir.AvgPool2d, nir.SumPool2d, nir.Delay)            # Lava processes with a Loihi 2 model (LIF, Dense, ..)
+MICROCODE = (X.ResetSubIF, X.SpikeProduct, X.SynapseGate)      # Loihi 2's programmable neurons / synapses
+WIRING = (nir.Flatten, X.Route, nir.Input, nir.Output)           # axon routing, no process of its own
+
+
+def kinds(topo: Topology) -> dict[str, list[str]]:
+    """Every node, by where it runs: a stock Lava process with a Loihi 2 model, custom neuron
+    microcode, the host, or wiring (loihi/resources.py CUSTOM says why each custom op is custom)."""
+    out: dict[str, list[str]] = {"stock": [], "microcode": [], "host": [], "wiring": []}
+    for n in topo.order:
+        node = topo.node(n)
+        kind = "host" if isinstance(node, X.HOST_OPS) else "microcode" if isinstance(node, MICROCODE) else \
+            "wiring" if isinstance(node, WIRING) else "stock" if isinstance(node, STOCK) else None
+        if kind is None:
+            raise AssertionError(f"{n}: {type(node).__name__} has no place")
+        out[kind].append(n)
+    return out
 
 
 def busy(layer: Layer, chip: Chip) -> float:
@@ -145,8 +165,10 @@ def depth(topo: Topology) -> int:
 
 def loads(layer: Layer, chip: Chip) -> dict:
     """Per core of the layer, against the core's limits."""
+    groups = math.ceil(layer.kernel / chip.synapses)          # a kernel over a core: split by channels
+    kernel = math.ceil(layer.kernel / groups) if groups else 0
     return {"neurons": math.ceil(layer.neurons / layer.cores), "neuron_limit": chip.neurons,
-            "weights": layer.weights if layer.shared and layer.cores > 1 else math.ceil(layer.weights / layer.cores),
+            "weights": kernel + math.ceil((layer.weights - layer.kernel) / layer.cores),
             "weight_limit": chip.synapses, "inputs": min(layer.fan_in, chip.in_axons), "input_limit": chip.in_axons}
 
 
@@ -177,7 +199,7 @@ def plan(graph: nir.NIRGraph, chip: Chip, activity: dict, steps: int, dynamic_j:
     return {"profile": chip.name, "source": chip.source, "cores": cores, "chips": chips,
             "neurons": sum(L.neurons + L.relays for L in layers), "layers": [
                 {**asdict(L), "total_cores": L.total_cores, "per_core": loads(L, chip)} for L in layers],
-            "bottleneck": bottleneck, "step_seconds": step, "steps": steps, "depth": steps_deep,
+            "placed": kinds(topo), "bottleneck": bottleneck, "step_seconds": step, "steps": steps, "depth": steps_deep,
             "latency_seconds": latency, "throughput_per_second": 1.0 / per_inference,
             "host_values_per_step": host, "host_bytes_per_step": sum(host.values()) * GRADED_BITS // 8,
             "energy_joules": {"dynamic": dynamic_j, "static": static, "total": total},

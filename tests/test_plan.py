@@ -1,6 +1,7 @@
 """`mst plan` (loihi/chip.py): cores with weight sharing, fan-in split on relays, the busiest core's
 time, latency, throughput, static energy and EDP, checked on graphs whose loads are known."""
 import json
+import math
 
 import nir
 import numpy as np
@@ -49,6 +50,8 @@ def test_a_hand_computed_plan():
     e = rep["energy_joules"]
     assert e["static"] == pytest.approx(1.0 * 1 * 2 * step) and e["total"] == pytest.approx(5.0 + 2 * step)
     assert rep["edp_joule_seconds"] == pytest.approx((5.0 + 2 * step) * 5 * step)
+    assert rep["placed"] == {"stock": ["l1", "n1", "l2", "n2"], "microcode": [], "host": [],
+                             "wiring": ["input", "output"]}
 
 
 def test_a_convolution_keeps_one_copy_of_its_kernel_per_core():
@@ -91,3 +94,34 @@ def test_mst_plan_on_a_converted_network(tmp_path, capsys):
         api.plan(str(graph), "digits", 2, n=1, profile="loihi9")
     assert one_line_here(capsys, "plan", graph, "-T", 2, "-n", 1, "--no-progress", "--json", tmp_path).startswith(
         "error: ")
+
+
+def test_the_official_swin_t_layout_fits():
+    """The official Swin-T layout (224 x 224, official-format random weights, as the official-import
+    tests build it), --spike-levels 4, one image: every layer within its cores' limits, the
+    fan-in of merge2 (19,968) split on relays, every node placed, the chip's time and energy."""
+    import torch
+    from official_mst import random_state_dict
+    from test_exactness import SWIN_T
+    from mstdeploy.compare.energy import MODELS, energy, per_inference
+    from mstdeploy.export.lower import to_nir
+    from mstdeploy.models.official import import_official
+    from mstdeploy.simulate.engine import Simulator
+    torch.manual_seed(0)
+    g = to_nir(import_official({"model": random_state_dict(SWIN_T)}, mask=0.0), spike_levels=4)
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    r = Simulator(g, "cpu", torch.float32).run(x, 1)
+    act = {"synaptic_events": dict(r.synaptic_events), "spike_counts": dict(r.spike_counts),
+           "host_macs": dict(r.host_macs)}
+    rep = plan(g, CHIPS["loihi2"], act, 1, energy(per_inference(r, 1), MODELS["loihi2"])["total"])
+    for L in rep["layers"]:
+        c = L["per_core"]
+        assert c["neurons"] <= c["neuron_limit"] and c["weights"] <= c["weight_limit"], L
+        assert L["fan_in"] <= c["input_limit"] or L["relays"] > 0, L
+    assert [L["layer"] for L in rep["layers"] if L["relays"]] == ["merge2"]
+    assert sum(len(v) for v in rep["placed"].values()) == len(g.nodes)
+    assert len(rep["placed"]["host"]) == 13                                 # 12 softmax, 1 LayerNorm
+    assert rep["chips"] == math.ceil(rep["cores"] / 128) and rep["chips"] > 1
+    e = rep["energy_joules"]
+    assert e["dynamic"] > 0 and e["static"] > 0 and rep["edp_joule_seconds"] > 0
+    assert rep["latency_seconds"] > rep["depth"] * rep["step_seconds"]
