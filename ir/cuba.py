@@ -1,4 +1,5 @@
-"""Discrete-time reading of stock NIR LIF and CubaLIF (docs/nir-extensions.md, "Stock neurons").
+"""Discrete-time reading of stock NIR LIF and CubaLIF, and IF as their limit (v += r I), (docs/nir-extensions.md,
+"Stock neurons").
 
 Euler steps of dt = 1, current first, then the voltage from the new current, as Loihi and Lava do:
 
@@ -50,6 +51,8 @@ class Cuba:
 def cuba(node) -> Cuba:
     f = lambda v: np.asarray(v, np.float64)  # noqa: E731
     reset = f(0.0 if node.v_reset is None else node.v_reset)
+    if isinstance(node, nir.IF):                 # v += r I: no decay, the current is the input
+        return Cuba(f(1.0), f(1.0), f(0.0), f(node.r), f(0.0), f(node.v_threshold), reset)
     if isinstance(node, nir.LIF):
         tau = f(node.tau)
         return Cuba(f(1.0), f(1.0), 1.0 / tau, per_step(node.r, tau), f(node.v_leak) / tau, f(node.v_threshold),

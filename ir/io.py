@@ -48,9 +48,10 @@ def _node_types(group, out: set, written: dict) -> None:
                 _node_types(g["nodes"], out, written)
 
 
-def _hint(written: dict) -> tuple[str, str] | None:
-    """(producer, why) from what the file's writer left out or added (_node_types)."""
-    if written.get("batch_axis"):
+def _hint(written: dict, type_error: str = "") -> tuple[str, str] | None:
+    """(producer, why) from what the file's writer left out or added (_node_types); a leading 1
+    on the Input counts where NIR's type check failed at it (`type_error`)."""
+    if written.get("batch_axis") and written["batch_axis"] in type_error:
         return "rockpool", "its Input keeps the sample's batch axis, as Rockpool's exporter writes it"
     if written.get("no_v_reset"):
         return "sinabs", ("its IF / LIF have no v_reset (NIR 1.0.4 or older), as sinabs writes them; sinabs resets "
@@ -86,7 +87,7 @@ def read_graph(path, dt: float | None = None, producer: str | None = None, reset
     try:
         graph = nir.read(p, type_check=producer not in LOOSE)        # theirs fail it: read_as fixes them
     except ValueError as e:                 # an Input with a leading 1 that its consumer lacks: Rockpool's
-        hint = _hint({**written, "batch_axis": written.get("batch_axis", "\0") in str(e)})
+        hint = _hint(written, str(e))
         why = f" ({hint[1]}: --from {hint[0]} reads it)" if hint and not producer else ""
         raise UserError(f"{p}: invalid graph: {str(e).splitlines()[0]}{why}") from None
     except Exception as e:  # noqa: BLE001
@@ -99,7 +100,7 @@ def read_graph(path, dt: float | None = None, producer: str | None = None, reset
     else:
         if reset:
             raise UserError("--reset goes with --from snntorch")
-        hint = _hint({k: v for k, v in written.items() if k != "batch_axis"}) or guess(graph)
+        hint = _hint(written) or guess(graph)
         if dt:
             graph = in_steps(graph, dt)
     check_steps(graph, str(p), dt, hint)

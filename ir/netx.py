@@ -97,6 +97,14 @@ def _array(layer, key, default=None):
     return np.asarray(layer[key][()]) if key in layer else default
 
 
+def _in_our_layout(bias: np.ndarray, shape) -> np.ndarray:
+    """A layer's bias as (C, H, W): per channel on a convolution, or netx's (W, H, C) per neuron
+    (blocks/process.py `_neuron`)."""
+    if bias.ndim == 1 and len(shape) == 3:
+        return bias.reshape(-1, 1, 1)
+    return bias.transpose(2, 1, 0) if bias.ndim == 3 else bias
+
+
 def _neuron(path, i: int, layer, shape, bias):
     """The layer's neuron as stock NIR (module docstring)."""
     if "neuron" not in layer:                  # netx's default: a current integrator (hdf5.py:352-357)
@@ -108,11 +116,7 @@ def _neuron(path, i: int, layer, shape, bias):
         if "vThMant" not in params:
             raise UserError(f"{path}: layer {i}: its SDNN neuron has no vThMant")
         first = _text(layer["type"]) == "input"
-        b = 0.0 if bias is None else np.asarray(bias, np.float64)
-        if np.ndim(b) == 1 and len(shape) == 3:
-            b = b.reshape(-1, 1, 1)
-        elif np.ndim(b) == 3:
-            b = b.transpose(2, 1, 0)
+        b = 0.0 if bias is None else _in_our_layout(np.asarray(bias, np.float64), shape)
         return X.SigmaDelta(shape=shape, threshold=float(params["vThMant"]),
                             bias=np.broadcast_to(b, shape).astype(np.float32), sigma=0 if first else 1,
                             relu=0 if first else 1)
@@ -125,11 +129,7 @@ def _neuron(path, i: int, layer, shape, bias):
     if not (0 <= du <= DECAY_UNIT and 0 <= dv <= DECAY_UNIT) or vth < 0:
         raise UserError(f"{path}: layer {i}: decays outside 0..4096 or a negative threshold")
     if bias is not None:
-        bias = np.asarray(bias, np.float64) / W_SCALE
-        if bias.ndim == 1 and len(shape) == 3:                   # per channel, channel axis first
-            bias = bias.reshape(-1, 1, 1)
-        elif bias.ndim == 3:                                     # netx's (W, H, C) (process.py _neuron)
-            bias = bias.transpose(2, 1, 0)
+        bias = _in_our_layout(np.asarray(bias, np.float64) / W_SCALE, shape)
     try:
         return cuba.node(shape, vth / W_SCALE, du, dv, 0.0 if bias is None else bias, DECAY_UNIT)
     except ValueError as e:
@@ -147,8 +147,8 @@ def _with_bias(path, key, syn, bias, out):
     b = np.asarray(bias, np.float64) / W_SCALE
     if isinstance(syn, nir.Linear):
         return nir.Affine(weight=syn.weight, bias=np.broadcast_to(b.reshape(-1), out).astype(np.float32))
-    if b.ndim == 3:                                              # netx's (W, H, C)
-        b = b.transpose(2, 1, 0)
+    if b.ndim == 3:
+        b = _in_our_layout(b, out)
         if not np.all(b == b[:, :1, :1]):
             raise UserError(f"{path}: layer {key}: a bias per neuron on a convolution without voltage decay "
                             "has no place in NIR (a Conv2d's bias is per channel)")
@@ -246,10 +246,9 @@ def read_netx(path, f: h5py.File) -> nir.NIRGraph:
         declared = tuple(int(v) for v in _array(layer, "shape"))
         if int(np.prod(declared)) != int(np.prod(out)):
             raise UserError(f"{path}: layer {key} ({kind}) gives {out}, its shape says {declared}")
-        if readout(layer, key == order[-1]):
-            if kind == "dense" and "bias" in layer:
-                b = np.asarray(layer["bias"][()], np.float64).reshape(-1) / W_SCALE
-                syn = nir.Affine(weight=syn.weight, bias=np.broadcast_to(b, out).astype(np.float32))
+        last_layer = readout(layer, key == order[-1])
+        if last_layer and "bias" in layer:
+            syn = _with_bias(path, key, syn, layer["bias"][()], out)
         last = add(f"layer{key}.synapse", syn, last)
         delay = _array(layer, "delay")
         d = np.zeros(1)
@@ -259,7 +258,7 @@ def read_netx(path, f: h5py.File) -> nir.NIRGraph:
         if np.any(d):
             last = add(f"layer{key}.delay", nir.Delay(delay=np.broadcast_to(d.reshape(-1), out).astype(np.float32)),
                        last)
-        if readout(layer, key == order[-1]):
+        if last_layer:
             shape = out
             break
         bias = _array(layer, "bias")

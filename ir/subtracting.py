@@ -42,7 +42,7 @@ def _io(node, shape) -> None:
     node.input_type, node.output_type = {"input": np.asarray(shape)}, {"output": np.asarray(shape)}
 
 
-def _one(node, field: str, shape) -> np.ndarray:
+def _full(node, field: str, shape) -> np.ndarray:
     return np.broadcast_to(np.asarray(getattr(node, field), np.float64), shape).copy()
 
 
@@ -78,7 +78,7 @@ def _sinabs(graph, source):
         shape = _shape_of(graph, name)
         th = np.broadcast_to(np.asarray(node.v_threshold, np.float32), shape).copy()
         if isinstance(node, nir.IF):
-            r = _one(node, "r", shape)
+            r = _full(node, "r", shape)
             nodes[name] = _graded(shape, _uniform(name, node, th, "threshold", source), 0.0)
             if np.any(r != 1):
                 edges = _before(nodes, edges, name, f"{name}.gain", nir.Scale(scale=r.astype(np.float32)))
@@ -159,7 +159,7 @@ def _rockpool(graph, source, dt):
         if np.any(np.asarray(node.v_leak, np.float64) != 0) or np.any(np.asarray(node.w_in, np.float64) != 1):
             raise UserError(f"{source}: node {shown(name)} is not as Rockpool's LIFTorch writes it (w_in 1, v_leak 0)")
         shape = node_shape(node)
-        tm, ts = _one(node, "tau_mem", shape), _one(node, "tau_syn", shape)
+        tm, ts = _full(node, "tau_mem", shape), _full(node, "tau_syn", shape)
         step = dt or rockpool_dt(float(np.asarray(node.r).reshape(-1)[0]), float(tm.reshape(-1)[0]))
         a_m, a_s = _decay32(step, tm), _decay32(step, ts)
         tau_c = 1.0 / (1.0 - a_s)                              # the current: y = a_s y + a_s I

@@ -33,6 +33,12 @@ def pair(v) -> tuple[int, int]:
     return (int(a[0]), int(a[-1]))
 
 
+def pool_gain(node) -> float:
+    """What a pool multiplies each input by: 1 / (its window's area) for AvgPool2d, 1 for SumPool2d."""
+    k = pair(node.kernel_size)
+    return 1.0 / (k[0] * k[1]) if isinstance(node, nir.AvgPool2d) else 1.0
+
+
 def delays(name: str, node: nir.Delay) -> np.ndarray:
     """A Delay node's delays in steps, one per element (netx's axonal delays differ per neuron)."""
     d = np.broadcast_to(np.asarray(node.delay, np.float64), node_shape(node))

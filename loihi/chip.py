@@ -22,7 +22,7 @@ import numpy as np
 
 from ..ir import nodes as X
 from ..ir.topology import NEURONS, SYNAPTIC, Topology, node_shape
-from .placement import placements
+from .placement import feeds, placements
 from .resources import connections
 from .widths import GRADED_BITS
 
@@ -71,6 +71,7 @@ def _weights(node) -> int:
 @dataclass
 class Layer:
     layer: str
+    synapses: dict            # synaptic node -> the share of its current this layer takes (1 / its targets)
     neurons: int
     fan_in: int
     weights: int              # stored: shared kernels once, dense weights once
@@ -87,19 +88,16 @@ class Layer:
         return self.cores + self.relay_cores
 
 
-def place(graph: nir.NIRGraph, chip: Chip) -> tuple[list[Layer], dict]:
+def place(topo: Topology, chip: Chip) -> tuple[list[Layer], dict]:
     """Layers on cores, before activity: (layers, host traffic per step in values)."""
-    topo = Topology(graph)
-    feeds: dict[str, list[str]] = {}
-    for name, p in placements(topo).items():
-        for t in p.targets if p.kind == "neuron" else ():
-            feeds.setdefault(t, []).append(name)
+    placed = placements(topo)
+    fed = feeds(placed)
     layers = []
     for name in topo.order:
         node = topo.node(name)
         if not isinstance(node, NEURONS):
             continue
-        syn = [topo.node(s) for s in feeds.get(name, [])]
+        syn = [topo.node(s) for s in fed.get(name, [])]
         neurons = int(np.prod(node_shape(node)))
         fan_in = sum(connections(s)[1] for s in syn)
         shared = [s for s in syn if isinstance(s, SHARED)]
@@ -112,7 +110,8 @@ def place(graph: nir.NIRGraph, chip: Chip) -> tuple[list[Layer], dict]:
             by_weights = math.ceil(kernel / chip.synapses) * max(1, math.ceil(dense / chip.synapses))
         groups = math.ceil(fan_in / chip.in_axons) if fan_in > chip.in_axons else 0
         relays = neurons * groups
-        layers.append(Layer(name, neurons, fan_in, kernel + dense, kernel, max(by_neurons, by_weights, 1),
+        share = {s: 1.0 / len(placed[s].targets) for s in fed.get(name, [])}
+        layers.append(Layer(name, share, neurons, fan_in, kernel + dense, kernel, max(by_neurons, by_weights, 1),
                             relays, math.ceil(relays / chip.neurons) if relays else 0, 0.0, 0.0, 0.0))
     host = {}
     for name in topo.order:
@@ -177,14 +176,12 @@ def plan(graph: nir.NIRGraph, chip: Chip, activity: dict, steps: int, dynamic_j:
     spike_counts per neuron node, both summed over the steps); `dynamic_j`: dynamic energy per
     inference (compare/energy.py's model), None if not priced."""
     topo = Topology(graph)
-    layers, host = place(graph, chip)
-    into: dict[str, float] = {}
-    for name, p in placements(topo).items():           # graded input values are synaptic ops on chip too
-        ops = float(activity["synaptic_events"].get(name, 0.0)) + float(activity.get("host_macs", {}).get(name, 0.0))
-        for t in p.targets if p.kind == "neuron" else ():
-            into[t] = into.get(t, 0.0) + ops / len(p.targets)
+    layers, host = place(topo, chip)
+    def ops(s: str) -> float:                 # graded input values are synaptic ops on chip too
+        return float(activity["synaptic_events"].get(s, 0.0)) + float(activity.get("host_macs", {}).get(s, 0.0))
+
     for L in layers:
-        L.synaptic_events = into.get(L.layer, 0.0) / steps
+        L.synaptic_events = sum(ops(s) * share for s, share in L.synapses.items()) / steps
         L.spikes = float(activity["spike_counts"].get(L.layer, 0.0)) / steps
         L.core_seconds = busy(L, chip)
     cores = sum(L.total_cores for L in layers)

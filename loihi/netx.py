@@ -37,11 +37,10 @@ import numpy as np
 from ..errors import UserError
 from ..ir import cuba
 from ..ir import nodes as X
-from ..ir.netx import DECAY_UNIT, W_SCALE
-from ..ir.topology import POOLS, Topology, delays, node_shape, pair
-from .widths import BIAS_MANT, GRADED_BITS, VTH_BITS, WEIGHT_MAX, WEIGHT_MAX_MIXED
+from ..ir.netx import DECAY_UNIT
+from ..ir.topology import POOLS, Topology, delays, node_shape, pair, pool_gain
+from .widths import BIAS_MANT, VTH_BITS, WEIGHT_MAX, WEIGHT_MAX_MIXED
 
-INPUT_MESSAGE_BITS = GRADED_BITS     # Network(input_message_bits=...) for a file whose input is frames
 FRAME_BITS = 8                       # at most 2^8 frame units per input unit
 THRESHOLD_ROOM = 1 << 15             # the first layer's threshold at most: sums stay well under 2^17
 SYNAPSES = (nir.Conv2d, nir.Linear, nir.Affine)
@@ -59,12 +58,7 @@ def _neuron_of(name, node) -> cuba.Cuba:
         _refuse(name, node, why)
     if not isinstance(node, NEURON_TYPES):
         _refuse(name, node, "netx layers end in Loihi's CUBA neuron")
-    if isinstance(node, nir.IF):
-        f = lambda v: np.asarray(v, np.float64)  # noqa: E731
-        c = cuba.Cuba(f(1.0), f(1.0), f(0.0), f(node.r), f(0.0), f(node.v_threshold),
-                      f(0.0 if node.v_reset is None else node.v_reset))
-    else:
-        c = cuba.cuba(node)
+    c = cuba.cuba(node)
     if np.any(c.v_reset != 0):
         _refuse(name, node, "netx's LIF resets to 0")
     return c
@@ -92,12 +86,18 @@ def _fill(w: np.ndarray) -> float:
     return lim / big if big else 1.0
 
 
+def _windows(pool) -> tuple[int, int] | None:
+    """The pool's window when its windows tile the input (stride = kernel, no padding), else None."""
+    k = pair(pool.kernel_size)
+    return k if k == pair(pool.stride) and pair(pool.padding) == (0, 0) else None
+
+
 def _compose_pool(pool, node, in_shape):
     """(pool, then the synapse `node`) as one synapse on the pool's input, exactly; None if not."""
-    k, s = pair(pool.kernel_size), pair(pool.stride)
-    if k != s or pair(pool.padding) != (0, 0) or in_shape[1] % k[0] or in_shape[2] % k[1]:
+    k = _windows(pool)
+    if k is None or in_shape[1] % k[0] or in_shape[2] % k[1]:
         return None
-    area = 1.0 / (k[0] * k[1]) if isinstance(pool, nir.AvgPool2d) else 1.0
+    area = pool_gain(pool)
     if isinstance(node, nir.Conv2d):
         if pair(node.dilation) != (1, 1) or int(node.groups) != 1:
             return None
@@ -121,15 +121,14 @@ def _dense_of(node, in_shape):
 
 def _pooled_dense(pool, w, in_shape):
     """A dense layer after a pool (and flatten), on the pool's input: each weight spread over its window."""
-    k, s = pair(pool.kernel_size), pair(pool.stride)
-    if k != s or pair(pool.padding) != (0, 0):
+    k = _windows(pool)
+    if k is None:
         return None
     c, h, wd = in_shape
     ho, wo = h // k[0], wd // k[1]
-    area = 1.0 / (k[0] * k[1]) if isinstance(pool, nir.AvgPool2d) else 1.0
     w4 = w.reshape(w.shape[0], c, ho, wo)
     out = np.zeros((w.shape[0], c, h, wd))
-    out[:, :, :ho * k[0], :wo * k[1]] = np.repeat(np.repeat(w4, k[0], axis=2), k[1], axis=3) * area
+    out[:, :, :ho * k[0], :wo * k[1]] = np.repeat(np.repeat(w4, k[0], axis=2), k[1], axis=3) * pool_gain(pool)
     return out.reshape(w.shape[0], -1)
 
 
@@ -206,7 +205,8 @@ def netx_layers(graph: nir.NIRGraph) -> list[dict]:
             return layers
         syn, syn_name = node, n
         bias = np.zeros(0)
-        if isinstance(syn, nir.Conv2d) and _dense_of(syn, pool_in or shape) is None:
+        dense = _dense_of(syn, pool_in or shape) if isinstance(syn, nir.Conv2d) else None
+        if isinstance(syn, nir.Conv2d) and dense is None:
             if flat:
                 _refuse(syn_name, syn, "a convolution after a flatten")
             if pool is not None:
@@ -221,8 +221,8 @@ def netx_layers(graph: nir.NIRGraph) -> list[dict]:
             extra = {"stride": np.array(pair(syn.stride)), "padding": np.array(pair(syn.padding)),
                      "dilation": np.array(pair(syn.dilation)), "groups": groups}
         else:
-            if isinstance(syn, nir.Conv2d):
-                w, bias = _dense_of(syn, pool_in or shape)
+            if dense is not None:
+                w, bias = dense
             else:
                 w = np.asarray(syn.weight, np.float64)
                 bias = np.asarray(getattr(syn, "bias", np.zeros(w.shape[0])), np.float64)
@@ -319,8 +319,3 @@ def netx_bytes(graph: nir.NIRGraph) -> bytes:
                     g.create_dataset(key, data=np.asarray(v, np.int64) if key != "groups" else int(v))
     return buf.getvalue()
 
-
-def frame_transform(layers: list[dict]) -> tuple[float, float] | None:
-    """(weight, bias) of the written input's frames, round(weight x + bias); None: spikes or a neuron."""
-    first = layers[0]
-    return (first["weight"], first["bias"]) if "weight" in first else None

@@ -29,6 +29,15 @@ class Placement:
     bias: dict = field(default_factory=dict)    # target -> float64 bias in the target's shape
 
 
+def feeds(placed: dict[str, Placement]) -> dict[str, list[str]]:
+    """Neuron -> the synaptic nodes whose current it integrates (in `placements` order)."""
+    out: dict[str, list[str]] = {}
+    for name, p in placed.items():
+        for t in p.targets if p.kind == "neuron" else ():
+            out.setdefault(t, []).append(name)
+    return out
+
+
 def synapse_bias(node) -> np.ndarray | None:
     """The node's bias broadcast to its output shape, or None when it has none (or all zero)."""
     b = getattr(node, "bias", None) if isinstance(node, (nir.Affine, nir.Conv1d, nir.Conv2d)) else None

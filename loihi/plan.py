@@ -14,11 +14,12 @@ import numpy as np
 from ..errors import UserError
 from ..ir import nodes as X
 from ..ir.cuba import LEAKY, cuba
-from ..ir.topology import NEURONS, POOLS, ROUTING, SUPPORTED, SYNAPTIC, Topology, check_supported, node_shape
+from ..ir.topology import (NEURONS, POOLS, ROUTING, SUPPORTED, SYNAPTIC, Topology, check_supported, node_shape,
+                           pool_gain)
 from .placement import Placement, moved_biases, placements
 from .quantize import quantize_bias, quantize_weights
 from .widths import (ACT_SHIFT, CUBA_SCALE, DECAY_ONE, INPUT_BITS, LAYERNORM_BITS, LEVELS_MAX, PAYLOAD_BITS,
-                     SOFTMAX_BITS, V_LIMIT, VTH_MANT,
+                     SD_SHIFT, SD_STATE_BITS, SOFTMAX_BITS, V_LIMIT, VTH_MANT,
                      WEIGHT_MAX_MIXED)
 
 
@@ -68,7 +69,7 @@ class NeuronQ:
         return self.bias_mant << self.bias_exp
 
 
-SD_STATE, SD_MESSAGE = 2.0 ** -12, 2.0 ** -6   # Lava's sigma-delta: state and message units (2^-(6+6), 2^-6)
+SD_STATE, SD_MESSAGE = 2.0 ** -SD_STATE_BITS, 2.0 ** -(SD_STATE_BITS - SD_SHIFT)   # Lava's sigma-delta units
 
 
 @dataclass
@@ -126,9 +127,7 @@ class FixedPlan:
             raise UserError(f"fixed point: the inputs of {name} have different scales")
         s = scales.pop()
         if isinstance(node, POOLS):                 # a pool feeding a synapse sums integers
-            k = np.asarray(node.kernel_size).reshape(-1)
-            area = int(k[0]) * int(k[-1])
-            return s / area if isinstance(node, nir.AvgPool2d) else s
+            return s * pool_gain(node)
         return s
 
     def in_scale(self, name: str) -> float:
@@ -257,9 +256,7 @@ class FixedPlan:
         if isinstance(node, nir.Scale):
             return np.asarray(node.scale, np.float64)
         if isinstance(node, POOLS):
-            k = np.asarray(node.kernel_size).reshape(-1)
-            area = int(k[0]) * int(k[-1])
-            return np.array(1.0 / area if isinstance(node, nir.AvgPool2d) else 1.0)
+            return np.array(pool_gain(node))
         return np.asarray(node.weight, np.float64)
 
     def _exact_output_unit(self, out_syn: list) -> float | None:

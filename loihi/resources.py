@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..ir import nodes as X
 from ..ir.topology import NEURONS, Topology, node_shape
-from .placement import placements
+from .placement import feeds, placements
 from .widths import GRADED_BITS, PAYLOAD_BITS
 
 
@@ -77,16 +77,13 @@ def connections(node) -> tuple[int, int]:
 
 def resources(graph: nir.NIRGraph, profile: CoreProfile) -> dict:
     topo = Topology(graph)
-    feeds: dict[str, list[str]] = {}
-    for name, p in placements(topo).items():
-        for t in p.targets if p.kind == "neuron" else ():
-            feeds.setdefault(t, []).append(name)
+    fed = feeds(placements(topo))
     layers, problems = [], []
     for name in topo.order:
         node = topo.node(name)
         if not isinstance(node, NEURONS):
             continue
-        conns = [connections(topo.node(s)) for s in feeds.get(name, [])]
+        conns = [connections(topo.node(s)) for s in fed.get(name, [])]
         neurons = int(np.prod(node_shape(node)))
         synapses = sum(c for c, _ in conns)
         fan_in = sum(f for _, f in conns)

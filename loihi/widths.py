@@ -23,6 +23,10 @@ WEIGHT_MAX = 255              # one sign: [0, 255] or [-255, 0]
 WEIGHT_MAX_MIXED = 254        # mixed signs: even values in [-254, 254]
 WEIGHT_EXP = (-8, 7)          # weight exponent range (Loihi 1's wgtExp)
 
+# Lava's sigma-delta neurons (proc/sdn: spike_exp = state_exp = 6, as netx builds them)
+SD_STATE_BITS = 12            # sigma, activation, residue and threshold in units of 2^-12
+SD_SHIFT = 6                  # a message is d >> 6: units of 2^-(12 - 6)
+
 # Messages
 GRADED_BITS = 24              # graded spikes: 24-bit signed payload
 GRADED_LIMIT = (1 << (GRADED_BITS - 1)) - 1

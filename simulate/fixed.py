@@ -17,10 +17,10 @@ from ..ir import nodes as X
 from ..ir.topology import POOLS
 from ..loihi.plan import NeuronQ
 from ..loihi.quantize import layernorm_fixed, softmax_fixed
-from ..loihi.widths import ACT_SHIFT, DECAY_ONE, U_WRAP, V_LIMIT
+from ..loihi.widths import ACT_SHIFT, DECAY_ONE, SD_SHIFT, U_WRAP, V_LIMIT
 from ..ir.topology import pair
 from . import kernels
-from .neurons import subtract_levels
+from .neurons import SigmaDeltaParams, sd_init, sd_step, subtract_levels
 from .ops import flat_steps, increments, operands, pad, running_sum, step_numbers
 
 
@@ -179,21 +179,15 @@ def neuron(q: NeuronQ, x: torch.Tensor, bias: torch.Tensor, v_init: torch.Tensor
     return out, (u, v)
 
 
-SD_SHIFT = 6                                     # Lava's state_exp: messages are d >> 6
-
-
 def sigma_delta(q, x: torch.Tensor, bias: torch.Tensor, state=None):
     """Messages (k, ...) of a sigma-delta neuron (ir/nodes.py SigmaDelta) on integer input x in
     units of 2^-12 (Lava's PyDeltaModelFixed / PySigmaDeltaModelFixed), in units of 2^-6, and its
-    state (sigma, activation, residue) after the chunk."""
-    sigma, act, res = state or (torch.zeros_like(x[0]),) * 3
+    state (sigma, activation, residue) after the chunk: the float step on integers, each message
+    shifted right (the bits below are not sent, nor kept in the residue)."""
+    p = SigmaDeltaParams(q.threshold, bias, q.sigma, q.relu)
+    state = state or sd_init(p, x[0])
     out = torch.empty_like(x)
     for t in range(x.shape[0]):
-        sigma = sigma + x[t] if q.sigma else x[t]
-        a = sigma + bias
-        a = torch.clamp_min(a, 0.0) if q.relu else a
-        d = a - act + res
-        s = torch.where(d.abs() >= q.threshold, d, torch.zeros_like(d))
+        s, state = sd_step(p, state, x[t])
         out[t] = torch.floor(s / (1 << SD_SHIFT))
-        act, res = a, d - s
-    return out, (sigma, act, res)
+    return out, state

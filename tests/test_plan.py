@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import mst_here, one_line_here, vgg_files
+from mstdeploy.ir.topology import Topology
 from mstdeploy.loihi.chip import CHIPS, Chip, place, plan
 
 
@@ -35,7 +36,7 @@ def test_a_hand_computed_plan():
     on 6 relay neurons (3 more cores) and one more step. Per step (T = 2): 12 input MACs / 2 = 6
     ops + 6 relay sums; 3 + 6 updates; 4 / 2 spikes + 6 relay messages: (12 + 90 + 800) / 5 cores
     = 180.4. n2: 3 ops, 2 updates, 1 spike on 1 core: 123. Step: 180.4 + the 1000 barrier."""
-    layers, host = place(chain(), TOY)
+    layers, host = place(Topology(chain()), TOY)
     assert [(L.layer, L.cores, L.relays, L.relay_cores, L.weights) for L in layers] == \
         [("n1", 2, 6, 3, 12), ("n2", 1, 0, 0, 6)]
     assert host == {"input": 4}
@@ -64,12 +65,12 @@ def test_a_convolution_keeps_one_copy_of_its_kernel_per_core():
         edges=[("input", "c"), ("c", "n"), ("n", "output")])
     small = Chip("small", neurons=100, synapses=100, in_axons=64, cores_per_chip=4, t_synop=1.0, t_neuron=1.0,
                  t_spike=1.0, t_barrier=0.0, static_w=None, source="hand-made")
-    (layer,), _ = place(g, small)
+    (layer,), _ = place(Topology(g), small)
     assert layer.weights == 72 and layer.cores == 3                       # 256 neurons / 100; 72 weights fit
     rep = plan(g, small, {"synaptic_events": {}, "spike_counts": {}}, steps=1, dynamic_j=None)
     assert rep["layers"][0]["per_core"]["weights"] == 72 and rep["energy_joules"]["static"] is None
     small2 = Chip("small2", 100, 50, 64, 4, 1.0, 1.0, 1.0, 0.0, None, "")
-    (layer,), _ = place(g, small2)
+    (layer,), _ = place(Topology(g), small2)
     assert layer.cores == 3 and layer.relays == 0                          # kernel over a core: split channels
 
 

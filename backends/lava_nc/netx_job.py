@@ -25,7 +25,7 @@ import numpy as np
 
 from ...errors import UserError
 from ...ir.netx import W_SCALE, blocks, is_netx, lagged
-from ...loihi.widths import GRADED_BITS
+from ...loihi.widths import GRADED_BITS, SD_SHIFT
 
 FLOAT_REFUSED = "netx's blocks run in fixed point only (their process models are Loihi's integers): add --fixed-point"
 
@@ -113,7 +113,7 @@ def run_netx(job: dict) -> dict:
         records[str(i)] = name
     last = np.stack(spikes[named[-1][0]]).astype(np.float64)                   # (images, T, ...)
     logits = last.reshape(*last.shape[:2], -1).swapaxes(0, 1)
-    unit = W_SCALE * (W_SCALE if graded else 1)                                 # weights x messages
+    unit = W_SCALE * ((1 << SD_SHIFT) if graded else 1)                         # weights x messages
     np.savez(os.path.join(out, "result.npz"), logits=logits / unit if named[-1][0] == "output" else logits,
              raw=np.zeros((0, 0)))
     return {"lava_steps": total * len(images), "depth": depth, "processes": 2 * len(named) + 1, "groups": 0,
