@@ -145,6 +145,29 @@ def versions(names):
     return out
 
 
+def train_torch(name, spikes, params, X, Y, *, lr, epochs, bs, logit_scale=None):
+    """The torch frameworks' loop (sinabs, Rockpool): Adam on the Linear layers only, cross-entropy
+    of the output spike counts (times `logit_scale`), batches of `bs`; the last epoch's test
+    accuracy. `spikes(xb)` -> output spikes (B, T, 10)."""
+    import torch
+
+    opt = torch.optim.Adam(params, lr=lr)  # neuron params stay at defaults
+    g = torch.Generator().manual_seed(SEED)
+    for ep in range(epochs):
+        perm = torch.randperm(N_TRAIN, generator=g)
+        for i in range(0, N_TRAIN, bs):
+            idx = perm[i : i + bs]
+            counts = spikes(X[idx]).sum(1)
+            loss = torch.nn.functional.cross_entropy(counts if logit_scale is None else counts * logit_scale, Y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            acc = (spikes(X[N_TRAIN:]).sum(1).argmax(1) == Y[N_TRAIN:]).float().mean().item()
+        print(f"{name} epoch {ep} loss {loss.item():.3f} acc_test {acc:.4f}")
+    return acc
+
+
 def save_case(case, *, nir_graph_writer, inputs, out_spikes, hidden_spikes, labels, meta):
     """out_spikes (T, 64, 10), hidden_spikes (T, 64, 64) as recorded by the framework."""
     nir_path = HERE / f"{case}.nir"
@@ -232,22 +255,8 @@ def stage_sinabs():
             return h.reshape(B, T, 64), o.reshape(B, T, 10)
 
         lin_params = list(model[0].parameters()) + list(model[2].parameters())
-        opt = torch.optim.Adam(lin_params, lr=1e-3)  # neuron params stay at defaults
         epochs, bs = 15, 64
-        g = torch.Generator().manual_seed(SEED)
-        for ep in range(epochs):
-            perm = torch.randperm(N_TRAIN, generator=g)
-            for i in range(0, N_TRAIN, bs):
-                idx = perm[i : i + bs]
-                _, o = run(X[idx])
-                loss = nn.functional.cross_entropy(o.sum(1), Y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            with torch.no_grad():
-                _, o = run(X[N_TRAIN:])
-                acc = (o.sum(1).argmax(1) == Y[N_TRAIN:]).float().mean().item()
-            print(f"sinabs_{neuron} epoch {ep} loss {loss.item():.3f} acc_test {acc:.4f}")
+        acc = train_torch(f"sinabs_{neuron}", lambda xb: run(xb)[1], lin_params, X, Y, lr=1e-3, epochs=epochs, bs=bs)
 
         with torch.no_grad():
             xr = X[REC0 : REC0 + NREC]
@@ -317,22 +326,9 @@ def stage_rockpool():
         out, _, rec = net.evolve(inp, record=record)
         return out, rec
 
-    opt = torch.optim.Adam(list(lin.values()), lr=3e-4)  # neuron params stay at defaults
     epochs, bs = 10, 64
-    g = torch.Generator().manual_seed(SEED)
-    for ep in range(epochs):
-        perm = torch.randperm(N_TRAIN, generator=g)
-        for i in range(0, N_TRAIN, bs):
-            idx = perm[i : i + bs]
-            o, _ = run(X[idx])
-            loss = torch.nn.functional.cross_entropy(o.sum(1) * RP_LOGIT_SCALE, Y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        with torch.no_grad():
-            o, _ = run(X[N_TRAIN:])
-            acc = (o.sum(1).argmax(1) == Y[N_TRAIN:]).float().mean().item()
-        print(f"rockpool_lif epoch {ep} loss {loss.item():.3f} acc_test {acc:.4f}")
+    acc = train_torch("rockpool_lif", lambda xb: run(xb)[0], list(lin.values()), X, Y, lr=3e-4, epochs=epochs,
+                      bs=bs, logit_scale=RP_LOGIT_SCALE)
 
     with torch.no_grad():
         xr = X[REC0 : REC0 + NREC]
