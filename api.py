@@ -18,7 +18,7 @@ from .errors import Caution, UserError
 from .faults import allocation_failure
 
 __all__ = ["UserError", "Caution", "Simulation", "load_model", "import_official", "train", "evaluate", "export",
-           "read", "write", "samples", "simulate", "lava", "parity", "energy", "resources", "plan"]
+           "read", "write", "samples", "simulate", "lava", "parity", "energy", "resources", "plan", "split"]
 
 
 def _memory(f):
@@ -286,25 +286,34 @@ def resources(graph, profile: str = "loihi2") -> dict:
 
 
 @_memory
+def split(graph, profile: str = "loihi2"):
+    """The graph with every fan-in beyond a core's input axons split into partial sums on relay
+    neurons (loihi/split.py): what `plan` places; it simulates as the graph does."""
+    from .loihi.chip import CHIPS
+    from .loihi.split import split as relayed
+    if profile not in CHIPS:
+        raise UserError(f"profile must be one of {', '.join(CHIPS)}, got {profile!r}")
+    return relayed(_graph(graph), CHIPS[profile].in_axons)[0]
+
+
 def plan(graph, inputs=None, steps: int | None = None, *, n: int | None = 8, data=None, profile: str = "loihi2",
          fixed_point: bool = False, progress: bool = False) -> dict:
-    """The graph on Loihi chips with time (loihi/chip.py, docs/loihi2-plan.md): cores and chips with
-    weight sharing, the busiest core, step time, latency, throughput, dynamic and static energy per
-    inference, EDP; activity from a reference run on `inputs` (time depends on the spikes)."""
+    """The graph on Loihi chips with time (loihi/chip.py, docs/loihi2-plan.md): fan-in split on
+    relays (`split`), cores and chips with weight sharing, the busiest core, step time, latency,
+    throughput, dynamic and static energy per inference, EDP; activity from a reference run of the
+    split graph on `inputs` (time depends on the spikes)."""
     import torch
     from .compare.energy import MODELS, energy as priced, per_inference
     from .loihi.chip import CHIPS, plan as planned
     from .simulate.engine import Simulator
     from .simulate.evaluate import evaluate
-    if profile not in CHIPS:
-        raise UserError(f"profile must be one of {', '.join(CHIPS)}, got {profile!r}")
-    graph = _graph(graph)
+    graph = split(graph, profile)
     ds, steps = samples(graph, inputs, steps=steps, n=n, data=data)
     sim = Simulator(graph, "cpu", torch.float32, fixed_point=fixed_point)
     ev = evaluate(sim, ds, steps, 64, progress=progress)
     k = max(ev.images, 1)
     activity = {"synaptic_events": {a: v / k for a, v in ev.synaptic_events.items()},
-                "spike_counts": {a: v / k for a, v in ev.spike_counts.items()},
+                "spike_messages": {a: v / k for a, v in ev.spike_messages.items()},
                 "host_macs": {a: v / k for a, v in ev.host_macs.items()}}
     dynamic = priced(per_inference(ev, ev.images), MODELS[profile])["total"]
     return planned(graph, CHIPS[profile], activity, steps, dynamic)

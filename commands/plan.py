@@ -15,6 +15,8 @@ def add_parser(sub) -> None:
     p.add_argument("--profile", choices=["loihi2", "loihi1"], default="loihi2")
     p.add_argument("--json", metavar="FILE", help="also write the plan as JSON")
     p.add_argument("--plot", metavar="FILE", help="also draw cores and each core's time per step per layer (PNG)")
+    p.add_argument("--placed", metavar="FILE", help="also write the graph as placed, fan-in split on relay "
+                                                    "neurons (NIR; it simulates as the graph does)")
     p.set_defaults(func=run)
 
 
@@ -30,20 +32,22 @@ def _si(x: float | None, unit: str) -> str:
 def run(args) -> int:
     from .. import api
     from ..atomic import check_outputs, write_text
-    check_outputs({"--json": args.json, "--plot": args.plot}, [args.graph])
+    check_outputs({"--json": args.json, "--plot": args.plot, "--placed": args.placed}, [args.graph])
     graph, data = graph_and_images(args)
     rep = api.plan(graph, data, args.steps, n=None, profile=args.profile, fixed_point=args.fixed_point,
                    progress=not args.no_progress)
     w = max([len(r["layer"]) for r in rep["layers"]] + [5])
     print(f"{args.graph} on {rep['profile']} ({rep['source']})")
-    print(f"{'layer':{w}s}  {'neurons':>8s}  {'weights':>9s}  {'cores':>5s}  {'relays':>6s}  {'events/step':>11s}  "
+    print(f"{'layer':{w}s}  {'neurons':>8s}  {'weights':>9s}  {'cores':>5s}  {'fan-in':>6s}  {'events/step':>11s}  "
           f"{'core time':>9s}")
     for r in rep["layers"]:
-        print(f"{r['layer']:{w}s}  {r['neurons']:8d}  {r['weights']:9d}  {r['total_cores']:5d}  {r['relays']:6d}  "
+        print(f"{r['layer']:{w}s}  {r['neurons']:8d}  {r['weights']:9d}  {r['cores']:5d}  {r['fan_in']:6d}  "
               f"{r['synaptic_events']:11.0f}  {_si(r['core_seconds'], 's'):>9s}")
+    relays = [r for r in rep["layers"] if r["relay_of"]]
     e = rep["energy_joules"]
     print(f"total: {rep['cores']} cores, {rep['chips']} chip(s); every layer within its cores' neurons, weights "
-          f"and inputs (fan-in split on relays where needed)")
+          f"and inputs" + (f"; {len(relays)} relay layers carry the partial sums of "
+                           f"{', '.join(sorted({r['relay_of'] for r in relays}))}" if relays else ""))
     print(f"step {_si(rep['step_seconds'], 's')} (busiest: {rep['bottleneck']}), depth {rep['depth']} steps, "
           f"T = {rep['steps']}: latency {_si(rep['latency_seconds'], 's')}, {rep['throughput_per_second']:.4g} "
           f"inferences/s pipelined")
@@ -56,6 +60,9 @@ def run(args) -> int:
     if args.json:
         write_text(args.json, json.dumps(rep, indent=2))
         print(f"plan -> {args.json}")
+    if args.placed:
+        api.write(api.split(graph, args.profile), args.placed)
+        print(f"placed graph -> {args.placed}")
     if args.plot:
         from ..compare.plots import plan_plot
         print(f"plot -> {plan_plot(rep, Path(args.plot))}")

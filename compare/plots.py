@@ -138,9 +138,11 @@ def plan_plot(rep: dict, path: pathlib.Path) -> pathlib.Path:
     names = [L["layer"] for L in layers]
     y = np.arange(len(names))
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, max(3, 0.25 * len(names) + 1.5)), sharey=True)
-    a.barh(y, [L["cores"] for L in layers], color="tab:blue", label="neuron cores")
-    a.barh(y, [L["relay_cores"] for L in layers], left=[L["cores"] for L in layers], color="tab:orange",
-           label="relay cores (fan-in split)")
+    relay = [bool(L["relay_of"]) for L in layers]
+    a.barh(y, [L["cores"] for L in layers], color=["tab:orange" if r else "tab:blue" for r in relay])
+    a.barh([], [], color="tab:blue", label="neuron cores")
+    if any(relay):
+        a.barh([], [], color="tab:orange", label="relay cores (fan-in split)")
     a.set_yticks(y, names, fontsize=7)
     a.invert_yaxis()
     a.set_xlabel("cores")

@@ -109,6 +109,20 @@ class SigmaDelta(_Extension):
 
 
 @dataclass(eq=False)
+class Relay(_Extension):
+    """A relay neuron of a split fan-in: out_t = I_t, the step's summed synaptic input (a partial
+    sum of the neuron it relays to), sent on as a graded message of any sign; no state, no bias.
+    Loihi 2: a graded neuron (Lava's GradedVec with vth = 0) on a core of its own, so a neuron
+    whose inputs exceed a core's axons takes them through relays (loihi/split.py). Fixed point:
+    the integer sum, in the units of the neuron it relays to."""
+    shape: np.ndarray
+
+    def __post_init__(self):
+        self.shape = np.asarray(_shape(self.shape), dtype=np.int64)
+        self._io(self.shape)
+
+
+@dataclass(eq=False)
 class SpikeProduct(_Extension):
     """Product of two spike streams: out = scale * (a @ b), batched over leading axes.
 
@@ -240,7 +254,7 @@ class Route(_Extension):
         self._io(self.in_shape, self.index.shape)
 
 
-EXTENSIONS = (ResetSubIF, SpikeProduct, SynapseGate, HostSoftmax, HostLayerNorm, Route, SigmaDelta)
+EXTENSIONS = (ResetSubIF, SpikeProduct, SynapseGate, HostSoftmax, HostLayerNorm, Route, SigmaDelta, Relay)
 HOST_OPS = (HostSoftmax, HostLayerNorm)
 
 

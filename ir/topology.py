@@ -19,7 +19,8 @@ ROUTING = (X.Route, nir.Flatten, X.SynapseGate, nir.Delay)
 SYNAPTIC = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d, nir.Scale, nir.AvgPool2d, nir.SumPool2d,
             X.SpikeProduct)
 POOLS = (nir.AvgPool2d, nir.SumPool2d)
-NEURONS = (X.ResetSubIF, nir.IF, nir.LIF, nir.CubaLIF, X.SigmaDelta)
+NEURONS = (X.ResetSubIF, nir.IF, nir.LIF, nir.CubaLIF, X.SigmaDelta, X.Relay)
+GRADED_MESSAGES = (X.SigmaDelta, X.Relay)               # a message of any value, counted once
 SUPPORTED = ROUTING + SYNAPTIC + NEURONS + (nir.Input, nir.Output) + X.HOST_OPS
 # Stock nodes only the reference simulator runs in float (others' graphs, the exact stock export):
 # integrators whose output is their state, and the Heaviside step.
@@ -110,7 +111,7 @@ class Topology:
         for n in self.order:
             node = self.graph.nodes[n]
             binary = isinstance(node, NEURONS + (nir.Threshold,)) and getattr(node, "levels", 1) == 1 \
-                and not isinstance(node, X.SigmaDelta)
+                and not isinstance(node, GRADED_MESSAGES)
             if binary or (isinstance(node, ROUTING) and len(self.preds[n]) == 1 and self.preds[n][0] in out):
                 out.add(n)
         return out

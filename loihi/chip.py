@@ -6,11 +6,10 @@ A neuron node is a layer on cores of its own. Its cores hold at most `neurons` n
 `synapses` weights: a convolution's kernel (Conv1d: a token-wise linear layer) is one copy per core
 that holds any of its outputs (Loihi shares it: Intel's compiler puts 81-2,880 synapse entries on a
 PilotNet core of 2,048-3,168 neurons, docs/loihi2-measurements.md); a dense layer's non-zero weights
-are split with its outputs. A neuron whose fan-in exceeds a core's input axons is split into
-partial sums on relay neurons (ceil(fan-in / axons) groups), costed in neurons, cores, one step of
-depth and their messages. Work is spread evenly over a layer's cores (an assumption: a core's
-share of the layer's synaptic events, neuron updates and spikes), and a step lasts as long as the
-busiest core plus the barrier.
+are split with its outputs. A fan-in beyond a core's input axons is split on relay neurons in the
+graph itself before it is placed (split.py), so a relay layer is a layer like any other. Work is
+spread evenly over a layer's cores (an assumption: a core's share of the layer's synaptic events,
+neuron updates and messages sent), and a step lasts as long as the busiest core plus the barrier.
 """
 from __future__ import annotations
 
@@ -20,6 +19,7 @@ from dataclasses import asdict, dataclass
 import nir
 import numpy as np
 
+from ..errors import UserError
 from ..ir import nodes as X
 from ..ir.topology import NEURONS, SYNAPTIC, Topology, node_shape
 from .placement import feeds, placements
@@ -77,15 +77,10 @@ class Layer:
     weights: int              # stored: shared kernels once, dense weights once
     kernel: int               # of which shared kernels (a copy on every core, or split by channels)
     cores: int
-    relays: int               # relay neurons of a split fan-in (0: none)
-    relay_cores: int
+    relay_of: str | None      # the neuron this relay layer sends partial sums to (split.py), else None
     synaptic_events: float    # per step and inference (from the run)
-    spikes: float             # per step and inference
+    spikes: float             # messages sent per step and inference (a graded spike is one)
     core_seconds: float       # the busiest core's work per step
-
-    @property
-    def total_cores(self) -> int:
-        return self.cores + self.relay_cores
 
 
 def place(topo: Topology, chip: Chip) -> tuple[list[Layer], dict]:
@@ -100,6 +95,9 @@ def place(topo: Topology, chip: Chip) -> tuple[list[Layer], dict]:
         syn = [topo.node(s) for s in fed.get(name, [])]
         neurons = int(np.prod(node_shape(node)))
         fan_in = sum(connections(s)[1] for s in syn)
+        if fan_in > chip.in_axons:
+            raise UserError(f"{name}: fan-in {fan_in} exceeds {chip.in_axons} input axons per core "
+                            "(split it on relays first: loihi/split.py)")
         shared = [s for s in syn if isinstance(s, SHARED)]
         kernel = sum(_weights(s) for s in shared)
         dense = sum(_weights(s) for s in syn if not isinstance(s, SHARED))
@@ -108,11 +106,11 @@ def place(topo: Topology, chip: Chip) -> tuple[list[Layer], dict]:
         by_weights = math.ceil(dense / room) if dense and room > 0 else (1 if room > 0 else math.inf)
         if room <= 0:                            # the kernels alone overflow a core: split by output channels
             by_weights = math.ceil(kernel / chip.synapses) * max(1, math.ceil(dense / chip.synapses))
-        groups = math.ceil(fan_in / chip.in_axons) if fan_in > chip.in_axons else 0
-        relays = neurons * groups
         share = {s: 1.0 / len(placed[s].targets) for s in fed.get(name, [])}
+        relay_of = next((t for c in topo.consumers[name] for t in placed[c].targets), None) \
+            if isinstance(node, X.Relay) else None
         layers.append(Layer(name, share, neurons, fan_in, kernel + dense, kernel, max(by_neurons, by_weights, 1),
-                            relays, math.ceil(relays / chip.neurons) if relays else 0, 0.0, 0.0, 0.0))
+                            relay_of, 0.0, 0.0, 0.0))
     host = {}
     for name in topo.order:
         node = topo.node(name)
@@ -123,7 +121,7 @@ def place(topo: Topology, chip: Chip) -> tuple[list[Layer], dict]:
     return layers, host
 
 
-STOCK = (nir.IF, nir.LIF, nir.CubaLIF, X.SigmaDelta, nir.Linear, nir.Affine, nir.Conv1d, nir.Conv2d, nir.Scale,
+STOCK = (nir.IF, nir.LIF, nir.CubaLIF, X.SigmaDelta, X.Relay, nir.Linear, nir.Affine, nir.Conv1d, nir.Conv2d, nir.Scale,
          nir.AvgPool2d, nir.SumPool2d, nir.Delay)            # Lava processes with a Loihi 2 model (LIF, Dense, ..)
 MICROCODE = (X.ResetSubIF, X.SpikeProduct, X.SynapseGate)      # Loihi 2's programmable neurons / synapses
 WIRING = (nir.Flatten, X.Route, nir.Input, nir.Output)           # axon routing, no process of its own
@@ -144,17 +142,14 @@ def kinds(topo: Topology) -> dict[str, list[str]]:
 
 
 def busy(layer: Layer, chip: Chip) -> float:
-    """Seconds of work per step on one of the layer's cores (work spread evenly). Relays send a
-    partial sum each step, and the layer's neurons take it as one more synaptic op."""
-    ops = layer.synaptic_events + layer.relays
-    updates = layer.neurons + layer.relays
-    sent = layer.spikes + layer.relays
-    return (ops * chip.t_synop + updates * chip.t_neuron + sent * chip.t_spike) / layer.total_cores
+    """Seconds of work per step on one of the layer's cores (work spread evenly)."""
+    return (layer.synaptic_events * chip.t_synop + layer.neurons * chip.t_neuron + layer.spikes * chip.t_spike) \
+        / layer.cores
 
 
 def depth(topo: Topology) -> int:
     """Steps from the input to the output: one per synaptic node on the longest path (each sends
-    the previous step's sum, as Lava's do)."""
+    the previous step's sum, as Lava's do; a relay's identity synapse is one more)."""
     d: dict[str, int] = {}
     for n in topo.order:
         before = [d[p] for p in topo.forward_preds[n] if p in d]
@@ -172,9 +167,10 @@ def loads(layer: Layer, chip: Chip) -> dict:
 
 
 def plan(graph: nir.NIRGraph, chip: Chip, activity: dict, steps: int, dynamic_j: float | None) -> dict:
-    """The report: `activity` per inference over `steps` steps (synaptic_events per synaptic node,
-    spike_counts per neuron node, both summed over the steps); `dynamic_j`: dynamic energy per
-    inference (compare/energy.py's model), None if not priced."""
+    """The report on a graph whose fan-in fits (split.py): `activity` per inference over `steps`
+    steps (synaptic_events per synaptic node, spike_messages per neuron node, a graded spike one
+    message, both summed over the steps); `dynamic_j`: dynamic energy per inference
+    (compare/energy.py's model), None if not priced."""
     topo = Topology(graph)
     layers, host = place(topo, chip)
     def ops(s: str) -> float:                 # graded input values are synaptic ops on chip too
@@ -182,20 +178,20 @@ def plan(graph: nir.NIRGraph, chip: Chip, activity: dict, steps: int, dynamic_j:
 
     for L in layers:
         L.synaptic_events = sum(ops(s) * share for s, share in L.synapses.items()) / steps
-        L.spikes = float(activity["spike_counts"].get(L.layer, 0.0)) / steps
+        L.spikes = float(activity["spike_messages"].get(L.layer, 0.0)) / steps
         L.core_seconds = busy(L, chip)
-    cores = sum(L.total_cores for L in layers)
+    cores = sum(L.cores for L in layers)
     chips = max(1, math.ceil(cores / chip.cores_per_chip))
     step = max((L.core_seconds for L in layers), default=0.0) + chip.t_barrier
-    steps_deep = depth(topo) + sum(1 for L in layers if L.relays)      # a relay layer adds a step
+    steps_deep = depth(topo)
     per_inference = steps * step                                 # pipelined: a new input every T steps
     latency = (steps + steps_deep) * step
     static = None if chip.static_w is None else chip.static_w * chips * per_inference
     total = None if dynamic_j is None else dynamic_j + (static or 0.0)
     bottleneck = max(layers, key=lambda L: L.core_seconds).layer if layers else None
     return {"profile": chip.name, "source": chip.source, "cores": cores, "chips": chips,
-            "neurons": sum(L.neurons + L.relays for L in layers), "layers": [
-                {**asdict(L), "total_cores": L.total_cores, "per_core": loads(L, chip)} for L in layers],
+            "neurons": sum(L.neurons for L in layers), "layers": [
+                {**asdict(L), "per_core": loads(L, chip)} for L in layers],
             "placed": kinds(topo), "bottleneck": bottleneck, "step_seconds": step, "steps": steps, "depth": steps_deep,
             "latency_seconds": latency, "throughput_per_second": 1.0 / per_inference,
             "host_values_per_step": host, "host_bytes_per_step": sum(host.values()) * GRADED_BITS // 8,

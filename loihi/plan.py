@@ -83,6 +83,13 @@ class SigmaDeltaQ:
     current_bias = None
 
 
+@dataclass
+class RelayQ:
+    """A relay's integers (ir/nodes.py Relay): the partial sum in the units of the neuron it feeds."""
+    unit: float
+    current_bias = None
+
+
 def uniform(value, what: str, name: str, who: str = "fixed point") -> float:
     """The one value of a parameter that Loihi keeps per node (a register, not per neuron)."""
     v = np.unique(np.asarray(value, np.float64))
@@ -111,6 +118,8 @@ class FixedPlan:
             return 2.0 ** -INPUT_BITS
         if isinstance(node, X.SigmaDelta):
             return SD_MESSAGE
+        if isinstance(node, X.Relay):
+            return self.neurons[name].unit
         if isinstance(node, NEURONS):
             return 1.0
         if isinstance(node, X.HostSoftmax):
@@ -162,8 +171,11 @@ class FixedPlan:
         topo = self.topo
         for name in topo.order:
             node = topo.node(name)
-            if isinstance(node, NEURONS):
+            if isinstance(node, NEURONS) and not isinstance(node, X.Relay):
                 self.neurons[name] = self._neuron_unit(name, node)
+        for name in reversed(topo.order):              # a relay takes the units of what it feeds
+            if isinstance(topo.node(name), X.Relay):
+                self.neurons[name] = self._relay_unit(name)
         current: set[str] = set()                      # nodes that carry a synaptic current
         for name in topo.order:
             node = topo.node(name)
@@ -190,6 +202,10 @@ class FixedPlan:
         biases = moved_biases(topo, self.placement)
         for name, q in self.neurons.items():
             node = topo.node(name)
+            if isinstance(q, RelayQ):
+                if np.any(biases.get(name, 0.0)):
+                    raise UserError(f"fixed point: {name} (Relay) reads a synaptic bias; a relay has none")
+                continue
             if isinstance(q, SigmaDeltaQ):
                 if np.any(biases.get(name, 0.0)):
                     raise UserError(f"fixed point: {name} (SigmaDelta) reads a synaptic bias; Lava's sigma-delta "
@@ -205,6 +221,13 @@ class FixedPlan:
             q.bias_mant, q.bias_exp, q.bias_clipped = quantize_bias(np.broadcast_to(v, shape))
         out = topo.node(topo.output)
         self.output_bias = np.broadcast_to(biases.get(topo.output, 0.0), node_shape(out)).astype(np.float64)
+
+    def _relay_unit(self, name: str) -> RelayQ:
+        units = {self.neurons[t].unit for c in self.topo.consumers[name] for t in self.placement[c].targets
+                 if self.placement[c].kind == "neuron"}
+        if len(units) != 1:
+            raise UserError(f"fixed point: {name} (Relay) must feed neurons of one threshold")
+        return RelayQ(units.pop())
 
     def _neuron_unit(self, name: str, node) -> NeuronQ | SigmaDeltaQ:
         shape = node_shape(node)
@@ -302,6 +325,8 @@ class FixedPlan:
                              "weight_exp": s.exp, "sign": s.sign, "max_weight": int(np.abs(s.weight).max()),
                              "unit": s.unit, "clipped": s.clipped, "zeroed": s.zeroed,
                              "rel_error": s.rel_error})
+            elif isinstance(self.neurons.get(name), RelayQ):
+                rows.append({"node": name, "kind": "neuron", "type": "Relay", "unit": self.neurons[name].unit})
             elif isinstance(self.neurons.get(name), SigmaDeltaQ):
                 q = self.neurons[name]
                 rows.append({"node": name, "kind": "neuron", "type": "SigmaDelta", "threshold": q.threshold,

@@ -18,7 +18,7 @@ import torch
 
 from ..errors import UserError
 from ..ir import nodes as X
-from ..ir.topology import FLOAT_ONLY, NEURONS, SUPPORTED, SYNAPTIC, Topology, check_supported, node_shape
+from ..ir.topology import FLOAT_ONLY, GRADED_MESSAGES, NEURONS, SUPPORTED, SYNAPTIC, Topology, check_supported, node_shape
 from ..loihi.plan import FixedPlan
 from ..machine import available_memory, check_fits, keep_freed_memory
 from ..loihi.quantize import quantize_input
@@ -203,13 +203,13 @@ class Simulator(NodeSteps):
         if isinstance(node, SPIKERS):
             add(res.neuron_updates, name, k * B * int(np.prod(node_shape(node))))
             if count:                                     # a sigma-delta message counts once, any value
-                act = counting.nonzero_counts(y, self._graded) if isinstance(node, X.SigmaDelta) else \
+                act = counting.nonzero_counts(y, self._graded) if isinstance(node, GRADED_MESSAGES) else \
                     counting.spike_counts(y, self._graded)
                 spikes, messages = counting.split(act.sum().item())
                 add(res.spike_counts, name, spikes)
                 add(res.spike_messages, name, messages)
             if name in record:
-                rec = y.double().cpu() if isinstance(node, X.SigmaDelta) else \
+                rec = y.double().cpu() if isinstance(node, GRADED_MESSAGES) else \
                     y.to(torch.uint8).cpu() if getattr(node, "levels", 1) > 1 else y.bool().cpu()
         if count and act is None and name in self._needs_activity:
             act = self._activity(name, node, y, act_in, drop_out, drop_in)

@@ -17,7 +17,7 @@ from ..ir import nodes as X
 from ..ir.topology import POOLS
 from ..loihi.plan import NeuronQ
 from ..loihi.quantize import layernorm_fixed, softmax_fixed
-from ..loihi.widths import ACT_SHIFT, DECAY_ONE, SD_SHIFT, U_WRAP, V_LIMIT
+from ..loihi.widths import ACT_SHIFT, DECAY_ONE, GRADED_LIMIT, SD_SHIFT, U_WRAP, V_LIMIT
 from ..ir.topology import pair
 from . import kernels
 from .neurons import SigmaDeltaParams, sd_init, sd_step, subtract_levels
@@ -120,6 +120,13 @@ class Saturation:
     high: int = 0
     low: int = 0
     wrapped: int = 0
+
+
+def payload(x: torch.Tensor, sat: Saturation) -> torch.Tensor:
+    """A relay's integer sum as a graded message: clipped to the 24-bit payload, counted in `sat`."""
+    sat.high += int((x > GRADED_LIMIT).sum())
+    sat.low += int((x < -GRADED_LIMIT).sum())
+    return x.clamp(-GRADED_LIMIT, GRADED_LIMIT)
 
 
 def current(q: NeuronQ, x: torch.Tensor, sat: Saturation, u: torch.Tensor | None):

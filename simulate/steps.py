@@ -71,6 +71,8 @@ class NodeSteps:
             keep, gain, bias = self.cached(name, "leaky", lambda: self._leaky(node))
             y, state[name] = ops.leaky_integrate(x, state.get(name), keep, gain, bias)
             return y, None
+        if isinstance(node, X.Relay):                       # a partial sum sent on as it is
+            return x, None
         if isinstance(node, NEURONS):
             n = self._neuron(name, node)
             v = state.get(name)
@@ -90,6 +92,11 @@ class NodeSteps:
         plan = self.plan
         if isinstance(node, nir.Output):
             return x * plan.output_unit + self.param(name, "ob", plan.output_bias)
+        if isinstance(node, X.Relay):                       # the integer sum, as a 24-bit payload
+            sat = fixed.Saturation(**res.saturation.get(name, {}))
+            y = fixed.payload(x, sat)
+            res.saturation[name] = asdict(sat)
+            return y
         if isinstance(node, X.SigmaDelta):
             q = plan.neurons[name]
             y, state[name] = fixed.sigma_delta(q, x, self.param(name, "sdb", q.bias), state.get(name))

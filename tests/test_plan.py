@@ -9,7 +9,12 @@ import pytest
 
 from conftest import mst_here, one_line_here, vgg_files
 from mstdeploy.ir.topology import Topology
+import torch
+
+from mstdeploy.errors import UserError
+from mstdeploy.ir import nodes as X
 from mstdeploy.loihi.chip import CHIPS, Chip, place, plan
+from mstdeploy.loihi.split import split
 
 
 def _if(n):
@@ -32,27 +37,77 @@ TOY = Chip("toy", neurons=2, synapses=100, in_axons=3, cores_per_chip=128, t_syn
 
 
 def test_a_hand_computed_plan():
-    """n1: 3 neurons on cores of 2 (2 cores); its fan-in 4 exceeds 3 inputs, so 2 partial-sum groups
-    on 6 relay neurons (3 more cores) and one more step. Per step (T = 2): 12 input MACs / 2 = 6
-    ops + 6 relay sums; 3 + 6 updates; 4 / 2 spikes + 6 relay messages: (12 + 90 + 800) / 5 cores
-    = 180.4. n2: 3 ops, 2 updates, 1 spike on 1 core: 123. Step: 180.4 + the 1000 barrier."""
-    layers, host = place(Topology(chain()), TOY)
-    assert [(L.layer, L.cores, L.relays, L.relay_cores, L.weights) for L in layers] == \
-        [("n1", 2, 6, 3, 12), ("n2", 1, 0, 0, 6)]
+    """n1's fan-in 4 exceeds 3 inputs: split.py cuts l1 into two column blocks of 2 on two relay
+    layers of 3 neurons, each sent on by an identity Scale (n1's fan-in is now 2). Cores of 2
+    neurons: 2 per relay layer, 2 for n1, 1 for n2. Per step (T = 2): a relay layer takes 6 input
+    MACs, updates 3 neurons, sends 3 messages: (6 + 30 + 300) / 2 cores = 168; n1: 3 + 3 relay
+    sums, 3 updates, 2 spikes: (6 + 30 + 200) / 2 = 118; n2: 3 ops, 2 updates, 1 spike: 123.
+    Step: 168 + the 1000 barrier; depth 3 (l1's parts, the relays' Scale, l2)."""
+    g, relays = split(chain(), TOY.in_axons)
+    assert relays == {"n1": ["n1.relay0", "n1.relay1"]}
+    layers, host = place(Topology(g), TOY)
+    assert [(L.layer, L.cores, L.fan_in, L.weights, L.relay_of) for L in layers] == \
+        [("n1.relay0", 2, 2, 6, "n1"), ("n1.relay1", 2, 2, 6, "n1"), ("n1", 2, 2, 6, None), ("n2", 1, 3, 6, None)]
     assert host == {"input": 4}
-    activity = {"synaptic_events": {"l2": 6.0}, "host_macs": {"l1": 12.0}, "spike_counts": {"n1": 4.0, "n2": 2.0}}
-    rep = plan(chain(), TOY, activity, steps=2, dynamic_j=5.0)
-    assert [L["core_seconds"] for L in rep["layers"]] == pytest.approx([180.4, 123.0])
-    step = 180.4 + 1000.0
-    assert rep["bottleneck"] == "n1" and rep["step_seconds"] == pytest.approx(step)
-    assert rep["cores"] == 6 and rep["chips"] == 1 and rep["depth"] == 3          # 2 synapses + the relays
+    activity = {"synaptic_events": {"n1.relay0.sum": 6.0, "n1.relay1.sum": 6.0, "l2": 6.0},
+                "host_macs": {"l1.part0": 12.0, "l1.part1": 12.0},
+                "spike_messages": {"n1.relay0": 6.0, "n1.relay1": 6.0, "n1": 4.0, "n2": 2.0}}
+    rep = plan(g, TOY, activity, steps=2, dynamic_j=5.0)
+    assert [L["core_seconds"] for L in rep["layers"]] == pytest.approx([168.0, 168.0, 118.0, 123.0])
+    step = 168.0 + 1000.0
+    assert rep["bottleneck"] == "n1.relay0" and rep["step_seconds"] == pytest.approx(step)
+    assert rep["cores"] == 7 and rep["chips"] == 1 and rep["depth"] == 3
     assert rep["latency_seconds"] == pytest.approx((2 + 3) * step)
     assert rep["throughput_per_second"] == pytest.approx(1 / (2 * step))
     e = rep["energy_joules"]
     assert e["static"] == pytest.approx(1.0 * 1 * 2 * step) and e["total"] == pytest.approx(5.0 + 2 * step)
     assert rep["edp_joule_seconds"] == pytest.approx((5.0 + 2 * step) * 5 * step)
-    assert rep["placed"] == {"stock": ["l1", "n1", "l2", "n2"], "microcode": [], "host": [],
-                             "wiring": ["input", "output"]}
+    assert rep["placed"]["microcode"] == [] and rep["placed"]["host"] == []
+    assert sorted(rep["placed"]["wiring"]) == ["input", "l1.cols0", "l1.cols1", "output"]
+    with pytest.raises(UserError, match="n1: fan-in 4 exceeds 3"):       # unsplit, it does not fit
+        place(Topology(chain()), TOY)
+
+
+def _sums_exactly(g, x, steps, in_axons, relayed):
+    """The split graph's spikes and logits equal the graph's at every step, in float32 (the test's
+    weights and inputs are multiples of 1/16, so every sum is exact in any order) and in fixed point."""
+    from mstdeploy.simulate.engine import Simulator
+    s, relays = split(g, in_axons)
+    assert relays == relayed
+    record = {n for n, node in g.nodes.items() if isinstance(node, (nir.IF, X.ResetSubIF))}
+    for fixed in (False, True):
+        a = Simulator(g, "cpu", torch.float32, fixed_point=fixed).run(x, steps, record=record)
+        b = Simulator(s, "cpu", torch.float32, fixed_point=fixed).run(x, steps, record=record)
+        for n in record:
+            assert torch.equal(a.spikes[n], b.spikes[n]), (fixed, n)
+            assert a.spikes[n].any() and not a.spikes[n].all(), n           # the test means something
+        assert torch.equal(a.logits, b.logits), fixed
+    return s
+
+
+def test_a_split_neuron_fires_as_before():
+    """A dense layer with a bias cut by columns (the bias on a zero-weight twin), and a neuron fed
+    by three synaptic nodes packed into relay groups: spikes identical, float and fixed point."""
+    f, rng = np.float32, np.random.default_rng(0)
+    grid = lambda *shape: (rng.integers(-8, 9, shape) / 16).astype(f)
+    sub = lambda n: X.ResetSubIF(shape=np.array([n]), threshold=np.full(n, 0.5, f), v_init=np.full(n, 0.25, f),
+                                 bias=np.zeros(n, f))
+    g = nir.NIRGraph(nodes={
+        "input": nir.Input(input_type={"input": np.array([6])}),
+        "l1": nir.Affine(weight=grid(4, 6), bias=grid(4)), "n1": sub(4),
+        "a": nir.Linear(weight=grid(3, 4)), "b": nir.Linear(weight=grid(3, 4)), "c": nir.Affine(weight=grid(3, 2),
+                                                                                                 bias=grid(3)),
+        "pick": X.Route(in_shape=np.array([4]), index=np.array([0, 3])), "n2": sub(3),
+        "l3": nir.Linear(weight=grid(2, 3)), "output": nir.Output(output_type={"output": np.array([2])})},
+        edges=[("input", "l1"), ("l1", "n1"), ("n1", "a"), ("n1", "b"), ("n1", "pick"), ("pick", "c"),
+               ("a", "n2"), ("b", "n2"), ("c", "n2"), ("n2", "l3"), ("l3", "output")])
+    x = torch.as_tensor(rng.integers(0, 17, (6, 6)) / 16, dtype=torch.float32)
+    s = _sums_exactly(g, x, 12, 4, {"n1": ["n1.relay0", "n1.relay1"],              # l1: columns 0-2, 3-5
+                                    "n2": ["n2.relay0", "n2.relay1", "n2.relay2"]})  # a (4), b (4), c (2)
+    assert ("l1.bias", "n1") in s.edges and ("c.bias", "n2") in s.edges and "l1" not in s.nodes
+    assert np.count_nonzero(s.nodes["c.bias"].weight) == 0 and isinstance(s.nodes["c"], nir.Linear)
+    with pytest.raises(UserError, match="n1 still takes 3 inputs on relays"):
+        split(g, 2)
 
 
 def test_a_convolution_keeps_one_copy_of_its_kernel_per_core():
@@ -67,11 +122,11 @@ def test_a_convolution_keeps_one_copy_of_its_kernel_per_core():
                  t_spike=1.0, t_barrier=0.0, static_w=None, source="hand-made")
     (layer,), _ = place(Topology(g), small)
     assert layer.weights == 72 and layer.cores == 3                       # 256 neurons / 100; 72 weights fit
-    rep = plan(g, small, {"synaptic_events": {}, "spike_counts": {}}, steps=1, dynamic_j=None)
+    rep = plan(g, small, {"synaptic_events": {}, "spike_messages": {}}, steps=1, dynamic_j=None)
     assert rep["layers"][0]["per_core"]["weights"] == 72 and rep["energy_joules"]["static"] is None
     small2 = Chip("small2", 100, 50, 64, 4, 1.0, 1.0, 1.0, 0.0, None, "")
     (layer,), _ = place(Topology(g), small2)
-    assert layer.cores == 3 and layer.relays == 0                          # kernel over a core: split channels
+    assert layer.cores == 3 and layer.relay_of is None                     # kernel over a core: split channels
 
 
 def test_mst_plan_on_a_converted_network(tmp_path, capsys):
@@ -100,7 +155,7 @@ def test_mst_plan_on_a_converted_network(tmp_path, capsys):
 def test_the_official_swin_t_layout_fits():
     """The official Swin-T layout (224 x 224, official-format random weights, as the official-import
     tests build it), --spike-levels 4, one image: every layer within its cores' limits, the
-    fan-in of merge2 (19,968) split on relays, every node placed, the chip's time and energy."""
+    fan-in of merge2 (19,968) split on two relay layers, every node placed, the chip's time and energy."""
     import torch
     from official_mst import random_state_dict
     from test_exactness import SWIN_T
@@ -109,17 +164,19 @@ def test_the_official_swin_t_layout_fits():
     from mstdeploy.models.official import import_official
     from mstdeploy.simulate.engine import Simulator
     torch.manual_seed(0)
-    g = to_nir(import_official({"model": random_state_dict(SWIN_T)}, mask=0.0), spike_levels=4)
+    g, relays = split(to_nir(import_official({"model": random_state_dict(SWIN_T)}, mask=0.0), spike_levels=4),
+                      CHIPS["loihi2"].in_axons)
+    assert list(relays) == ["merge2"] and len(relays["merge2"]) == 2
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     r = Simulator(g, "cpu", torch.float32).run(x, 1)
-    act = {"synaptic_events": dict(r.synaptic_events), "spike_counts": dict(r.spike_counts),
+    act = {"synaptic_events": dict(r.synaptic_events), "spike_messages": dict(r.spike_messages),
            "host_macs": dict(r.host_macs)}
     rep = plan(g, CHIPS["loihi2"], act, 1, energy(per_inference(r, 1), MODELS["loihi2"])["total"])
     for L in rep["layers"]:
         c = L["per_core"]
         assert c["neurons"] <= c["neuron_limit"] and c["weights"] <= c["weight_limit"], L
-        assert L["fan_in"] <= c["input_limit"] or L["relays"] > 0, L
-    assert [L["layer"] for L in rep["layers"] if L["relays"]] == ["merge2"]
+        assert L["fan_in"] <= c["input_limit"], L
+    assert [L["layer"] for L in rep["layers"] if L["relay_of"]] == relays["merge2"]
     assert sum(len(v) for v in rep["placed"].values()) == len(g.nodes)
     assert len(rep["placed"]["host"]) == 13                                 # 12 softmax, 1 LayerNorm
     assert rep["chips"] == math.ceil(rep["cores"] / 128) and rep["chips"] > 1
