@@ -34,11 +34,13 @@ def every_node_graph() -> nir.NIRGraph:
         "aff": nir.Affine(weight=np.ones((2, 9), f), bias=np.ones(2, f)),
         "sif": nir.IF(r=np.ones(2, f), v_threshold=np.ones(2, f), v_reset=np.zeros(2, f)),
         "sd": X.SigmaDelta(shape=(2,), threshold=0.5, bias=np.array([1.0, -2.0], f), sigma=1, relu=0),
+        "relay": X.Relay(shape=(2,)),
         "output": nir.Output(output_type={"output": np.array([2])}),
     }
     e = [("input", "conv"), ("conv", "flat"), ("flat", "if"), ("if", "gate"), ("gate", "lin"),
          ("lin", "scale"), ("scale", "ra"), ("if", "rb"), ("ra", "prod"), ("rb", "prod"), ("prod", "soft"),
-         ("soft", "rl"), ("rl", "ln"), ("ln", "delay"), ("delay", "fl2"), ("fl2", "aff"), ("aff", "sif"), ("sif", "sd"), ("sd", "output")]
+         ("soft", "rl"), ("rl", "ln"), ("ln", "delay"), ("delay", "fl2"), ("fl2", "aff"), ("aff", "sif"), ("sif", "sd"), ("sd", "relay"),
+         ("relay", "output")]
     return nir.NIRGraph(nodes=n, edges=e, metadata={"format": "test"})
 
 

@@ -23,7 +23,8 @@ from ...loihi.plan import FixedPlan
 from .nodes import NodeBuilders, Ref, ref
 from .schedule import schedule
 
-SUPPORTED = tuple(t for t in IR_NODES if t is not X.SigmaDelta)   # sigma-delta: netx's own (netx_job.py)
+# sigma-delta: netx's own (netx_job.py); relays (loihi/split.py): the reference simulator
+SUPPORTED = tuple(t for t in IR_NODES if t not in (X.SigmaDelta, X.Relay))
 GROUPS = 1                           # Lava processes that hold our process models (docs/lava-backend.md)
 
 
