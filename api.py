@@ -278,14 +278,15 @@ def energy(graph, inputs=None, labels=None, steps: int | None = None, *, n: int 
 
 
 def resources(graph, profile: str = "loihi2") -> dict:
-    """Cores per layer on Loihi-style cores and what does not fit (loihi/resources.py)."""
-    from .loihi.resources import PROFILES, resources as mapped
-    if profile not in PROFILES:
-        raise UserError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
-    return mapped(_graph(graph), PROFILES[profile])
+    """The graph's placement on Loihi cores without a run (loihi/resources.py): `plan`'s layers,
+    cores and chips, fan-in split on relays, and what does not fit."""
+    from .loihi.chip import CHIPS
+    from .loihi.resources import resources as mapped
+    if profile not in CHIPS:
+        raise UserError(f"profile must be one of {', '.join(CHIPS)}, got {profile!r}")
+    return mapped(_graph(graph), CHIPS[profile])
 
 
-@_memory
 def split(graph, profile: str = "loihi2"):
     """The graph with every fan-in beyond a core's input axons split into partial sums on relay
     neurons (loihi/split.py): what `plan` places; it simulates as the graph does."""
@@ -296,6 +297,7 @@ def split(graph, profile: str = "loihi2"):
     return relayed(_graph(graph), CHIPS[profile].in_axons)[0]
 
 
+@_memory
 def plan(graph, inputs=None, steps: int | None = None, *, n: int | None = 8, data=None, profile: str = "loihi2",
          fixed_point: bool = False, progress: bool = False) -> dict:
     """The graph on Loihi chips with time (loihi/chip.py, docs/loihi2-plan.md): fan-in split on

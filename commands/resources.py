@@ -1,4 +1,5 @@
-"""`mst resources`: cores per layer and what does not fit, on Loihi-style cores (loihi/resources.py)."""
+"""`mst resources`: the graph's placement on Loihi cores without a run, `mst plan`'s layers and cores
+(loihi/resources.py); `mst plan` adds time and energy from a run."""
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ from .common import add_reading_options, reading
 
 
 def add_parser(sub) -> None:
-    rs = sub.add_parser("resources", help="map a NIR graph onto Loihi-style cores: cores per layer, "
-                                          "what does not fit")
+    rs = sub.add_parser("resources", help="the graph on Loihi cores without a run (mst plan's placement): "
+                                          "cores per layer, relays, what does not fit")
     rs.add_argument("graph")
     add_reading_options(rs)
     rs.add_argument("--profile", choices=["loihi2", "loihi1"], default="loihi2")
@@ -19,17 +20,20 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..atomic import check_outputs, write_text
     from .. import api
-    from ..loihi.resources import PROFILES
+    from ..loihi.chip import CHIPS
     check_outputs({"--json": args.json}, [args.graph])
     rep = api.resources(api.read(args.graph, **reading(args)), args.profile)
     w = max([len(r["layer"]) for r in rep["layers"]] + [5])
     print(f"{args.graph} on {rep['profile']} cores ({rep['source']})")
-    print(f"{'layer':{w}s}  {'neurons':>8s}  {'synapses':>10s}  {'fan-in':>6s}  {'cores':>5s}")
+    print(f"{'layer':{w}s}  {'neurons':>8s}  {'synapses':>10s}  {'weights':>9s}  {'fan-in':>6s}  {'cores':>5s}")
     for r in rep["layers"]:
         flag = "" if r["fits"] else "  DOES NOT FIT"
-        print(f"{r['layer']:{w}s}  {r['neurons']:8d}  {r['synapses']:10d}  {r['max_fan_in']:6d}  {r['cores']:5d}{flag}")
-    print(f"total: {rep['neurons']:,} neurons, {rep['synapses']:,} synapses, {rep['cores']} cores, "
-          f"{rep['chips']} chip(s) of {PROFILES[args.profile].cores_per_chip} cores")
+        relay = f"  (relays to {r['relay_of']})" if r["relay_of"] else ""
+        print(f"{r['layer']:{w}s}  {r['neurons']:8d}  {r['synapses']:10d}  {r['weights']:9d}  {r['fan_in']:6d}  "
+              f"{r['cores']:5d}{flag}{relay}")
+    print(f"total: {rep['neurons']:,} neurons, {rep['synapses']:,} synapses ({rep['weights']:,} weights stored: "
+          f"a kernel once per core), {rep['cores']} cores, {rep['chips']} chip(s) of "
+          f"{CHIPS[args.profile].cores_per_chip} cores; time and energy: mst plan")
     if rep["beyond_stock_cores"]:
         print("beyond stock Loihi cores:")
         for what, nodes in rep["beyond_stock_cores"].items():

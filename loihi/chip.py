@@ -42,6 +42,7 @@ class Chip:
     t_barrier: float           # s per step: the mesh-wide barrier
     static_w: float | None     # W per chip when idle; None: not known
     source: str
+    graded: bool = True        # carries graded spikes (integer payloads)
 
 
 TABLE2 = ("Davies et al., IEEE Micro 2018, Table 2 (Loihi 1, pre-silicon, 0.75 V): 3.5 ns per synaptic op "
@@ -56,7 +57,7 @@ CHIPS = {
     "loihi1": Chip("loihi1", 1024, 131_072, 4096, 128, 3.5 * NS, 8.4 * NS, 2.1 * NS, 465 * NS, None,
                    "Loihi 1: 1,024 compartments, 4,096 input axons, 128 KiB synaptic memory (one byte per "
                    "weight assumed) per core, 128 cores per chip (Davies et al. 2018); " + TABLE2 +
-                   "; static power not published per chip (not priced)"),
+                   "; static power not published per chip (not priced); binary spikes only", graded=False),
 }
 SHARED = (nir.Conv1d, nir.Conv2d)       # one copy of the kernel per core
 
@@ -95,9 +96,6 @@ def place(topo: Topology, chip: Chip) -> tuple[list[Layer], dict]:
         syn = [topo.node(s) for s in fed.get(name, [])]
         neurons = int(np.prod(node_shape(node)))
         fan_in = sum(connections(s)[1] for s in syn)
-        if fan_in > chip.in_axons:
-            raise UserError(f"{name}: fan-in {fan_in} exceeds {chip.in_axons} input axons per core "
-                            "(split it on relays first: loihi/split.py)")
         shared = [s for s in syn if isinstance(s, SHARED)]
         kernel = sum(_weights(s) for s in shared)
         dense = sum(_weights(s) for s in syn if not isinstance(s, SHARED))
@@ -173,6 +171,10 @@ def plan(graph: nir.NIRGraph, chip: Chip, activity: dict, steps: int, dynamic_j:
     (compare/energy.py's model), None if not priced."""
     topo = Topology(graph)
     layers, host = place(topo, chip)
+    for L in layers:
+        if L.fan_in > chip.in_axons:
+            raise UserError(f"{L.layer}: fan-in {L.fan_in} exceeds {chip.in_axons} input axons per core "
+                            "(split it on relays first: loihi/split.py)")
     def ops(s: str) -> float:                 # graded input values are synaptic ops on chip too
         return float(activity["synaptic_events"].get(s, 0.0)) + float(activity.get("host_macs", {}).get(s, 0.0))
 

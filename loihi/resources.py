@@ -1,46 +1,21 @@
-"""Map a NIR graph onto Loihi-style neurocores (`mst resources`; sizes: docs/sources.md, "Energy").
-
-Each neuron node is a layer placed on its own cores. Cores for a layer = max(neurons / neurons per
-core, synapses / synapses per core), synapses counted as the non-zero connections into it, stored
-one per connection (no weight sharing: an upper bound for convolutions). A neuron whose fan-in
-exceeds a core's input axons does not fit. Ops that stock Loihi cores lack are listed.
+"""`mst resources`: the plan's placement without a run (loihi/chip.py place, loihi/split.py):
+the layers on a chip's cores with weight sharing, a fan-in beyond a core's axons split on relays,
+what still does not fit, and the ops stock Loihi cores lack. Time and energy need activity: `mst
+plan` adds them to this same placement (one placement, two views).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import nir
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import UserError
 from ..ir import nodes as X
-from ..ir.topology import NEURONS, Topology, node_shape
-from .placement import feeds, placements
+from ..ir.topology import Topology, node_shape
 from .widths import GRADED_BITS, PAYLOAD_BITS
-
-
-@dataclass(frozen=True)
-class CoreProfile:
-    name: str
-    neurons: int
-    synapses: int
-    in_axons: int
-    cores_per_chip: int
-    source: str
-    graded: bool = True              # carries graded spikes (integer payloads)
-
-
-PROFILES = {
-    "loihi2": CoreProfile("loihi2", 8192, 120_000_000 // 128, 4096, 128,
-                          "Loihi 2: 128 cores, up to 8192 neurons per core, 120M synapses per chip "
-                          "(an average of 937,500 per core); input axons per core taken from Loihi 1 (4096)"),
-    "loihi1": CoreProfile("loihi1", 1024, 128 * 1024, 4096, 128,
-                          "Loihi 1: 1024 compartments, 4096 input axons, 128 KiB synaptic memory per "
-                          "core (one byte per synapse assumed), 128 cores per chip; binary spikes only",
-                          graded=False),
-}
 
 CUSTOM = {
     X.SpikeProduct: "spike x spike product: custom neuron microcode, not a synaptic crossbar",
@@ -75,37 +50,41 @@ def connections(node) -> tuple[int, int]:
     return int(per.sum().item()), int(per.max().item())
 
 
-def resources(graph: nir.NIRGraph, profile: CoreProfile) -> dict:
+def resources(graph: nir.NIRGraph, chip) -> dict:
+    """The placement of `graph` on `chip` (a loihi/chip.py Chip), after the fan-in split."""
+    from .chip import kinds, loads, place
+    from .split import split
+    problems = []
+    try:
+        graph, _ = split(graph, chip.in_axons)
+    except UserError as e:                   # what cannot be split is reported, the rest still placed
+        problems.append(str(e))
     topo = Topology(graph)
-    fed = feeds(placements(topo))
-    layers, problems = [], []
-    for name in topo.order:
-        node = topo.node(name)
-        if not isinstance(node, NEURONS):
-            continue
-        conns = [connections(topo.node(s)) for s in fed.get(name, [])]
-        neurons = int(np.prod(node_shape(node)))
-        synapses = sum(c for c, _ in conns)
-        fan_in = sum(f for _, f in conns)
-        cores = max(math.ceil(neurons / profile.neurons), math.ceil(synapses / profile.synapses), 1)
-        fits = fan_in <= profile.in_axons
-        if not fits:
-            problems.append(f"{name}: fan-in {fan_in} exceeds {profile.in_axons} input axons per core")
+    layers, host = place(topo, chip)
+    rows = []
+    for L in layers:
+        node = topo.node(L.layer)
         levels = int(getattr(node, "levels", 1))
-        if levels > 1 and not profile.graded:
-            problems.append(f"{name}: graded spikes (levels {levels}) need a chip with graded spikes (loihi2); "
-                            f"export with --spike-levels 1 for {profile.name}")
-        layers.append({"layer": name, "neurons": neurons, "synapses": synapses, "max_fan_in": fan_in,
-                       "cores": cores, "fits": fits, "levels": levels})
+        fits = L.fan_in <= chip.in_axons
+        if not fits and not problems:
+            problems.append(f"{L.layer}: fan-in {L.fan_in} exceeds {chip.in_axons} input axons per core")
+        if levels > 1 and not chip.graded:
+            problems.append(f"{L.layer}: graded spikes (levels {levels}) need a chip with graded spikes (loihi2); "
+                            f"export with --spike-levels 1 for {chip.name}")
+        rows.append({"layer": L.layer, "neurons": L.neurons, "synapses": sum(connections(topo.node(s))[0]
+                                                                             for s in L.synapses),
+                     "weights": L.weights, "fan_in": L.fan_in, "cores": L.cores, "relay_of": L.relay_of,
+                     "fits": fits, "levels": levels, "per_core": loads(L, chip)})
     custom: dict[str, list] = {}
     for name in topo.order:
         if type(topo.node(name)) in CUSTOM:
             custom.setdefault(CUSTOM[type(topo.node(name))], []).append(name)
-    total = sum(r["cores"] for r in layers)
-    top = max([r["levels"] for r in layers] + [1])
+    total = sum(r["cores"] for r in rows)
+    top = max([r["levels"] for r in rows] + [1])
     payload = {"levels": top, "bits": top.bit_length(), "max_bits": PAYLOAD_BITS, "message_bits": GRADED_BITS} \
         if top > 1 else None
-    return {"spike_payload": payload, "profile": profile.name, "source": profile.source, "layers": layers, "cores": total,
-            "chips": math.ceil(total / profile.cores_per_chip),
-            "neurons": sum(r["neurons"] for r in layers), "synapses": sum(r["synapses"] for r in layers),
-            "does_not_fit": problems, "beyond_stock_cores": custom}
+    return {"spike_payload": payload, "profile": chip.name, "source": chip.source, "layers": rows, "cores": total,
+            "chips": max(1, math.ceil(total / chip.cores_per_chip)),
+            "neurons": sum(r["neurons"] for r in rows), "synapses": sum(r["synapses"] for r in rows),
+            "weights": sum(r["weights"] for r in rows), "does_not_fit": problems, "beyond_stock_cores": custom,
+            "placed": kinds(topo), "host_values_per_step": host}

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import one_line_here, run_mst
-from mstdeploy.loihi.resources import PROFILES, resources
+from mstdeploy.loihi.chip import CHIPS
+from mstdeploy.loihi.resources import resources
 from mstdeploy.errors import UserError
 from mstdeploy.ir import nodes as X
 from mstdeploy.ir.gating import with_ratio
@@ -74,18 +75,22 @@ def test_energy_counts_from_lava_equal_the_reference(mst, tmp_path):
     assert reps["lava"]["accuracy_by_step"] == reps["reference"]["accuracy_by_step"]
 
 
-def test_resources_counts_cores_and_what_does_not_fit(mst):
+def test_resources_counts_cores_and_splits_a_fan_in_beyond_a_core(mst):
+    """5,000 inputs into each of 3,000 neurons on Loihi 1 cores (4,096 axons): two column blocks
+    of 2,500 on two relay layers (7.5M weights each: 58 cores of 128 KiB), the neurons take 2
+    relayed inputs; what the plan places, without a run."""
     w = np.ones((3000, 5000), np.float32)
     nodes = {"input": nir.Input(input_type={"input": np.array([5000])}),
              "fc": nir.Linear(weight=w),
              "if": X.ResetSubIF(shape=(3000,), threshold=1.0, v_init=0.5, bias=0.0),
              "output": nir.Output(output_type={"output": np.array([3000])})}
     g = nir.NIRGraph(nodes=nodes, edges=[("input", "fc"), ("fc", "if"), ("if", "output")])
-    rep = resources(g, PROFILES["loihi1"])
-    (layer,) = rep["layers"]
-    assert (layer["neurons"], layer["synapses"], layer["max_fan_in"]) == (3000, 15_000_000, 5000)
-    assert layer["cores"] == -(-15_000_000 // (128 * 1024)) and not layer["fits"]
-    assert rep["does_not_fit"] and "5000" in rep["does_not_fit"][0]
+    rep = resources(g, CHIPS["loihi1"])
+    assert [(L["layer"], L["neurons"], L["synapses"], L["fan_in"], L["cores"], L["relay_of"], L["fits"])
+            for L in rep["layers"]] == [("if.relay0", 3000, 7_500_000, 2500, 58, "if", True),
+                                        ("if.relay1", 3000, 7_500_000, 2500, 58, "if", True),
+                                        ("if", 3000, 6000, 2, 3, None, True)]
+    assert not rep["does_not_fit"] and rep["cores"] == 119 and rep["chips"] == 1
     r = run_mst("resources", mst)
     assert r.returncode == 0 and "stochastic synapse gating" in r.stdout and "does not fit: nothing" in r.stdout
 
