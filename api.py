@@ -306,16 +306,12 @@ def plan(graph, inputs=None, steps: int | None = None, *, n: int | None = 8, dat
     split graph on `inputs` (time depends on the spikes)."""
     import torch
     from .compare.energy import MODELS, energy as priced, per_inference
-    from .loihi.chip import CHIPS, plan as planned
+    from .loihi.chip import CHIPS, activity, plan as planned
     from .simulate.engine import Simulator
     from .simulate.evaluate import evaluate
     graph = split(graph, profile)
     ds, steps = samples(graph, inputs, steps=steps, n=n, data=data)
     sim = Simulator(graph, "cpu", torch.float32, fixed_point=fixed_point)
     ev = evaluate(sim, ds, steps, 64, progress=progress)
-    k = max(ev.images, 1)
-    activity = {"synaptic_events": {a: v / k for a, v in ev.synaptic_events.items()},
-                "spike_messages": {a: v / k for a, v in ev.spike_messages.items()},
-                "host_macs": {a: v / k for a, v in ev.host_macs.items()}}
     dynamic = priced(per_inference(ev, ev.images), MODELS[profile])["total"]
-    return planned(graph, CHIPS[profile], activity, steps, dynamic)
+    return planned(graph, CHIPS[profile], activity(ev, ev.images), steps, dynamic)

@@ -17,6 +17,7 @@ from ..ir.gating import with_ratio
 from ..ir.io import write_graph
 from ..ir.silence import silent
 from ..ir.topology import NEURONS, ROUTING, SYNAPTIC, Topology
+from ..loihi.chip import CHIPS, activity, plan
 from .energy import MODELS, against_ann, ann_energy, ann_macs, energy, per_inference, per_node
 from .plots import write_plots
 from ..simulate.engine import Simulator
@@ -105,6 +106,7 @@ def energy_report(graph: nir.NIRGraph, data, steps: int, *, source: str, dataset
                "by_step": {str(t): {"accuracy": curve[t], **priced(per_inference(res.at[t], images), ann_uj)}
                            for t in sorted(res.at)},
                "per_node": per_node(res, images, order), "warnings": silent(g, res.spike_counts)}
+        run["chip"] = on_chip(g, res, images, steps, run["energy_uJ"])
         if ann_accuracy is not None:
             run["within_tolerance"] = within(run["by_step"], ann_accuracy, tolerance)
         runs.append(run)
@@ -124,6 +126,25 @@ def priced(counts: dict, ann_uj: dict) -> dict:
     """Energy of per-inference counts under every model, and its ratio to the ANN's."""
     uj = {m: {k: v * 1e6 for k, v in energy(counts, model).items()} for m, model in MODELS.items()}
     return {"per_inference": counts, "energy_uJ": uj, "vs_ann": against_ann(uj, ann_uj)}
+
+
+def on_chip(graph: nir.NIRGraph, res, images: int, steps: int, uj: dict) -> dict:
+    """The Loihi rows' time and static energy (loihi/chip.py, `mst plan`) from this run's activity,
+    per profile; where a fan-in needs relays on a profile, the reason instead (`mst plan` places
+    and simulates the split graph)."""
+    out = {}
+    for name, chip in CHIPS.items():
+        try:
+            rep = plan(graph, chip, activity(res, images), steps, uj[name]["total"] * 1e-6)
+        except UserError as e:
+            out[name] = {"not_timed": f"{e}; mst plan splits it"}
+            continue
+        e = rep["energy_joules"]
+        out[name] = {"cores": rep["cores"], "chips": rep["chips"], "step_us": rep["step_seconds"] * 1e6,
+                     "latency_ms": rep["latency_seconds"] * 1e3, "per_second": rep["throughput_per_second"],
+                     "static_uJ": None if e["static"] is None else e["static"] * 1e6,
+                     "total_uJ": None if e["total"] is None else e["total"] * 1e6}
+    return out
 
 
 def within(by_step: dict, ann_accuracy: float, tolerance: float) -> dict:
@@ -147,6 +168,10 @@ def run_line(run: dict, steps: int) -> str:
             f"x{r['45nm-fp32']:.2f} of the fp32 ANN, x{r['45nm-int8']:.2f} of the int8 ANN")
     if c["synaptic_messages"] != c["synaptic_events"]:
         line += f"; graded: {c['synaptic_messages']:,.0f} messages, Loihi 2 {e['loihi2']['total']:.2f} uJ"
+    c2 = run.get("chip", {}).get("loihi2", {})
+    if "step_us" in c2:
+        line += (f"; on Loihi 2 ({c2['chips']} chip(s)): step {c2['step_us']:.3g} us, latency {c2['latency_ms']:.3g} ms, "
+                 f"static {c2['static_uJ']:.2f} uJ, dynamic + static {c2['total_uJ']:.2f} uJ")
     w = run.get("within_tolerance")
     if w is not None:
         line += ("; within tolerance of the ANN at no priced T" if w["steps"] is None else

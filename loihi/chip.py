@@ -164,6 +164,13 @@ def loads(layer: Layer, chip: Chip) -> dict:
             "weight_limit": chip.synapses, "inputs": min(layer.fan_in, chip.in_axons), "input_limit": chip.in_axons}
 
 
+def activity(res, images: int) -> dict:
+    """What `plan` needs of a run (a simulator Result or Evaluation), per inference."""
+    k = max(images, 1)
+    return {key: {a: v / k for a, v in getattr(res, key).items()}
+            for key in ("synaptic_events", "spike_messages", "host_macs")}
+
+
 def plan(graph: nir.NIRGraph, chip: Chip, activity: dict, steps: int, dynamic_j: float | None) -> dict:
     """The report on a graph whose fan-in fits (split.py): `activity` per inference over `steps`
     steps (synaptic_events per synaptic node, spike_messages per neuron node, a graded spike one

@@ -57,6 +57,11 @@ def test_energy_cli_sweep_writes_report_and_plots(mst, tmp_path):
     for run in rep["runs"]:
         assert set(run["energy_uJ"]) == set(MODELS) and run["energy_uJ"]["loihi1"]["total"] > 0
         assert 0 <= run["accuracy"] <= 1 and len(run["accuracy_by_step"]) == 8
+        chip, dynamic = run["chip"]["loihi2"], run["energy_uJ"]["loihi2"]["total"]
+        assert chip["static_uJ"] > 0 and chip["total_uJ"] == pytest.approx(dynamic + chip["static_uJ"])
+        assert chip["step_us"] > 0 and chip["latency_ms"] > 8 * chip["step_us"] / 1e3
+        assert run["chip"]["loihi1"]["static_uJ"] is None and run["chip"]["loihi1"]["step_us"] > 0
+    assert "on Loihi 2 (1 chip(s)): step" in r.stdout
     for png in ("events_per_layer.png", "accuracy_vs_T.png", "sweep.png", "raster.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     r = run_mst("energy", mst, "-n", "2", "--sweep", "0.5,1.0", "--out", out)
