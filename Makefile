@@ -5,8 +5,9 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 PEERS  := $(VENV)/.peers
+SANAFE := .venv-sanafe
 
-.PHONY: install demo test peers data clean
+.PHONY: install demo test peers sanafe data clean
 
 install: $(STAMP)
 
@@ -23,7 +24,7 @@ $(STAMP): requirements.txt pyproject.toml backends/lava_patch.py
 demo: $(STAMP)
 	$(VENV)/bin/mst demo
 
-test: $(STAMP) $(PEERS)
+test: $(STAMP) $(PEERS) $(SANAFE)/.installed
 	$(PY) -m pytest
 
 # The peer frameworks the interop tests and bench/peers.py run, beside our pins (which constrain
@@ -34,6 +35,15 @@ $(PEERS): $(STAMP) requirements-peers.txt
 	$(PIP) install -q --disable-pip-version-check -r requirements-peers.txt -c requirements.txt
 	touch $(PEERS)
 
+# SANA-FE (GPL-3.0), the chip simulator that cross-checks `mst plan` (loihi/sanafe.py), in a venv of
+# its own: mstdeploy writes its files and runs it as a separate process, never imports it.
+sanafe: $(SANAFE)/.installed
+
+$(SANAFE)/.installed:
+	test -x $(SANAFE)/bin/python || $(PYTHON) -m venv $(SANAFE)
+	$(SANAFE)/bin/python -m pip install -q --disable-pip-version-check sanafe==2.2.9 numpy==2.4.6 pyyaml==6.0.4
+	touch $(SANAFE)/.installed
+
 # Fashion-MNIST's IDX files from Debian (as root): --dataset fashion-mnist reads them from where the
 # package puts them, /usr/share/datasets/fashion-mnist.
 data:
@@ -41,4 +51,4 @@ data:
 		(apt-get update && apt-get install -y dataset-fashion-mnist)
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(SANAFE) runs
