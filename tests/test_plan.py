@@ -65,7 +65,7 @@ def test_a_hand_computed_plan():
     assert rep["placed"]["microcode"] == [] and rep["placed"]["host"] == []
     assert sorted(rep["placed"]["wiring"]) == ["input", "l1.cols0", "l1.cols1", "output"]
     with pytest.raises(UserError, match="n1: fan-in 4 exceeds 3"):       # unsplit, it does not fit
-        place(Topology(chain()), TOY)
+        plan(chain(), TOY, activity, steps=2, dynamic_j=5.0)
 
 
 def _sums_exactly(g, x, steps, in_axons, relayed):
