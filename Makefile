@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 PEERS  := $(VENV)/.peers
-SANAFE := .venv-sanafe
+SANAFE := $(VENV)/sanafe
 
 .PHONY: install demo test peers sanafe data clean
 

@@ -299,11 +299,13 @@ def split(graph, profile: str = "loihi2"):
 
 @_memory
 def plan(graph, inputs=None, steps: int | None = None, *, n: int | None = 8, data=None, profile: str = "loihi2",
-         fixed_point: bool = False, progress: bool = False) -> dict:
+         fixed_point: bool = False, progress: bool = False, sanafe: str | None = None) -> dict:
     """The graph on Loihi chips with time (loihi/chip.py, docs/loihi2-plan.md): fan-in split on
     relays (`split`), cores and chips with weight sharing, the busiest core, step time, latency,
     throughput, dynamic and static energy per inference, EDP; activity from a reference run of the
-    split graph on `inputs` (time depends on the spikes)."""
+    split graph on `inputs` (time depends on the spikes). `sanafe`: a Python that has SANA-FE
+    (`make sanafe`: .venv/sanafe/bin/python) to run it on the first input beside the plan
+    (loihi/sanafe.py; LIF graphs such as netx files)."""
     import torch
     from .compare.energy import MODELS, energy as priced, per_inference
     from .loihi.chip import CHIPS, activity, plan as planned
@@ -314,4 +316,8 @@ def plan(graph, inputs=None, steps: int | None = None, *, n: int | None = 8, dat
     sim = Simulator(graph, "cpu", torch.float32, fixed_point=fixed_point)
     ev = evaluate(sim, ds, steps, 64, progress=progress)
     dynamic = priced(per_inference(ev, ev.images), MODELS[profile])["total"]
-    return planned(graph, CHIPS[profile], activity(ev, ev.images), steps, dynamic)
+    rep = planned(graph, CHIPS[profile], activity(ev, ev.images), steps, dynamic)
+    if sanafe is not None:
+        from .loihi.sanafe import cross_check
+        rep["sanafe"] = cross_check(graph, ds[0][0].numpy(), steps, rep["depth"], sanafe)
+    return rep

@@ -33,7 +33,7 @@ def main() -> int:
     ap.add_argument("--net", default=GTS and GTS / "network.net")
     ap.add_argument("--frame", default=GTS and GTS / "image.npy")
     ap.add_argument("-T", "--steps", type=int, default=16)
-    ap.add_argument("--sanafe", default=ROOT / ".venv-sanafe" / "bin" / "python", help="SANA-FE's interpreter")
+    ap.add_argument("--sanafe", default=ROOT / ".venv/sanafe" / "bin" / "python", help="SANA-FE's interpreter")
     ap.add_argument("--json", default="runs/sanafe_pilotnet.json")
     args = ap.parse_args()
     g = mstdeploy.read(args.net)

@@ -15,6 +15,8 @@ def add_parser(sub) -> None:
     p.add_argument("--profile", choices=["loihi2", "loihi1"], default="loihi2")
     p.add_argument("--json", metavar="FILE", help="also write the plan as JSON")
     p.add_argument("--plot", metavar="FILE", help="also draw cores and each core's time per step per layer (PNG)")
+    p.add_argument("--sanafe", metavar="PYTHON", help="also run SANA-FE (a Python that has it: make sanafe, "
+                                                      ".venv/sanafe/bin/python) on the first input, beside the plan")
     p.add_argument("--placed", metavar="FILE", help="also write the graph as placed, fan-in split on relay "
                                                     "neurons (NIR; it simulates as the graph does)")
     p.set_defaults(func=run)
@@ -35,7 +37,7 @@ def run(args) -> int:
     check_outputs({"--json": args.json, "--plot": args.plot, "--placed": args.placed}, [args.graph])
     graph, data = graph_and_images(args)
     rep = api.plan(graph, data, args.steps, n=None, profile=args.profile, fixed_point=args.fixed_point,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, sanafe=args.sanafe)
     w = max([len(r["layer"]) for r in rep["layers"]] + [5])
     print(f"{args.graph} on {rep['profile']} ({rep['source']})")
     print(f"{'layer':{w}s}  {'neurons':>8s}  {'weights':>9s}  {'cores':>5s}  {'fan-in':>6s}  {'events/step':>11s}  "
@@ -53,6 +55,11 @@ def run(args) -> int:
           f"inferences/s pipelined")
     print(f"energy per inference: dynamic {_si(e['dynamic'], 'J')}, static {_si(e['static'], 'J')}, "
           f"total {_si(e['total'], 'J')}; EDP {_si(rep['edp_joule_seconds'], 'J s')}")
+    sf = rep.get("sanafe")
+    if sf:
+        print(f"SANA-FE (Loihi 1, first input): {sf['cores']} cores, step {_si(sf['step_seconds'], 's')} (busiest step "
+              f"{_si(sf['step_seconds_max'], 's')}), {sf['throughput_per_second']:.4g} inferences/s, dynamic "
+              f"{_si(sf['dynamic_joules'], 'J')} (no static power)")
     placed = rep["placed"]
     print(f"placed: {len(placed['stock'])} nodes as stock Lava processes, {len(placed['microcode'])} as neuron "
           f"microcode, {len(placed['host'])} on the host ({rep['host_bytes_per_step']:,} bytes a step between "

@@ -28,6 +28,7 @@ import json
 import math
 import pathlib
 import subprocess
+import tempfile
 
 import numpy as np
 import yaml
@@ -208,7 +209,7 @@ def _sparse(pre, post, src, dst, w) -> str:
 
 
 def simulate(python: str, arch_path, net_path, steps: int, window: int | None = None, threads: int = 1) -> dict:
-    """Run SANA-FE (`python`: an interpreter that has it, e.g. .venv-sanafe/bin/python) on the two
+    """Run SANA-FE (`python`: an interpreter that has it, e.g. .venv/sanafe/bin/python) on the two
     files for `steps` steps, totals over the first `window`; its JSON report (sanafe_run.py)."""
     script = pathlib.Path(__file__).with_name("sanafe_run.py")
     args = [str(python), str(script), str(arch_path), str(net_path), str(steps), str(window or steps), str(threads)]
@@ -220,3 +221,18 @@ def simulate(python: str, arch_path, net_path, steps: int, window: int | None = 
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         raise UserError(f"SANA-FE failed ({python}): {last}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def cross_check(graph, frame, steps: int, depth: int, python: str) -> dict:
+    """SANA-FE's figures for `graph` on one input `frame` held for `steps` steps (its totals over
+    the first `steps` of steps + depth: it delivers each layer one step late), as `mst plan
+    --sanafe` reports them beside the plan's."""
+    with tempfile.TemporaryDirectory() as tmp:
+        info = write(graph, frame, steps, f"{tmp}/arch.yaml", f"{tmp}/net.yaml")
+        s = simulate(python, f"{tmp}/arch.yaml", f"{tmp}/net.yaml", steps + depth, steps)
+    return {"source": "SANA-FE 2.2.9, its Loihi 1 description (per-event energies and latencies, barrier "
+                      "table; no static power): loihi/sanafe.py", "cores": info["cores"],
+            "step_seconds": s["step_time_s"], "step_seconds_max": s["step_time_max_s"],
+            "throughput_per_second": s["fps"], "dynamic_joules": s["energy_j"]["total"],
+            "energy_joules_by_unit": s["energy_j"], "synaptic_events": s["synaptic_events"],
+            "spikes": s["neurons_fired"], "spikes_per_layer": s["fired_per_layer"]}

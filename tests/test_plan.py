@@ -85,9 +85,7 @@ def _sums_exactly(g, x, steps, in_axons, relayed):
     return s
 
 
-def test_a_split_neuron_fires_as_before():
-    """A dense layer with a bias cut by columns (the bias on a zero-weight twin), and a neuron fed
-    by three synaptic nodes packed into relay groups: spikes identical, float and fixed point."""
+def split_example():
     f, rng = np.float32, np.random.default_rng(0)
     grid = lambda *shape: (rng.integers(-8, 9, shape) / 16).astype(f)
     sub = lambda n: X.ResetSubIF(shape=np.array([n]), threshold=np.full(n, 0.5, f), v_init=np.full(n, 0.25, f),
@@ -101,7 +99,13 @@ def test_a_split_neuron_fires_as_before():
         "l3": nir.Linear(weight=grid(2, 3)), "output": nir.Output(output_type={"output": np.array([2])})},
         edges=[("input", "l1"), ("l1", "n1"), ("n1", "a"), ("n1", "b"), ("n1", "pick"), ("pick", "c"),
                ("a", "n2"), ("b", "n2"), ("c", "n2"), ("n2", "l3"), ("l3", "output")])
-    x = torch.as_tensor(rng.integers(0, 17, (6, 6)) / 16, dtype=torch.float32)
+    return g, torch.as_tensor(rng.integers(0, 17, (6, 6)) / 16, dtype=torch.float32)
+
+
+def test_a_split_neuron_fires_as_before():
+    """A dense layer with a bias cut by columns (the bias on a zero-weight twin), and a neuron fed
+    by three synaptic nodes packed into relay groups: spikes identical, float and fixed point."""
+    g, x = split_example()
     s = _sums_exactly(g, x, 12, 4, {"n1": ["n1.relay0", "n1.relay1"],              # l1: columns 0-2, 3-5
                                     "n2": ["n2.relay0", "n2.relay1", "n2.relay2"]})  # a (4), b (4), c (2)
     assert ("l1.bias", "n1") in s.edges and ("c.bias", "n2") in s.edges and "l1" not in s.nodes
@@ -183,3 +187,20 @@ def test_the_official_swin_t_layout_fits():
     e = rep["energy_joules"]
     assert e["dynamic"] > 0 and e["static"] > 0 and rep["edp_joule_seconds"] > 0
     assert rep["latency_seconds"] > rep["depth"] * rep["step_seconds"]
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+def test_lava_runs_the_split_graph_as_the_reference(tmp_path, fixed):
+    """The relays as Lava processes (procs/neuron.py Relay): fixed point gives every spike, relay
+    message and logit of the reference; float passes the float criterion."""
+    from mstdeploy.compare.parity import run_parity
+    from mstdeploy.ir.io import write_graph
+    g, x = split_example()
+    s, _ = split(g, 4)
+    write_graph(s, tmp_path / "split.nir")
+    rep = run_parity(tmp_path / "split.nir", x[:3], 8, fixed, progress=False, timeout=300)
+    assert rep["passed"], rep["failed"]
+    relays = [n for n in rep["per_node"] if ".relay" in n]
+    assert len(relays) == 5 and all(rep["per_node"][n]["spikes_reference"] > 0 for n in relays)
+    if fixed:
+        assert rep["mismatched_spikes"] == 0 and rep["logits_max_abs_diff"] == 0.0

@@ -1,5 +1,5 @@
 """SANA-FE's files (loihi/sanafe.py): written by us with numpy and yaml, run by SANA-FE's own
-interpreter in a process of its own (`make sanafe`: .venv-sanafe; SANA-FE is GPL-3.0)."""
+interpreter in a process of its own (`make sanafe`: .venv/sanafe; SANA-FE is GPL-3.0)."""
 import pathlib
 
 import nir
@@ -12,7 +12,7 @@ from mstdeploy.errors import UserError
 from mstdeploy.loihi import sanafe
 from mstdeploy.simulate.engine import Simulator
 
-SANAFE = pathlib.Path(__file__).resolve().parents[1] / ".venv-sanafe" / "bin" / "python"
+SANAFE = pathlib.Path(__file__).resolve().parents[1] / ".venv" / "sanafe" / "bin" / "python"
 F = np.float32
 
 
@@ -85,3 +85,20 @@ def test_sanafe_runs_the_files_and_the_input_layer_fires_as_ours(tmp_path):
     assert rep["fired_per_layer"]["input_neuron"] == ours.spike_counts["input.neuron"] > 0
     with pytest.raises(UserError, match="SANA-FE failed"):
         sanafe.simulate(SANAFE, tmp_path / "net.yaml", tmp_path / "arch.yaml", T)
+
+
+@pytest.mark.skipif(not SANAFE.exists(), reason="SANA-FE's venv: make sanafe (make test makes it)")
+def test_mst_plan_runs_sanafe_beside_the_plan(tmp_path, capsys):
+    import json
+    from conftest import mst_here
+    from mstdeploy.ir.io import write_graph
+    write_graph(net(), tmp_path / "net.nir")
+    np.save(tmp_path / "x.npy", frame()[None])
+    code, out, err = mst_here(capsys, "plan", tmp_path / "net.nir", "--inputs", tmp_path / "x.npy", "-T", 8,
+                              "--sanafe", SANAFE, "--no-progress", "--json", tmp_path / "plan.json")
+    assert code == 0, err
+    assert "SANA-FE (Loihi 1, first input): 3 cores" in out            # 1,024 neurons a core, a layer each
+    rep = json.loads((tmp_path / "plan.json").read_text())
+    sf = rep["sanafe"]
+    assert sf["step_seconds"] > 0 and sf["dynamic_joules"] > 0 and sf["spikes_per_layer"]["input_neuron"] > 0
+    assert sf["throughput_per_second"] == pytest.approx(1 / (8 * sf["step_seconds"]))

@@ -23,8 +23,7 @@ from ...loihi.plan import FixedPlan
 from .nodes import NodeBuilders, Ref, ref
 from .schedule import schedule
 
-# sigma-delta: netx's own (netx_job.py); relays (loihi/split.py): the reference simulator
-SUPPORTED = tuple(t for t in IR_NODES if t not in (X.SigmaDelta, X.Relay))
+SUPPORTED = tuple(t for t in IR_NODES if t is not X.SigmaDelta)   # sigma-delta: netx's own (netx_job.py)
 GROUPS = 1                           # Lava processes that hold our process models (docs/lava-backend.md)
 
 
@@ -113,6 +112,7 @@ class Network(NodeBuilders):
         pairs = {
             "IF": (neuron.SubtractiveIF, neuron.SubtractiveIFFloat, neuron.SubtractiveIFFixed),
             "GradedIF": (neuron.GradedIF, neuron.GradedIFFloat, neuron.GradedIFFixed),
+            "Relay": (neuron.Relay, neuron.RelayFloat, neuron.RelayFixed),
             "Recorder": (recorder.SpikeRecorder, recorder.SpikeRecorderFloat, recorder.SpikeRecorderFixed),
             "TokenDense": (synapse.TokenDense, synapse.TokenDenseFloat, synapse.TokenDenseFixed),
             "Conv": (synapse.Conv, synapse.ConvFloat, synapse.ConvFixed),

@@ -121,6 +121,10 @@ class NodeBuilders:
                               decay=decay)
             self._wire(name, proc.a_in)
             self.ports[name] = ref(proc.s_out)
+        elif isinstance(node, X.Relay):
+            proc = self._ours("Relay", name, shape=shape)
+            self._wire(name, proc.a_in)
+            self.ports[name] = ref(proc.s_out)
         elif isinstance(node, (nir.IF,) + LEAKY):
             proc = self._stock_if(name, node, shape, LIFReset)
         elif isinstance(node, (nir.Affine, nir.Linear)):

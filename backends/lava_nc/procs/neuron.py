@@ -20,7 +20,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from mstdeploy.backends.lava_nc.procs.base import NodeModel, NodeProcess
-from mstdeploy.loihi.widths import ACT_SHIFT, DECAY_BITS, DECAY_ONE, GRADED_BITS, U_WRAP, V_LIMIT
+from mstdeploy.loihi.widths import ACT_SHIFT, DECAY_BITS, DECAY_ONE, GRADED_BITS, GRADED_LIMIT, U_WRAP, V_LIMIT
 
 
 class SubtractiveIF(NodeProcess):
@@ -137,5 +137,63 @@ class GradedIFFloat(_Float):
 @requires(CPU)
 @tag("fixed_pt")
 class GradedIFFixed(_Fixed):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=GRADED_BITS)
+
+
+class Relay(NodeProcess):
+    """A relay neuron of a split fan-in (ir/nodes.py Relay): sends its summed input on as a graded
+    message, as Lava's GradedVec with vth = 0 does (which has a fixed-point model only); fixed
+    point clips it to the 24-bit payload and counts what it clips. Records its messages."""
+
+    def __init__(self, clock: dict, shape: tuple):
+        super().__init__(clock, shape=tuple(shape))
+        self.a_in = InPort(shape=tuple(shape))
+        self.s_out = OutPort(shape=tuple(shape))
+
+
+class _RelayModel(NodeModel):
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.shape = tuple(proc_params["shape"])
+        self.record = np.zeros((self.images, self.steps) + self.shape, np.float64)
+        self.saturation = np.zeros(3, np.int64)             # high, low, wrapped
+
+    def step(self):
+        a = self.a_in.recv()
+        image, s = self.clock()
+        if image < 0:
+            self.s_out.send(np.zeros(self.shape, self.dtype))
+            return
+        if self.dtype is np.int64:
+            a = a.astype(np.int64)
+            self.saturation += [int((a > GRADED_LIMIT).sum()), int((a < -GRADED_LIMIT).sum()), 0]
+            a = np.clip(a, -GRADED_LIMIT, GRADED_LIMIT)
+        self.record[image, s - 1] = a
+        self.s_out.send(a)
+        if self.last_step():
+            self.save(values=self.record, shape=np.array(self.shape), saturation=self.saturation)
+
+
+class _RelayFloat(_RelayModel):
+    dtype = np.float64
+
+
+class _RelayFixed(_RelayModel):
+    dtype = np.int64
+
+
+@implements(proc=Relay, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class RelayFloat(_RelayFloat):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+
+
+@implements(proc=Relay, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class RelayFixed(_RelayFixed):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=GRADED_BITS)
