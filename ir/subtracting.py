@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import UserError
 from . import nodes as X
-from .topology import node_shape
+from .topology import node_shape, one_value
 from .validate import shown
 
 LEVELS = 255                    # loihi/widths.LEVELS_MAX: a graded spike's payload bound
@@ -47,10 +47,7 @@ def _full(node, field: str, shape) -> np.ndarray:
 
 
 def _uniform(name, node, value, what: str, source: str) -> float:
-    v = np.unique(np.asarray(value, np.float64))
-    if v.size != 1:
-        raise UserError(f"{source}: node {shown(name)} has a non-uniform {what}, which this reading keeps per layer")
-    return float(v[0])
+    return one_value(value, f"{source}: node {shown(name)} has a non-uniform {what}, which this reading keeps per layer")
 
 
 def _shape_of(graph, name) -> tuple:

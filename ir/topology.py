@@ -40,6 +40,15 @@ def pool_gain(node) -> float:
     return 1.0 / (k[0] * k[1]) if isinstance(node, nir.AvgPool2d) else 1.0
 
 
+def one_value(value, error: str) -> float:
+    """The one value of a parameter that a layer keeps once (a hardware register, a framework's
+    per-layer constant), or UserError(error) when it differs across the layer's neurons."""
+    v = np.unique(np.asarray(value, np.float64))
+    if v.size != 1:
+        raise UserError(error)
+    return float(v[0])
+
+
 def delays(name: str, node: nir.Delay) -> np.ndarray:
     """A Delay node's delays in steps, one per element (netx's axonal delays differ per neuron)."""
     d = np.broadcast_to(np.asarray(node.delay, np.float64), node_shape(node))

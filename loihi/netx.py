@@ -38,7 +38,7 @@ from ..errors import UserError
 from ..ir import cuba
 from ..ir import nodes as X
 from ..ir.netx import DECAY_UNIT
-from ..ir.topology import POOLS, Topology, delays, node_shape, pair, pool_gain
+from ..ir.topology import POOLS, Topology, delays, node_shape, one_value, pair, pool_gain
 from .widths import BIAS_MANT, VTH_BITS, WEIGHT_MAX, WEIGHT_MAX_MIXED
 
 FRAME_BITS = 8                       # at most 2^8 frame units per input unit
@@ -65,10 +65,8 @@ def _neuron_of(name, node) -> cuba.Cuba:
 
 
 def _one(name, node, value, what: str) -> float:
-    v = np.unique(np.asarray(value, np.float64))
-    if v.size != 1:
-        _refuse(name, node, f"a non-uniform {what} (one register per layer in Lava's LIF)")
-    return float(v[0])
+    return one_value(value, f"netx cannot express {name} ({type(node).__name__}): a non-uniform {what} (one "
+                            "register per layer in Lava's LIF); nothing written")
 
 
 def _ints(w: np.ndarray, k: float) -> np.ndarray:

@@ -15,7 +15,7 @@ from ..errors import UserError
 from ..ir import nodes as X
 from ..ir.cuba import LEAKY, cuba
 from ..ir.topology import (NEURONS, POOLS, ROUTING, SUPPORTED, SYNAPTIC, Topology, check_supported, node_shape,
-                           pool_gain)
+                           one_value, pool_gain)
 from .placement import Placement, moved_biases, placements
 from .quantize import quantize_bias, quantize_weights
 from .widths import (ACT_SHIFT, CUBA_SCALE, DECAY_ONE, INPUT_BITS, LAYERNORM_BITS, LEVELS_MAX, PAYLOAD_BITS,
@@ -92,10 +92,7 @@ class RelayQ:
 
 def uniform(value, what: str, name: str, who: str = "fixed point") -> float:
     """The one value of a parameter that Loihi keeps per node (a register, not per neuron)."""
-    v = np.unique(np.asarray(value, np.float64))
-    if v.size != 1:
-        raise UserError(f"{who}: {name} has a non-uniform {what}; one value per node is needed")
-    return float(v[0])
+    return one_value(value, f"{who}: {name} has a non-uniform {what}; one value per node is needed")
 
 
 class FixedPlan:

@@ -26,7 +26,6 @@ from .placement import CURRENT_ROUTES, feeds, placements, synapse_bias
 from .resources import connections
 
 DENSE = (nir.Linear, nir.Affine)
-TWINS = (nir.Affine, nir.Conv1d, nir.Conv2d)           # synaptic nodes that carry a bias
 
 
 class _Graph:
