@@ -204,3 +204,30 @@ def test_lava_runs_the_split_graph_as_the_reference(tmp_path, fixed):
     assert len(relays) == 5 and all(rep["per_node"][n]["spikes_reference"] > 0 for n in relays), rep["per_node"]
     if fixed:
         assert rep["mismatched_spikes"] == 0 and rep["logits_max_abs_diff"] == 0.0
+
+
+def test_mst_plan_writes_the_placed_graph(tmp_path, capsys):
+    """A dense layer of 5,000 inputs on Loihi 1 cores (4,096 axons): `mst plan --placed` writes the
+    split graph, which reads back with its relays and fires as the graph does."""
+    from conftest import mst_here
+    from mstdeploy.ir.io import read_graph, write_graph
+    from mstdeploy.simulate.engine import Simulator
+    rng = np.random.default_rng(0)
+    g = nir.NIRGraph(nodes={
+        "input": nir.Input(input_type={"input": np.array([5000])}),
+        "fc": nir.Linear(weight=(rng.integers(-4, 5, (20, 5000)) / 64).astype(np.float32)),
+        "if": X.ResetSubIF(shape=(20,), threshold=1.0, v_init=0.5, bias=0.0),
+        "output": nir.Output(output_type={"output": np.array([20])})},
+        edges=[("input", "fc"), ("fc", "if"), ("if", "output")])
+    write_graph(g, tmp_path / "g.nir")
+    x = (rng.integers(0, 9, (2, 5000)) / 8).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code, out, err = mst_here(capsys, "plan", tmp_path / "g.nir", "--profile", "loihi1", "--inputs", tmp_path / "x.npy",
+                              "-T", 4, "--no-progress", "--placed", tmp_path / "placed.nir")
+    assert code == 0, err
+    assert "2 relay layers carry the partial sums of if" in out and "placed graph ->" in out
+    s = read_graph(tmp_path / "placed.nir")
+    assert [n for n, node in s.nodes.items() if isinstance(node, X.Relay)] == ["if.relay0", "if.relay1"]
+    a = Simulator(g, "cpu", torch.float32, fixed_point=True).run(torch.as_tensor(x), 4, record={"if"})
+    b = Simulator(s, "cpu", torch.float32, fixed_point=True).run(torch.as_tensor(x), 4, record={"if"})
+    assert torch.equal(a.spikes["if"], b.spikes["if"]) and a.spikes["if"].any()
