@@ -149,6 +149,8 @@ def plan_plot(rep: dict, path: pathlib.Path) -> pathlib.Path:
     a.legend(loc="lower right", fontsize=7)
     b.barh(y, [1e6 * L["core_seconds"] for L in layers], color="tab:green")
     b.axvline(1e6 * rep["step_seconds"], color="k", linestyle="--", label="step (busiest + barrier)")
+    if rep.get("sanafe"):
+        b.axvline(1e6 * rep["sanafe"]["step_seconds"], color="tab:red", linestyle=":", label="SANA-FE's step (Loihi 1)")
     b.set_xlabel("work per core and step (us)")
     b.legend(loc="lower right", fontsize=7)
     e = rep["energy_joules"]

@@ -95,9 +95,11 @@ def test_mst_plan_runs_sanafe_beside_the_plan(tmp_path, capsys):
     write_graph(net(), tmp_path / "net.nir")
     np.save(tmp_path / "x.npy", frame()[None])
     code, out, err = mst_here(capsys, "plan", tmp_path / "net.nir", "--inputs", tmp_path / "x.npy", "-T", 8,
-                              "--sanafe", SANAFE, "--no-progress", "--json", tmp_path / "plan.json")
+                              "--sanafe", SANAFE, "--no-progress", "--json", tmp_path / "plan.json",
+                              "--plot", tmp_path / "plan.png")
     assert code == 0, err
     assert "SANA-FE (Loihi 1, first input): 3 cores" in out            # 1,024 neurons a core, a layer each
+    assert (tmp_path / "plan.png").read_bytes()[:4] == b"\x89PNG"
     rep = json.loads((tmp_path / "plan.json").read_text())
     sf = rep["sanafe"]
     assert sf["step_seconds"] > 0 and sf["dynamic_joules"] > 0 and sf["spikes_per_layer"]["input_neuron"] > 0
