@@ -31,8 +31,8 @@ def run(args) -> int:
         relay = f"  (relays to {r['relay_of']})" if r["relay_of"] else ""
         print(f"{r['layer']:{w}s}  {r['neurons']:8d}  {r['synapses']:10d}  {r['weights']:9d}  {r['fan_in']:6d}  "
               f"{r['cores']:5d}{flag}{relay}")
-    print(f"total: {rep['neurons']:,} neurons, {rep['synapses']:,} synapses ({rep['weights']:,} weights stored: "
-          f"a kernel once per core), {rep['cores']} cores, {rep['chips']} chip(s) of "
+    print(f"total: {rep['neurons']:,} neurons, {rep['synapses']:,} synapses ({rep['weights']:,} distinct weights: "
+          f"a kernel once, copied to each core that uses it), {rep['cores']} cores, {rep['chips']} chip(s) of "
           f"{CHIPS[args.profile].cores_per_chip} cores; time and energy: mst plan")
     if rep["beyond_stock_cores"]:
         print("beyond stock Loihi cores:")
