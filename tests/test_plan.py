@@ -231,3 +231,26 @@ def test_mst_plan_writes_the_placed_graph(tmp_path, capsys):
     a = Simulator(g, "cpu", torch.float32, fixed_point=True).run(torch.as_tensor(x), 4, record={"if"})
     b = Simulator(s, "cpu", torch.float32, fixed_point=True).run(torch.as_tensor(x), 4, record={"if"})
     assert torch.equal(a.spikes["if"], b.spikes["if"]) and a.spikes["if"].any()
+
+
+def test_the_demo_kind_of_graph_is_placed_and_priced():
+    """A graded spiking MST (the demo's kind: subtractive graded neurons, spike products, gates, a
+    host op), via mstdeploy.plan on digits: every layer within its limits, every node placed
+    (microcode for what stock Loihi lacks), chips, latency, throughput, dynamic and static energy,
+    EDP."""
+    from conftest import calibrated
+    from mstdeploy import api
+    from mstdeploy.export.lower import to_nir
+    g = to_nir(calibrated("mst-softmax", levels=8).float(), spike_levels=4)
+    rep = api.plan(g, "digits", 2, n=2)
+    for L in rep["layers"]:
+        c = L["per_core"]
+        assert c["neurons"] <= c["neuron_limit"] and c["weights"] <= c["weight_limit"] and c["inputs"] <= c["input_limit"]
+    placed = rep["placed"]
+    assert sum(len(v) for v in placed.values()) == len(g.nodes)
+    assert placed["microcode"] and placed["host"] and placed["stock"]
+    assert rep["chips"] == 1 and rep["latency_seconds"] > rep["depth"] * rep["step_seconds"]
+    e = rep["energy_joules"]
+    assert e["dynamic"] > 0 and e["static"] > 0 and rep["edp_joule_seconds"] == pytest.approx(e["total"] *
+                                                                                             rep["latency_seconds"])
+    assert rep["throughput_per_second"] == pytest.approx(1 / (2 * rep["step_seconds"]))
