@@ -4,9 +4,10 @@ by side, with the ratios (docs/loihi2-plan.md, "SANA-FE").
     make sanafe && .venv/bin/python bench/sanafe_pilotnet.py [--net network.net] [--frame image.npy]
 
 The network and frame are lava-dl's test files (lava-dl's wheel installs them under
-site-packages/tests/lava/lib/dl/netx/gts/pilotnet_lif). SANA-FE runs T + 9 steps (the network's
-depth: it delivers each layer's spikes one step late) and its totals are taken over the first T
-steps; it needs about 12 GB and a minute here (it builds every synapse as an object).
+site-packages/tests/lava/lib/dl/netx/gts/pilotnet_lif). SANA-FE runs through `mstdeploy.plan(...,
+sanafe=)` (loihi/sanafe.cross_check: T + depth steps, as it delivers each layer's spikes one step
+late, its totals over the first T); it needs about 12 GB and a minute here (it builds every
+synapse as an object).
 """
 from __future__ import annotations
 
@@ -14,14 +15,12 @@ import argparse
 import json
 import pathlib
 import sys
-import tempfile
-import time
 
 import numpy as np
 
+import mstdeploy
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-import mstdeploy  # noqa: E402
-from mstdeploy.loihi import sanafe  # noqa: E402
 
 GTS = next((ROOT / ".venv" / "lib").glob("python3*/site-packages/tests/lava/lib/dl/netx/gts/pilotnet_lif"), None)
 # Intel, PilotNet LIF on one Loihi 2 chip (lava-dl tutorials/lava/lib/dl/netx/pilotnet_snn/benchmark.ipynb)
@@ -38,20 +37,18 @@ def main() -> int:
     args = ap.parse_args()
     g = mstdeploy.read(args.net)
     frame = np.load(args.frame).transpose(2, 1, 0).astype(np.float32)           # (W, H, C) -> (C, H, W)
-    rows = {}
+    rows, sf = {}, None
     for profile in ("loihi2", "loihi1"):
-        p = mstdeploy.plan(g, frame[None], args.steps, profile=profile)
+        p = mstdeploy.plan(g, frame[None], args.steps, profile=profile,
+                           sanafe=str(args.sanafe) if profile == "loihi2" else None)
         e = p["energy_joules"]
         rows[f"ours {profile}"] = {"cores": p["cores"], "step_us": p["step_seconds"] * 1e6,
                                    "fps": p["throughput_per_second"], "dynamic_mJ": e["dynamic"] * 1e3,
                                    "total_mJ": None if e["total"] is None or e["static"] is None else e["total"] * 1e3}
-    with tempfile.TemporaryDirectory() as tmp:
-        t = time.time()
-        info = sanafe.write(g, frame, args.steps, f"{tmp}/arch.yaml", f"{tmp}/net.yaml")
-        written = time.time() - t
-        s = sanafe.simulate(args.sanafe, f"{tmp}/arch.yaml", f"{tmp}/net.yaml", args.steps + 9, args.steps, threads=2)
-    rows["SANA-FE (Loihi 1)"] = {"cores": info["cores"], "step_us": s["step_time_s"] * 1e6, "fps": s["fps"],
-                                 "dynamic_mJ": s["energy_j"]["total"] * 1e3, "total_mJ": None}
+        sf = p.get("sanafe") or sf
+    rows["SANA-FE (Loihi 1)"] = {"cores": sf["cores"], "step_us": sf["step_seconds"] * 1e6,
+                                 "fps": sf["throughput_per_second"], "dynamic_mJ": sf["dynamic_joules"] * 1e3,
+                                 "total_mJ": None}
     rows["Intel (Loihi 2)"] = INTEL
     print(f"{'':20s} {'cores':>6s} {'step us':>8s} {'fps':>7s} {'dynamic mJ':>10s} {'total mJ':>9s}")
     for name, r in rows.items():
@@ -61,12 +58,11 @@ def main() -> int:
         if name != "Intel (Loihi 2)":
             ratio = {k: (r[k] / INTEL[k] if r[k] is not None else None) for k in INTEL}
             print(f"{name} / Intel: " + ", ".join(f"{k} x{v:.2f}" for k, v in ratio.items() if v is not None))
-    print(f"SANA-FE: files written in {written:.1f} s, loaded in {s['wall_load_s']:.0f} s, simulated in "
-          f"{s['wall_sim_s']:.0f} s, peak {s['peak_rss_mb'] / 1024:.1f} GiB; energy by unit (mJ): "
-          + ", ".join(f"{k} {1e3 * v:.3f}" for k, v in s["energy_j"].items()))
+    print(f"SANA-FE: loaded and simulated in {sf['wall_seconds']:.0f} s, peak {sf['peak_memory_mb'] / 1024:.1f} GiB; "
+          "energy by unit (mJ): " + ", ".join(f"{k} {1e3 * v:.3f}" for k, v in sf["energy_joules_by_unit"].items()))
     out = pathlib.Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"rows": rows, "sanafe": {k: v for k, v in s.items() if "per_" not in k}}, indent=1))
+    out.write_text(json.dumps({"rows": rows, "sanafe": sf}, indent=1))
     print(f"-> {out}")
     return 0
 

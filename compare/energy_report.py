@@ -132,10 +132,10 @@ def on_chip(graph: nir.NIRGraph, res, images: int, steps: int, uj: dict) -> dict
     """The Loihi rows' time and static energy (loihi/chip.py, `mst plan`) from this run's activity,
     per profile; where a fan-in needs relays on a profile, the reason instead (`mst plan` places
     and simulates the split graph)."""
-    out = {}
+    out, act = {}, activity(res, images)
     for name, chip in CHIPS.items():
         try:
-            rep = plan(graph, chip, activity(res, images), steps, uj[name]["total"] * 1e-6)
+            rep = plan(graph, chip, act, steps, uj[name]["total"] * 1e-6)
         except UserError as e:
             out[name] = {"not_timed": f"{e}; mst plan splits it"}
             continue

@@ -62,18 +62,12 @@ CHIPS = {
 SHARED = (nir.Conv1d, nir.Conv2d)       # one copy of the kernel per core
 
 
-def _weights(node) -> int:
-    """Non-zero weights a core must hold of a synaptic node (all of a shared kernel)."""
-    if isinstance(node, SHARED):
-        return int(np.count_nonzero(node.weight))
-    return connections(node)[0]
-
-
 @dataclass
 class Layer:
     layer: str
     synapses: dict            # synaptic node -> the share of its current this layer takes (1 / its targets)
     neurons: int
+    connections: int          # non-zero connections into the layer (synapses, one per connection)
     fan_in: int
     weights: int              # stored: shared kernels once, dense weights once
     kernel: int               # of which shared kernels (a copy on every core, or split by channels)
@@ -93,12 +87,11 @@ def place(topo: Topology, chip: Chip) -> tuple[list[Layer], dict]:
         node = topo.node(name)
         if not isinstance(node, NEURONS):
             continue
-        syn = [topo.node(s) for s in fed.get(name, [])]
+        conns = [(topo.node(s), *connections(topo.node(s))) for s in fed.get(name, [])]   # (node, count, fan-in)
         neurons = int(np.prod(node_shape(node)))
-        fan_in = sum(connections(s)[1] for s in syn)
-        shared = [s for s in syn if isinstance(s, SHARED)]
-        kernel = sum(_weights(s) for s in shared)
-        dense = sum(_weights(s) for s in syn if not isinstance(s, SHARED))
+        fan_in = sum(f for _, _, f in conns)
+        kernel = sum(int(np.count_nonzero(s.weight)) for s, _, _ in conns if isinstance(s, SHARED))  # all of it
+        dense = sum(c for s, c, _ in conns if not isinstance(s, SHARED))
         by_neurons = math.ceil(neurons / chip.neurons)
         room = chip.synapses - kernel            # what a core keeps for dense weights beside its kernels
         by_weights = math.ceil(dense / room) if dense and room > 0 else (1 if room > 0 else math.inf)
@@ -107,8 +100,8 @@ def place(topo: Topology, chip: Chip) -> tuple[list[Layer], dict]:
         share = {s: 1.0 / len(placed[s].targets) for s in fed.get(name, [])}
         relay_of = next((t for c in topo.consumers[name] for t in placed[c].targets), None) \
             if isinstance(node, X.Relay) else None
-        layers.append(Layer(name, share, neurons, fan_in, kernel + dense, kernel, max(by_neurons, by_weights, 1),
-                            relay_of, 0.0, 0.0, 0.0))
+        layers.append(Layer(name, share, neurons, sum(c for _, c, _ in conns), fan_in, kernel + dense, kernel,
+                            max(by_neurons, by_weights, 1), relay_of, 0.0, 0.0, 0.0))
     host = {}
     for name in topo.order:
         node = topo.node(name)

@@ -71,9 +71,8 @@ def resources(graph: nir.NIRGraph, chip) -> dict:
         if levels > 1 and not chip.graded:
             problems.append(f"{L.layer}: graded spikes (levels {levels}) need a chip with graded spikes (loihi2); "
                             f"export with --spike-levels 1 for {chip.name}")
-        rows.append({"layer": L.layer, "neurons": L.neurons, "synapses": sum(connections(topo.node(s))[0]
-                                                                             for s in L.synapses),
-                     "weights": L.weights, "fan_in": L.fan_in, "cores": L.cores, "relay_of": L.relay_of,
+        rows.append({"layer": L.layer, "neurons": L.neurons, "synapses": L.connections, "weights": L.weights,
+                     "fan_in": L.fan_in, "cores": L.cores, "relay_of": L.relay_of,
                      "fits": fits, "levels": levels, "per_core": loads(L, chip)})
     custom: dict[str, list] = {}
     for name in topo.order:

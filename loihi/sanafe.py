@@ -109,7 +109,7 @@ def _conv_pairs(w, in_shape, stride, pad):
     return src[ok], dst[ok], w[o[ok], c[ok], ky[ok], kx[ok]]
 
 
-def write(graph, frame, steps, arch_path, net_path, *, units=64.0, dt=1.0, per_core=1024, order="spatial"):
+def write(graph, frame, arch_path, net_path, *, units=64.0, dt=1.0, per_core=1024, order="spatial"):
     """Write the two files; returns {layer: (first core, cores)} and the neuron count."""
     nodes, preds = graph.nodes, {}
     for a, b in graph.edges:
@@ -200,7 +200,7 @@ def write(graph, frame, steps, arch_path, net_path, *, units=64.0, dt=1.0, per_c
         fh.write(head)
         fh.write("  edges:\n" + "\n".join("    " + e for e in edges) + "\n")
         fh.write("mappings:\n" + "\n".join(mappings) + "\n")
-    return dict(layers=placed, cores=core, steps=steps, units=units)
+    return dict(layers=placed, cores=core, units=units)
 
 
 def _sparse(pre, post, src, dst, w) -> str:
@@ -228,11 +228,12 @@ def cross_check(graph, frame, steps: int, depth: int, python: str) -> dict:
     the first `steps` of steps + depth: it delivers each layer one step late), as `mst plan
     --sanafe` reports them beside the plan's."""
     with tempfile.TemporaryDirectory() as tmp:
-        info = write(graph, frame, steps, f"{tmp}/arch.yaml", f"{tmp}/net.yaml")
+        info = write(graph, frame, f"{tmp}/arch.yaml", f"{tmp}/net.yaml")
         s = simulate(python, f"{tmp}/arch.yaml", f"{tmp}/net.yaml", steps + depth, steps)
     return {"source": "SANA-FE 2.2.9, its Loihi 1 description (per-event energies and latencies, barrier "
                       "table; no static power): loihi/sanafe.py", "cores": info["cores"],
             "step_seconds": s["step_time_s"], "step_seconds_max": s["step_time_max_s"],
             "throughput_per_second": s["fps"], "dynamic_joules": s["energy_j"]["total"],
             "energy_joules_by_unit": s["energy_j"], "synaptic_events": s["synaptic_events"],
-            "spikes": s["neurons_fired"], "spikes_per_layer": s["fired_per_layer"]}
+            "spikes": s["neurons_fired"], "spikes_per_layer": s["fired_per_layer"],
+            "wall_seconds": s["wall_load_s"] + s["wall_sim_s"], "peak_memory_mb": s["peak_rss_mb"]}

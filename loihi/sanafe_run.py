@@ -1,7 +1,7 @@
 """SANA-FE on the files loihi/sanafe.py writes; prints one JSON object. Run by SANA-FE's own
 interpreter in a process of its own (SANA-FE is GPL-3.0; nothing of mstdeploy imports it):
     python sanafe_run.py arch.yaml net.yaml STEPS [WINDOW [THREADS]]
-Totals are over the first WINDOW steps (default STEPS); per-step and per-layer series cover all STEPS."""
+Totals (energy, time, events, spikes per layer) are over the first WINDOW steps (default STEPS)."""
 import collections, contextlib, json, resource, sys, time
 sys.path.pop(0)                          # this folder holds mstdeploy's sanafe.py: import SANA-FE's own
 import sanafe  # noqa: E402
@@ -18,10 +18,10 @@ t1 = time.time()
 with contextlib.redirect_stdout(sys.stderr):                     # SANA-FE's progress line
     r = chip.sim(steps, spike_trace=True, perf_trace=True, processing_threads=threads)
 t2 = time.time()
-fired = collections.defaultdict(lambda: [0] * steps)          # layer -> spikes per step
-for t, step in enumerate(r["spike_trace"]):
+fired = collections.Counter()                                 # layer -> spikes in the window
+for step in r["spike_trace"][:window]:
     for n in step:
-        fired[getattr(n, "group_name", None) or str(n).split(".")[0]][t] += 1
+        fired[getattr(n, "group_name", None) or str(n).split(".")[0]] += 1
 perf = {k: list(v) for k, v in (r["perf_trace"] or {}).items()}
 w = lambda key: sum(perf[key][:window])
 energy = {u: w(f"{u}_energy") for u in ("synapse", "dendrite", "soma", "network")}
@@ -30,9 +30,6 @@ sim_time = w("sim_time")
 print(json.dumps(dict(
     steps=steps, window=window, energy_j=energy, sim_time_s=sim_time, step_time_s=sim_time / window,
     step_time_max_s=max(perf["sim_time"][:window]), fps=1.0 / sim_time,
-    synaptic_events=w("spikes"), neurons_fired=w("fired"), neurons_updated=w("updated"),
-    packets_sent_all_steps=r["packets_sent"], energy_all_steps_j=r["energy"],
-    fired_per_layer={g: sum(v[:window]) for g, v in fired.items()}, fired_per_layer_step=dict(fired),
-    perf_per_step={k: v for k, v in perf.items() if k != "timestep"},
+    synaptic_events=w("spikes"), neurons_fired=w("fired"), fired_per_layer=dict(fired),
     wall_load_s=t1 - t0, wall_sim_s=t2 - t1,
     peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))

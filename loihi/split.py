@@ -14,6 +14,7 @@ Recurrent edges into the neuron stay direct.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import nir
@@ -61,60 +62,57 @@ def _unbiased(node):
     """The node without its bias (an Affine becomes a Linear)."""
     if isinstance(node, nir.Affine):
         return nir.Linear(weight=node.weight)
-    return type(node)(**{**{k: getattr(node, k) for k in ("weight", "stride", "padding", "dilation", "groups",
-                                                           "input_shape")}, "bias": np.zeros_like(node.bias)})
+    return dataclasses.replace(node, bias=np.zeros_like(node.bias))
 
 
 def _twin(node):
     """A copy with zero weights: the bias alone, with no synapse."""
-    if isinstance(node, nir.Affine):
-        return nir.Affine(weight=np.zeros_like(node.weight), bias=node.bias)
-    return type(node)(**{**{k: getattr(node, k) for k in ("stride", "padding", "dilation", "groups", "bias",
-                                                           "input_shape")}, "weight": np.zeros_like(node.weight)})
+    return dataclasses.replace(node, weight=np.zeros_like(node.weight))
 
 
 def split(graph: nir.NIRGraph, in_axons: int) -> tuple[nir.NIRGraph, dict[str, list[str]]]:
     """(the graph with every fan-in beyond `in_axons` on relays, neuron -> its relays)."""
     topo = Topology(graph)
     fed = feeds(placements(topo))
+    fan = {s: connections(topo.node(s))[1] for s in topo.order if isinstance(topo.node(s), SYNAPTIC)}
     looped = {n for loop in topo.loops for n in loop}
     g, relays = _Graph(graph), {}
     for n in topo.order:
         node = topo.node(n)
         if not isinstance(node, NEURONS) or isinstance(node, X.Relay):
             continue
-        if sum(connections(topo.node(s))[1] for s in fed.get(n, [])) <= in_axons:
+        if sum(fan[s] for s in fed.get(n, [])) <= in_axons:
             continue
         if n in looped:
             raise UserError(f"split: {n} has a fan-in beyond {in_axons} inputs inside a recurrent loop; "
                             "relays are not placed in loops")
-        relays[n] = _split(g, topo, n, in_axons)
+        relays[n] = _split(g, topo, n, in_axons, fan)
     return g.graph(graph.metadata), relays
 
 
-def _split(g: _Graph, topo: Topology, n: str, in_axons: int) -> list[str]:
+def _split(g: _Graph, topo: Topology, n: str, in_axons: int, fan: dict) -> list[str]:
     shape = node_shape(topo.node(n), "input")
     entries, direct = [], 0                       # (edge into n, its fan-in); inputs that stay
     for p in topo.preds[n]:
         src = _sources(topo, p)
+        inputs = sum(fan[s] for s in src)
         if (p, n) in topo.back:
-            direct += sum(connections(topo.node(s))[1] for s in src)
+            direct += inputs
             continue
         if p in src and synapse_bias(topo.node(p)) is not None:      # the bias stays: a twin carries it
             g.add(f"{p}.bias", _twin(topo.node(p)), *topo.preds[p])
             g.edges.append((f"{p}.bias", n))
             g.nodes[p] = _unbiased(topo.node(p))
         elif any(synapse_bias(topo.node(s)) is not None for s in src):   # a bias routed on its way
-            direct += sum(connections(topo.node(s))[1] for s in src)
+            direct += inputs
             continue
-        fan = sum(connections(topo.node(s))[1] for s in src)
-        if fan > in_axons and p in src and isinstance(g.nodes[p], DENSE):
+        if inputs > in_axons and p in src and isinstance(g.nodes[p], DENSE):
             entries += _columns(g, topo, p, n, in_axons)
-        elif fan > in_axons:
-            raise UserError(f"split: {n}'s input {p} alone reaches it with {fan} inputs, more than a core's "
+        elif inputs > in_axons:
+            raise UserError(f"split: {n}'s input {p} alone reaches it with {inputs} inputs, more than a core's "
                             f"{in_axons}, and only dense layers are cut by columns")
-        elif fan:
-            entries.append(((p, n), fan))
+        elif inputs:
+            entries.append(((p, n), inputs))
     groups: list[list] = []
     for edge, fan in entries:                     # in order, as many inputs as a core takes
         if not groups or sum(f for _, f in groups[-1]) + fan > in_axons:

@@ -43,7 +43,7 @@ def frame():
 
 
 def test_the_files_say_what_the_graph_says(tmp_path):
-    info = sanafe.write(net(), frame(), 8, tmp_path / "arch.yaml", tmp_path / "net.yaml", per_core=8)
+    info = sanafe.write(net(), frame(), tmp_path / "arch.yaml", tmp_path / "net.yaml", per_core=8)
     arch = yaml.safe_load((tmp_path / "arch.yaml").read_text())
     text = (tmp_path / "net.yaml").read_text()
     doc = yaml.safe_load(text)
@@ -72,13 +72,13 @@ def test_the_files_say_what_the_graph_says(tmp_path):
         g.nodes["e.neuron"] = _lif((3,))
         g.nodes["e"] = nir.Scale(scale=np.ones(3, F))
         g.edges[-1:] = [("d.neuron", "e"), ("e", "e.neuron"), ("e.neuron", "output")]
-        sanafe.write(g, frame(), 8, tmp_path / "a.yaml", tmp_path / "n.yaml")
+        sanafe.write(g, frame(), tmp_path / "a.yaml", tmp_path / "n.yaml")
 
 
 @pytest.mark.skipif(not SANAFE.exists(), reason="SANA-FE's venv: make sanafe (make test makes it)")
 def test_sanafe_runs_the_files_and_the_input_layer_fires_as_ours(tmp_path):
     g, T = net(), 12
-    sanafe.write(g, frame(), T, tmp_path / "arch.yaml", tmp_path / "net.yaml", per_core=8)
+    sanafe.write(g, frame(), tmp_path / "arch.yaml", tmp_path / "net.yaml", per_core=8)
     rep = sanafe.simulate(SANAFE, tmp_path / "arch.yaml", tmp_path / "net.yaml", T)
     assert rep["energy_j"]["total"] > 0 and rep["sim_time_s"] > 0 and rep["synaptic_events"] > 0
     ours = Simulator(g, "cpu", torch.float32, fixed_point=True).run(torch.as_tensor(frame())[None], T)

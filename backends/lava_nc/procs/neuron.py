@@ -175,18 +175,11 @@ class _RelayModel(NodeModel):
             self.save(values=self.record, shape=np.array(self.shape), saturation=self.saturation)
 
 
-class _RelayFloat(_RelayModel):
-    dtype = np.float64
-
-
-class _RelayFixed(_RelayModel):
-    dtype = np.int64
-
-
 @implements(proc=Relay, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class RelayFloat(_RelayFloat):
+class RelayFloat(_RelayModel):
+    dtype = np.float64
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
 
@@ -194,6 +187,7 @@ class RelayFloat(_RelayFloat):
 @implements(proc=Relay, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class RelayFixed(_RelayFixed):
+class RelayFixed(_RelayModel):
+    dtype = np.int64
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=GRADED_BITS)
