@@ -49,6 +49,9 @@ LOIHI1 = dict(
     sync={1: 0.6e-6, 2: 1.0e-6, 4: 1.4e-6, 29: 1.8e-6})
 
 
+MAPPED = ("Input", "Output", "Scale", "Flatten", "Conv2d", "Affine", "Linear", "LIF", "CubaLIF")
+
+
 def arch_yaml(cores: int, per_core: int = 1024) -> dict:
     """Loihi 1's tile of 4 cores, repeated on a mesh 4 high and ceil(tiles / 4) wide."""
     tiles = max(1, math.ceil(cores / 4))
@@ -110,11 +113,15 @@ def _conv_pairs(w, in_shape, stride, pad):
 
 
 def write(graph, frame, arch_path, net_path, *, units=64.0, dt=1.0, per_core=1024, order="spatial"):
-    """Write the two files; returns {layer: (first core, cores)} and the neuron count."""
+    """Write the two files; returns {"layers": {group: (first core, cores)}, "cores", "units"}."""
     nodes, preds = graph.nodes, {}
     for a, b in graph.edges:
         preds.setdefault(b, []).append(a)
     kind = lambda k: type(nodes[k]).__name__
+    for k in nodes:
+        if kind(k) not in MAPPED or kind(k) in ("LIF", "CubaLIF") and len(preds.get(k, [])) != 1:
+            raise UserError(f"SANA-FE: {k} ({kind(k)}) is not mapped: loihi/sanafe.py maps chains of stock LIF / "
+                            "CubaLIF layers (netx files), each fed by one synaptic node")
     neuron_keys = [k for k in nodes if kind(k) in ("LIF", "CubaLIF")]
     name = {k: k.replace(".", "_") for k in neuron_keys}          # '.' separates group and neuron
     groups, edges, mappings, placed, core = [], [], [], {}, 0

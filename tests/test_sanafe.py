@@ -67,11 +67,19 @@ def test_the_files_say_what_the_graph_says(tmp_path):
     tiles = arch["architecture"]["tile"][0]["name"]
     assert tiles == "loihi_tile[0..3]"                       # 9 cores: 3 tiles, a mesh 4 high
     with pytest.raises(UserError, match="input from a"):
-        g = net()
-        g.nodes["d.neuron"] = nir.IF(r=np.ones(3, F), v_threshold=np.ones(3, F), v_reset=np.zeros(3, F))
+        g = net()                                            # a Scale between two layers
         g.nodes["e.neuron"] = _lif((3,))
         g.nodes["e"] = nir.Scale(scale=np.ones(3, F))
         g.edges[-1:] = [("d.neuron", "e"), ("e", "e.neuron"), ("e.neuron", "output")]
+        sanafe.write(g, frame(), tmp_path / "a.yaml", tmp_path / "n.yaml")
+    g = net()                                                # not silently dropped: a neuron it cannot map
+    g.nodes["d.neuron"] = nir.IF(r=np.ones(3, F), v_threshold=np.ones(3, F), v_reset=np.zeros(3, F))
+    with pytest.raises(UserError, match=r"SANA-FE: d.neuron \(IF\) is not mapped"):
+        sanafe.write(g, frame(), tmp_path / "a.yaml", tmp_path / "n.yaml")
+    g = net()                                                # a layer fed by two synaptic nodes
+    g.nodes["d2"] = nir.Affine(weight=np.ones((3, 18), F), bias=np.zeros(3, F))
+    g.edges += [("flat", "d2"), ("d2", "d.neuron")]
+    with pytest.raises(UserError, match=r"SANA-FE: d.neuron \(LIF\) is not mapped"):
         sanafe.write(g, frame(), tmp_path / "a.yaml", tmp_path / "n.yaml")
 
 
@@ -104,3 +112,7 @@ def test_mst_plan_runs_sanafe_beside_the_plan(tmp_path, capsys):
     sf = rep["sanafe"]
     assert sf["step_seconds"] > 0 and sf["dynamic_joules"] > 0 and sf["spikes_per_layer"]["input_neuron"] > 0
     assert sf["throughput_per_second"] == pytest.approx(1 / (8 * sf["step_seconds"]))
+    from conftest import one_line_here
+    line = one_line_here(capsys, "plan", tmp_path / "net.nir", "--inputs", tmp_path / "x.npy", "-T", 2,
+                         "--sanafe", tmp_path / "no-python", "--no-progress")
+    assert line.startswith("error: SANA-FE: cannot run"), line
